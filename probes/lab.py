@@ -1,0 +1,168 @@
+"""A private network lab: a veth pair whose TX end lives in txtop's own namespace.
+
+The TX end (``dev``) stays in the current namespace so txtop's sysfs/netlink readers see it
+like any other interface; its peer lives in a network namespace this module creates. Traffic
+sent to ``peer_ip`` crosses the veth into that namespace and nowhere else: no routes other than
+the /30 on the lab link are added, and nothing is forwarded.
+
+Everything a lab creates carries the ``txtop-`` / ``txl`` prefix so a lab left behind by a
+killed process can be found and removed (``cleanup_stale``). Root is required.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+NS_PREFIX = "txtop-lab-"
+DEV_PREFIX = "txl"
+_TAG_RE = re.compile(r"^[a-z0-9]{1,8}$")
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def _ip(*args: str, check: bool = True, ns: str | None = None) -> subprocess.CompletedProcess:
+    argv = ["ip"]
+    if ns is not None:
+        argv += ["-n", ns]
+    argv += list(args)
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    if check and res.returncode != 0:
+        raise LabError(f"{' '.join(argv)}: {res.stderr.strip() or res.returncode}")
+    return res
+
+
+def _tc(*args: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    argv = ["tc"] + (["-n", ns] if ns else []) + list(args)
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    if check and res.returncode != 0:
+        raise LabError(f"{' '.join(argv)}: {res.stderr.strip() or res.returncode}")
+    return res
+
+
+def list_lab_namespaces() -> list[str]:
+    res = _ip("netns", "list", check=False)
+    names = [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
+    return [n for n in names if n.startswith(NS_PREFIX)]
+
+
+def list_lab_links() -> list[str]:
+    return sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(DEV_PREFIX))
+
+
+def cleanup_stale(owner_alive: bool = True) -> list[str]:
+    """Remove labs whose creating process is gone. Returns what was removed.
+
+    Namespaces are named ``txtop-lab-<tag>-<pid>``; a lab whose pid is still running is left
+    alone (another txtop, or a test, owns it) unless ``owner_alive`` is False.
+    """
+    removed = []
+    for ns in list_lab_namespaces():
+        m = re.match(rf"^{NS_PREFIX}[a-z0-9]+-(\d+)$", ns)
+        pid = int(m.group(1)) if m else 0
+        if owner_alive and pid and pid != os.getpid() and Path(f"/proc/{pid}").exists():
+            continue
+        _ip("netns", "del", ns, check=False)
+        removed.append(ns)
+    # A TX end whose peer namespace is gone is deleted with it; any leftover is orphaned.
+    for dev in list_lab_links():
+        if not any(ns.endswith(f"-{_tag_of(dev)}") or _tag_of(dev) in ns for ns in list_lab_namespaces()):
+            _ip("link", "del", dev, check=False)
+            removed.append(dev)
+    return removed
+
+
+def _tag_of(dev: str) -> str:
+    return dev[len(DEV_PREFIX) :].rstrip("ab")
+
+
+@dataclass
+class Lab:
+    """One veth lab. Use as a context manager, or call ``create``/``destroy``."""
+
+    tag: str = "t"
+    queues: int = 4
+    subnet: int = 1  # lab link is 10.253.<subnet>.0/30
+    ns: str = field(init=False)
+    dev: str = field(init=False)
+    peer: str = field(init=False)
+    local_ip: str = field(init=False)
+    peer_ip: str = field(init=False)
+    created: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        if not _TAG_RE.match(self.tag):
+            raise LabError(f"invalid lab tag {self.tag!r}: use 1-8 of [a-z0-9]")
+        if not 1 <= self.queues <= 64:
+            raise LabError("queues must be 1..64")
+        if not 0 <= self.subnet <= 255:
+            raise LabError("subnet must be 0..255")
+        self.ns = f"{NS_PREFIX}{self.tag}-{os.getpid()}"
+        self.dev = f"{DEV_PREFIX}{self.tag}a"
+        self.peer = f"{DEV_PREFIX}{self.tag}b"
+        self.local_ip = f"10.253.{self.subnet}.1"
+        self.peer_ip = f"10.253.{self.subnet}.2"
+
+    def __enter__(self) -> Lab:
+        self.create()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+    def create(self) -> None:
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces and veth)")
+        self.destroy()  # a previous run with the same pid/tag may have been killed
+        _ip("link", "del", self.dev, check=False)
+        _ip("netns", "add", self.ns)
+        self.created = True
+        try:
+            q = str(self.queues)
+            _ip("link", "add", self.dev, "numtxqueues", q, "numrxqueues", q, "type", "veth",
+                "peer", "name", self.peer, "numtxqueues", q, "numrxqueues", q, "netns", self.ns)
+            _ip("addr", "add", f"{self.local_ip}/30", "dev", self.dev)
+            _ip("link", "set", self.dev, "up")
+            _ip("addr", "add", f"{self.peer_ip}/30", "dev", self.peer, ns=self.ns)
+            _ip("link", "set", self.peer, "up", ns=self.ns)
+            _ip("link", "set", "lo", "up", ns=self.ns)
+        except BaseException:
+            self.destroy()
+            raise
+
+    def destroy(self) -> None:
+        # Deleting the namespace destroys the peer, and with it our end of the veth.
+        _ip("netns", "del", self.ns, check=False)
+        _ip("link", "del", self.dev, check=False)
+        self.created = False
+
+    @property
+    def ifindex(self) -> int:
+        return int(Path(f"/sys/class/net/{self.dev}/ifindex").read_text())
+
+    # --- qdisc set-ups used by tests and the demo -------------------------------------------
+    def set_mq(self, child: str = "pfifo_fast") -> None:
+        """mq root (handle 1:) with one ``child`` qdisc per TX queue (parent 1:N+1 -> tx-N)."""
+        _tc("qdisc", "replace", "dev", self.dev, "root", "handle", "1:", "mq")
+        for n in range(self.queues):
+            _tc("qdisc", "replace", "dev", self.dev, "parent", f"1:{n + 1:x}", child)
+
+    def set_tbf(self, rate: str = "8mbit", burst: str = "4k", limit: str = "200k",
+                parent: str | None = None) -> None:
+        """A rate-limited tbf, at root or under ``parent`` (e.g. "1:1" for tx-0 under mq)."""
+        where = ["parent", parent] if parent else ["root"]
+        _tc("qdisc", "replace", "dev", self.dev, *where, "tbf", "rate", rate, "burst", burst,
+            "limit", limit)
+
+    def clear_qdisc(self) -> None:
+        _tc("qdisc", "del", "dev", self.dev, "root", check=False)
+
+    def ns_argv(self, argv: Sequence[str]) -> list[str]:
+        """argv that runs a command inside the lab namespace."""
+        return ["ip", "netns", "exec", self.ns, *argv]

@@ -1,0 +1,270 @@
+"""The snapshot: one immutable picture of the TX path per tick.
+
+Every source (live collector, replay, demo, fixed test data) produces these; every panel is a
+function of one of them. The JSON form (``Snapshot.to_dict``) is a public contract used by
+scripts and tests (`txtop --once --format json`) and by recordings: extend it, never rename.
+
+Counters named without a rate suffix are the kernel's cumulative values; ``*_per_s`` are rates
+over the last interval; ``bps`` is bits per second (network convention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+SNAPSHOT_VERSION = 1
+
+# Stage names in TX-path order (kernel tracepoint each comes from):
+STAGES: tuple[str, ...] = (
+    "sendto",  # syscalls:sys_enter_sendto|sendmsg|sendmmsg (or write) of the sending thread
+    "dev_queue",  # net:net_dev_queue (__dev_queue_xmit entry)
+    "qdisc_enqueue",  # qdisc:qdisc_enqueue
+    "qdisc_dequeue",  # qdisc:qdisc_dequeue
+    "start_xmit",  # net:net_dev_start_xmit (just before ndo_start_xmit)
+    "xmit",  # net:net_dev_xmit (ndo_start_xmit returned)
+    "free",  # skb:consume_skb / skb:kfree_skb (completion on real NICs)
+)
+
+TRACK_KINDS = ("complete", "aged", "lost")
+
+
+@dataclass(frozen=True, slots=True)
+class BqlStats:
+    """/sys/class/net/<dev>/queues/tx-<n>/byte_queue_limits/* (lib/dynamic_queue_limits.c)."""
+
+    inflight: int
+    limit: int
+    limit_min: int
+    limit_max: int
+    hold_time: int  # ms, as sysfs shows it
+    stall_thrs: int | None = None  # ms; kernels >= 6.10
+    stall_cnt: int | None = None
+    stall_max: int | None = None  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class QdiscStats:
+    """The qdisc serving one TX queue (tc -s qdisc), read over rtnetlink."""
+
+    kind: str
+    handle: str  # "8001:" as tc prints it
+    parent: str  # "root" or "8001:3"
+    qlen: int
+    backlog_bytes: int
+    backlog_pkts: int
+    drops: int
+    requeues: int
+    overlimits: int
+    bytes: int
+    packets: int
+    drops_per_s: float = 0.0
+    requeues_per_s: float = 0.0
+    per_queue: bool = False  # True for an mq/mqprio child: its counters are this queue's alone
+
+
+@dataclass(frozen=True, slots=True)
+class TxStats:
+    """Transmit rate of one queue. ``source`` says where the numbers come from."""
+
+    pps: float
+    bps: float  # bits per second
+    packets: int
+    bytes: int
+    source: str = "probe"  # "probe" (net_dev_start_xmit counters) | "qdisc" (mq child stats)
+    gso_segs: int | None = None
+    errors: int | None = None  # net_dev_xmit rc != NETDEV_TX_OK
+    stopped: int | None = None  # qdisc_dequeue saw the txq stopped (XOFF)
+    errors_per_s: float | None = None
+    stopped_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyStats:
+    p50: int
+    p90: int
+    p99: int
+    max: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    dev: str
+    ifindex: int
+    queue: int
+    bql: BqlStats | None  # None: the device has no BQL (veth, lo, ...)
+    qdisc: QdiscStats | None
+    tx: TxStats | None
+    latency_ns: Mapping[str, LatencyStats] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """Device-wide numbers from /sys/class/net/<dev>/statistics (ndo_get_stats64)."""
+
+    dev: str
+    ifindex: int
+    tx_queues: int
+    has_bql: bool
+    oper_state: str
+    root_qdisc: str | None
+    tx_packets: int
+    tx_bytes: int
+    tx_dropped: int
+    tx_errors: int
+    tx_pps: float
+    tx_bps: float
+
+
+@dataclass(frozen=True, slots=True)
+class CpuRow:
+    cpu: int
+    net_tx_per_s: float  # /proc/softirqs NET_TX delta
+    net_rx_per_s: float  # /proc/softirqs NET_RX delta
+    softirq_pct: float  # psutil cpu_times(percpu=True).softirq share of the interval
+    softnet_processed_per_s: float  # /proc/net/softnet_stat column 1
+    softnet_dropped: int  # column 2 (cumulative)
+    time_squeeze: int  # column 3 (cumulative)
+    softnet_dropped_per_s: float = 0.0
+    time_squeeze_per_s: float = 0.0
+    net_tx_time_pct: float | None = None  # irq:softirq_entry/exit, from the probes
+    net_rx_time_pct: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PacketTrace:
+    """One sampled packet's path, decoded from a ring-buffer record."""
+
+    pid: int  # tgid of the sender, 0 when no syscall was tied to the skb
+    tid: int
+    comm: str
+    dev: str
+    ifindex: int
+    queue: int | None
+    len: int
+    gso_segs: int
+    stages: Mapping[str, int]  # stage -> CLOCK_MONOTONIC ns; absent stages omitted
+    cpus: Mapping[str, int]  # stage -> CPU it ran on
+    track: str  # "complete" | "aged" | "lost"
+    protocol: int | None = None  # ethertype from net_dev_start_xmit
+    xmit_rc: int | None = None
+    txq_state: int | None = None  # qdisc_dequeue's txq_state bits
+    free_kind: str | None = None  # "consume" | "drop"
+    drop_reason: str | None = None
+    free_location: str | None = None  # kernel symbol+off of the freeing call site
+    syscall: str | None = None  # "sendto", "sendmsg", ...
+    syscall_exit_ns: int | None = None
+    l4_proto: int | None = None  # IPPROTO_* when known
+    sport: int | None = None
+    dport: int | None = None
+    sample_every: int | None = None  # the sampling settings in force when it was taken
+    sample_max_per_s: int | None = None
+
+    @property
+    def first_ns(self) -> int:
+        return min(self.stages.values()) if self.stages else 0
+
+    @property
+    def last_ns(self) -> int:
+        return max(self.stages.values()) if self.stages else 0
+
+    @property
+    def total_ns(self) -> int:
+        return self.last_ns - self.first_ns
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeStatus:
+    state: str  # "running" | "unavailable" | "starting" | "off"
+    reason: str = ""
+    lost_events: int = 0
+    breakdown: Mapping[str, int] = field(default_factory=dict)  # per-probe loss counters
+    sampling: Mapping[str, int] = field(default_factory=dict)  # {"every": N, "max_per_s": R}
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # stage/counter -> reason
+    notice: str = ""  # e.g. "using fallback kernel headers from ..."
+    filters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    host: str
+    kernel: str
+    time: float  # wall clock, epoch seconds, at the end of the interval
+    mono_ns: int  # CLOCK_MONOTONIC at the same moment (packet stages use this clock)
+    interval_s: float
+    mode: str  # "live" | "replay" | "demo"
+    interfaces: tuple[str, ...]
+    devices: tuple[DeviceRow, ...]
+    queues: tuple[QueueRow, ...]
+    cpus: tuple[CpuRow, ...]
+    packets: tuple[PacketTrace, ...]
+    probes: ProbeStatus
+    latency_ns: Mapping[str, LatencyStats] = field(default_factory=dict)
+    version: int = SNAPSHOT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
+        """Rebuild a snapshot from its JSON form. Raises ValueError on malformed input."""
+        try:
+            return _snapshot_from_dict(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed snapshot: {exc!r}") from None
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    return obj
+
+
+def _build(cls: type, data: Mapping[str, Any], **nested: Any) -> Any:
+    """Construct a dataclass from a dict, ignoring unknown keys (newer writers may add some)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    kwargs.update(nested)
+    return cls(**kwargs)
+
+
+def _latency(data: Mapping[str, Any] | None) -> dict[str, LatencyStats]:
+    return {str(k): _build(LatencyStats, v) for k, v in (data or {}).items()}
+
+
+def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
+    queues = []
+    for q in d["queues"]:
+        queues.append(
+            _build(
+                QueueRow,
+                q,
+                bql=_build(BqlStats, q["bql"]) if q.get("bql") else None,
+                qdisc=_build(QdiscStats, q["qdisc"]) if q.get("qdisc") else None,
+                tx=_build(TxStats, q["tx"]) if q.get("tx") else None,
+                latency_ns=_latency(q.get("latency_ns")),
+            )
+        )
+    packets = [
+        _build(PacketTrace, p, stages=dict(p["stages"]), cpus=dict(p.get("cpus") or {}))
+        for p in d.get("packets") or ()
+    ]
+    return _build(
+        Snapshot,
+        d,
+        interfaces=tuple(d.get("interfaces") or ()),
+        devices=tuple(_build(DeviceRow, x) for x in d.get("devices") or ()),
+        queues=tuple(queues),
+        cpus=tuple(_build(CpuRow, c) for c in d["cpus"]),
+        packets=tuple(packets),
+        probes=_build(ProbeStatus, d["probes"]),
+        latency_ns=_latency(d.get("latency_ns")),
+    )
