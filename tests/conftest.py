@@ -1,0 +1,36 @@
+"""Shared fixtures. Root-only tests build a private netns lab and remove it afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config, items):
+    if IS_ROOT and shutil.which("ip") and shutil.which("tc"):
+        return
+    skip = pytest.mark.skip(reason="needs root with iproute2 (netns lab / BPF); run as root")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def lab():
+    """A veth lab with 4 TX queues: TX end in this namespace, peer in a private netns."""
+    from txtop.probes.lab import Lab
+
+    tag = f"p{os.getpid() % 10000}"
+    with Lab(tag=tag, queues=4, subnet=os.getpid() % 200 + 20) as created:
+        yield created
