@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 NS_PREFIX = "txtop-lab-"
 DEV_PREFIX = "txl"
@@ -72,7 +72,9 @@ def cleanup_stale(owner_alive: bool = True) -> list[str]:
         removed.append(ns)
     # A TX end whose peer namespace is gone is deleted with it; any leftover is orphaned.
     for dev in list_lab_links():
-        if not any(ns.endswith(f"-{_tag_of(dev)}") or _tag_of(dev) in ns for ns in list_lab_namespaces()):
+        if not any(
+            ns.endswith(f"-{_tag_of(dev)}") or _tag_of(dev) in ns for ns in list_lab_namespaces()
+        ):
             _ip("link", "del", dev, check=False)
             removed.append(dev)
     return removed
@@ -125,8 +127,26 @@ class Lab:
         self.created = True
         try:
             q = str(self.queues)
-            _ip("link", "add", self.dev, "numtxqueues", q, "numrxqueues", q, "type", "veth",
-                "peer", "name", self.peer, "numtxqueues", q, "numrxqueues", q, "netns", self.ns)
+            _ip(
+                "link",
+                "add",
+                self.dev,
+                "numtxqueues",
+                q,
+                "numrxqueues",
+                q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.peer,
+                "numtxqueues",
+                q,
+                "numrxqueues",
+                q,
+                "netns",
+                self.ns,
+            )
             _ip("addr", "add", f"{self.local_ip}/30", "dev", self.dev)
             _ip("link", "set", self.dev, "up")
             _ip("addr", "add", f"{self.peer_ip}/30", "dev", self.peer, ns=self.ns)
@@ -153,12 +173,25 @@ class Lab:
         for n in range(self.queues):
             _tc("qdisc", "replace", "dev", self.dev, "parent", f"1:{n + 1:x}", child)
 
-    def set_tbf(self, rate: str = "8mbit", burst: str = "4k", limit: str = "200k",
-                parent: str | None = None) -> None:
+    def set_tbf(
+        self, rate: str = "8mbit", burst: str = "4k", limit: str = "200k", parent: str | None = None
+    ) -> None:
         """A rate-limited tbf, at root or under ``parent`` (e.g. "1:1" for tx-0 under mq)."""
         where = ["parent", parent] if parent else ["root"]
-        _tc("qdisc", "replace", "dev", self.dev, *where, "tbf", "rate", rate, "burst", burst,
-            "limit", limit)
+        _tc(
+            "qdisc",
+            "replace",
+            "dev",
+            self.dev,
+            *where,
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            burst,
+            "limit",
+            limit,
+        )
 
     def clear_qdisc(self) -> None:
         _tc("qdisc", "del", "dev", self.dev, "root", check=False)

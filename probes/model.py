@@ -11,8 +11,9 @@ over the last interval; ``bps`` is bits per second (network convention).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 SNAPSHOT_VERSION = 1
 
@@ -202,6 +203,9 @@ class Snapshot:
     packets: tuple[PacketTrace, ...]
     probes: ProbeStatus
     latency_ns: Mapping[str, LatencyStats] = field(default_factory=dict)
+    # Replay position when the snapshot comes from a recording:
+    # {"index", "count", "at_s", "total_s", "speed", "paused", "damage"}; None when live.
+    replay: Mapping[str, Any] | None = None
     version: int = SNAPSHOT_VERSION
 
     def to_dict(self) -> dict[str, Any]:

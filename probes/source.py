@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from .model import PacketTrace, ProbeStatus, Snapshot
 
@@ -64,6 +64,7 @@ class SnapshotSource(ABC):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._sink: Sink | None = None
+        self._tick_now = False
         self.error: BaseException | None = None
 
     @property
@@ -73,6 +74,11 @@ class SnapshotSource(ABC):
     def set_interval(self, seconds: float) -> None:
         self._interval_s = min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, seconds))
         self._wake.set()  # apply now rather than after the old, possibly long, interval
+
+    def request_tick(self) -> None:
+        """Produce the next snapshot right away (e.g. after a replay seek or step)."""
+        self._tick_now = True
+        self._wake.set()
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
@@ -103,6 +109,10 @@ class SnapshotSource(ABC):
                         break
                     if self._wake.is_set():
                         self._wake.clear()
+                        if self._tick_now:
+                            self._tick_now = False
+                            deadline = time.monotonic()
+                            break
                         deadline = min(deadline, time.monotonic() + self._interval_s)
                         continue
                     self._poll(min(left, 0.05))

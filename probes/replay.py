@@ -1,0 +1,226 @@
+"""Replay: a recording played back through the same panels, without root or bcc."""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .latency import LatencyWindow
+from .model import CpuRow, QueueRow, Snapshot, TxStats
+from .source import SnapshotSource
+
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+class ReplaySource(SnapshotSource):
+    """Emits the recorded snapshots at their recorded pace times ``speed``.
+
+    Controls (thread-safe, called from the UI): pause, step, seek, speed. Every emitted
+    snapshot carries ``replay`` = position information for the header.
+    """
+
+    mode = "replay"
+
+    def __init__(
+        self,
+        snapshots: Sequence[Snapshot],
+        speed: float = 1.0,
+        damage: str = "",
+        loop: bool = False,
+    ) -> None:
+        if not snapshots:
+            raise ValueError("the recording holds no snapshot")
+        super().__init__(max(0.1, snapshots[0].interval_s) / speed)
+        self._snaps = list(snapshots)
+        self._t0 = self._snaps[0].time - self._snaps[0].interval_s
+        self._times = [s.time - self._t0 for s in self._snaps]
+        self._lock = threading.Lock()
+        self._index = 0
+        self._emitted = -1
+        self._speed = speed
+        self._paused = False
+        self._loop = loop
+        self.damage = damage
+
+    # --- controls ------------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return len(self._snaps)
+
+    @property
+    def total_s(self) -> float:
+        return self._times[-1]
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def set_paused(self, paused: bool) -> None:
+        with self._lock:
+            if self._paused and not paused and self._emitted == self._index:
+                # Resume after the frame on screen, not by showing it again.
+                self._index = min(self._index + 1, len(self._snaps) - 1)
+            self._paused = paused
+        self.request_tick()
+
+    def set_speed(self, speed: float) -> None:
+        with self._lock:
+            self._speed = min(SPEEDS[-1], max(SPEEDS[0], speed))
+        self.request_tick()
+
+    def faster(self) -> None:
+        i = bisect.bisect_right(SPEEDS, self._speed)
+        self.set_speed(SPEEDS[min(i, len(SPEEDS) - 1)])
+
+    def slower(self) -> None:
+        i = bisect.bisect_left(SPEEDS, self._speed) - 1
+        self.set_speed(SPEEDS[max(i, 0)])
+
+    def step(self, frames: int = 1) -> None:
+        """Move by ``frames`` (negative: back) and pause there."""
+        with self._lock:
+            self._paused = True
+            self._index = min(max(self._emitted + frames, 0), len(self._snaps) - 1)
+            self._emitted = self._index - 1
+        self.request_tick()
+
+    def seek(self, at_s: float) -> None:
+        """Jump to the frame at ``at_s`` seconds from the start of the recording."""
+        with self._lock:
+            self._index = index_at(self._times, at_s)
+            self._emitted = self._index - 1
+        self.request_tick()
+
+    def seek_relative(self, delta_s: float) -> None:
+        with self._lock:
+            cur = self._times[max(self._emitted, 0)]
+        self.seek(cur + delta_s)
+
+    def set_interval(self, seconds: float) -> None:
+        """+/- in replay change the speed rather than the (recorded) interval."""
+        if seconds < self.interval_s:
+            self.faster()
+        else:
+            self.slower()
+
+    # --- tick ----------------------------------------------------------------------------
+    def _produce(self) -> Snapshot | None:
+        with self._lock:
+            if self._paused and self._emitted == self._index:
+                return None
+            i = self._index
+            snap = self._snaps[i]
+            self._emitted = i
+            if not self._paused:
+                if i + 1 < len(self._snaps):
+                    self._index = i + 1
+                elif self._loop:
+                    self._index = 0
+                else:
+                    self._paused = True  # the end: hold the last frame
+            nxt = self._snaps[self._index]
+            self._interval_s = max(0.05, nxt.interval_s / self._speed)
+            info = {
+                "index": i,
+                "count": len(self._snaps),
+                "at_s": round(self._times[i], 3),
+                "total_s": round(self.total_s, 3),
+                "speed": self._speed,
+                "paused": self._paused,
+                "damage": self.damage,
+            }
+        return dataclasses.replace(snap, mode="replay", replay=info)
+
+
+def index_at(times: Sequence[float], at_s: float) -> int:
+    """Index of the frame covering ``at_s`` (the first frame ending at or after it)."""
+    i = bisect.bisect_left(times, at_s - 1e-9)
+    return min(max(i, 0), len(times) - 1)
+
+
+def snapshot_at(snapshots: Sequence[Snapshot], at_s: float) -> Snapshot:
+    t0 = snapshots[0].time - snapshots[0].interval_s
+    return snapshots[index_at([s.time - t0 for s in snapshots], at_s)]
+
+
+def _weighted(rows: Iterable[tuple[float, Any]], names: Sequence[str]) -> dict[str, float]:
+    total_w = 0.0
+    sums = dict.fromkeys(names, 0.0)
+    for w, row in rows:
+        total_w += w
+        for n in names:
+            v = getattr(row, n)
+            if v is not None:
+                sums[n] += w * v
+    return {n: (s / total_w if total_w else 0.0) for n, s in sums.items()}
+
+
+def aggregate(snapshots: Sequence[Snapshot]) -> Snapshot:
+    """One snapshot for a whole recording window.
+
+    Cumulative counters and gauges (BQL inflight, backlog) come from the last frame; every
+    rate is the interval-weighted mean over the window; packets are all packets of the window
+    and latency percentiles are computed over all of them.
+    """
+    if not snapshots:
+        raise ValueError("no snapshots to aggregate")
+    last = snapshots[-1]
+    window_s = sum(s.interval_s for s in snapshots)
+
+    def by_key(get_rows: Any, key: Any) -> dict[Any, list[tuple[float, Any]]]:
+        out: dict[Any, list[tuple[float, Any]]] = {}
+        for s in snapshots:
+            for row in get_rows(s):
+                out.setdefault(key(row), []).append((s.interval_s, row))
+        return out
+
+    cpu_hist = by_key(lambda s: s.cpus, lambda r: r.cpu)
+    cpu_rates = [f.name for f in dataclasses.fields(CpuRow) if f.name.endswith(("_per_s", "_pct"))]
+    cpus = tuple(
+        dataclasses.replace(row, **_weighted(cpu_hist[row.cpu], cpu_rates)) for row in last.cpus
+    )
+    dev_hist = by_key(lambda s: s.devices, lambda r: r.dev)
+    devices = tuple(
+        dataclasses.replace(row, **_weighted(dev_hist[row.dev], ("tx_pps", "tx_bps")))
+        for row in last.devices
+    )
+    q_hist = by_key(lambda s: s.queues, lambda r: (r.dev, r.queue))
+    packets = tuple(p for s in snapshots for p in s.packets)
+    lat = LatencyWindow(window_s=window_s + 1.0)
+    lat.add(packets, last.mono_ns)
+    per_queue = lat.per_queue()
+    queues = []
+    for row in last.queues:
+        hist = q_hist[(row.dev, row.queue)]
+        tx = row.tx
+        if tx is not None:
+            txs = [(w, r.tx) for w, r in hist if r.tx is not None]
+            tx_names = [f.name for f in dataclasses.fields(TxStats)]
+            rate_names = [n for n in tx_names if n in ("pps", "bps") or n.endswith("_per_s")]
+            tx = dataclasses.replace(tx, **_weighted(txs, rate_names))
+        qdisc = row.qdisc
+        if qdisc is not None:
+            qs = [(w, r.qdisc) for w, r in hist if r.qdisc is not None]
+            qdisc = dataclasses.replace(qdisc, **_weighted(qs, ("drops_per_s", "requeues_per_s")))
+        queues.append(_replace_queue(row, tx, qdisc, per_queue.get((row.ifindex, row.queue), {})))
+    return dataclasses.replace(
+        last,
+        interval_s=round(window_s, 6),
+        cpus=cpus,
+        devices=devices,
+        queues=tuple(queues),
+        packets=packets,
+        latency_ns=dict(lat.overall()),
+        replay=None,
+    )
+
+
+def _replace_queue(row: QueueRow, tx: Any, qdisc: Any, latency: Any) -> QueueRow:
+    return dataclasses.replace(row, tx=tx, qdisc=qdisc, latency_ns=dict(latency))
