@@ -70,18 +70,18 @@ def cleanup_stale(owner_alive: bool = True) -> list[str]:
             continue
         _ip("netns", "del", ns, check=False)
         removed.append(ns)
-    # A TX end whose peer namespace is gone is deleted with it; any leftover is orphaned.
+    # A TX end whose peer namespace is gone is normally deleted with it; remove any leftover.
+    live_tags = {_ns_tag(ns) for ns in list_lab_namespaces()}
     for dev in list_lab_links():
-        if not any(
-            ns.endswith(f"-{_tag_of(dev)}") or _tag_of(dev) in ns for ns in list_lab_namespaces()
-        ):
+        if dev[len(DEV_PREFIX) : -1] not in live_tags:
             _ip("link", "del", dev, check=False)
             removed.append(dev)
     return removed
 
 
-def _tag_of(dev: str) -> str:
-    return dev[len(DEV_PREFIX) :].rstrip("ab")
+def _ns_tag(ns: str) -> str:
+    m = re.match(rf"^{NS_PREFIX}([a-z0-9]+)-\d+$", ns)
+    return m.group(1) if m else ""
 
 
 @dataclass
