@@ -46,7 +46,10 @@ header_flavours() {
     done
 }
 
-regex_escape() { sed -e 's/[.+~]/\\&/g' <<<"$1"; }
+regex_escape() {
+    local s=${1//./\\.}
+    printf '%s\n' "${s//+/\\+}"
+}
 
 # pick_headers UNAME_R ARCH FILE: print the package name, or fail when the list has none.
 # linux-headers-UNAME_R when listed; else, for the first flavour with any versioned package,
@@ -55,7 +58,9 @@ pick_headers() {
     local release=$1 arch=$2 list=$3 names flavour cands same series
     [[ $release =~ ^[A-Za-z0-9._+~-]+$ ]] || die "bad kernel release: $release"
     [[ $arch =~ ^[a-z0-9]+$ ]] || die "bad architecture: $arch"
-    [ -f "$list" ] || die "no such file: $list"
+    if [ ! -r "$list" ] || [ -d "$list" ]; then
+        die "cannot read: $list"
+    fi
     names=$(awk '$1 ~ /^linux-headers-/ {print $1}' "$list")
     if grep -qxF -- "linux-headers-$release" <<<"$names"; then
         printf 'linux-headers-%s\n' "$release"
