@@ -1,0 +1,62 @@
+"""Byte queue limits per TX queue: /sys/class/net/<dev>/queues/tx-<n>/byte_queue_limits/.
+
+The files come from net/core/net-sysfs.c (bql_show_*), the values from lib/dynamic_queue_limits.c:
+``inflight`` = bytes handed to the driver and not yet completed (dql num_queued - num_completed),
+``limit`` = current dynamic limit, ``limit_min``/``limit_max`` its bounds, ``hold_time`` (ms),
+and since Linux 6.10 ``stall_thrs``/``stall_max`` (ms) and ``stall_cnt``.
+A device without BQL (veth, lo, most virtual devices) has no byte_queue_limits directory.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Mapping
+from pathlib import Path
+
+from .model import BqlStats
+from .netdev import SYSFS_NET, parse_counter, read_small
+
+REQUIRED_FILES = ("inflight", "limit", "limit_min", "limit_max", "hold_time")
+OPTIONAL_FILES = ("stall_thrs", "stall_cnt", "stall_max")  # kernels >= 6.10
+BQL_FILES = REQUIRED_FILES + OPTIONAL_FILES
+
+
+def parse_bql(files: Mapping[str, str]) -> BqlStats:
+    """BqlStats from file name -> file contents. Raises ValueError when a required file is
+    missing or any present file is not a non-negative decimal integer (sysfs prints %u/%lu)."""
+    values: dict[str, int | None] = {}
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise ValueError(f"byte_queue_limits/{name} missing")
+        values[name] = _value(name, files[name])
+    for name in OPTIONAL_FILES:
+        values[name] = _value(name, files[name]) if name in files else None
+    return BqlStats(**values)  # type: ignore[arg-type]
+
+
+def _value(name: str, text: str) -> int:
+    try:
+        return parse_counter(text)
+    except ValueError as exc:
+        raise ValueError(f"byte_queue_limits/{name}: {exc}") from None
+
+
+def bql_dir(dev: str, queue: int, sysfs_root: Path = SYSFS_NET) -> Path:
+    return sysfs_root / dev / "queues" / f"tx-{int(queue)}" / "byte_queue_limits"
+
+
+def read_bql(dev: str, queue: int, sysfs_root: Path = SYSFS_NET) -> BqlStats | None:
+    """BQL of one TX queue; None when the device has no BQL or vanished while we read."""
+    base = bql_dir(dev, queue, sysfs_root)
+    files: dict[str, str] = {}
+    for name in BQL_FILES:
+        try:
+            files[name] = read_small(base / name).decode("ascii", "replace")
+        except FileNotFoundError:
+            if name in REQUIRED_FILES:
+                return None  # no byte_queue_limits directory (or the device went away)
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:  # the queue kobject outlived its device
+                return None
+            raise
+    return parse_bql(files)

@@ -1,0 +1,237 @@
+"""Qdiscs over rtnetlink (RTM_GETQDISC dump via pyroute2; never the ``tc`` binary).
+
+The kernel fills each RTM_NEWQDISC message in net/sched/sch_api.c tc_fill_qdisc: TCA_KIND, then
+TCA_STATS2 (gnet_stats_copy_basic -> TCA_STATS_BASIC {bytes, packets}, gnet_stats_copy_queue ->
+TCA_STATS_QUEUE {qlen, backlog, drops, requeues, overlimits}) and the legacy TCA_STATS
+(struct tc_stats) for old readers. ``backlog`` is bytes; ``qlen`` is the packet backlog (tc prints
+"backlog <backlog>b <qlen>p").
+
+Queue mapping: an mq/mqprio root (sch_mq.c mq_init / sch_mqprio.c) grafts one child qdisc per TX
+queue with parent ``<root major>:<N+1>`` for tx-N; any other root qdisc serves every TX queue of
+the device, so each queue shows the same device-wide numbers (``per_queue=False``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .model import QdiscStats
+
+TC_H_ROOT = 0xFFFFFFFF
+TC_H_UNSPEC = 0
+MULTIQUEUE_ROOTS = frozenset({"mq", "mqprio"})
+
+
+@dataclass(frozen=True, slots=True)
+class QdiscInfo:
+    ifindex: int
+    kind: str
+    handle: int  # u32 as the kernel sends it (major << 16 | minor)
+    parent: int
+    qlen: int
+    backlog_bytes: int
+    drops: int
+    requeues: int
+    overlimits: int
+    bytes: int
+    packets: int  # u32 in TCA_STATS_BASIC: wraps after 4G packets
+
+    @property
+    def handle_str(self) -> str:
+        return format_handle(self.handle)
+
+    @property
+    def parent_str(self) -> str:
+        return format_parent(self.parent)
+
+    def to_stats(self, per_queue: bool) -> QdiscStats:
+        return QdiscStats(
+            kind=self.kind,
+            handle=self.handle_str,
+            parent=self.parent_str,
+            qlen=self.qlen,
+            backlog_bytes=self.backlog_bytes,
+            backlog_pkts=self.qlen,
+            drops=self.drops,
+            requeues=self.requeues,
+            overlimits=self.overlimits,
+            bytes=self.bytes,
+            packets=self.packets,
+            per_queue=per_queue,
+        )
+
+
+def format_handle(handle: int) -> str:
+    """A qdisc handle the way ``tc qdisc show`` prints it: major in hex and a colon ("8001:")."""
+    major, minor = handle >> 16 & 0xFFFF, handle & 0xFFFF
+    return f"{major:x}:" if minor == 0 else f"{major:x}:{minor:x}"
+
+
+def format_parent(parent: int) -> str:
+    """A parent class id as tc prints it: "root", "none", ":3", "1:" or "1:3"."""
+    if parent == TC_H_ROOT:
+        return "root"
+    if parent == TC_H_UNSPEC:
+        return "none"
+    major, minor = parent >> 16 & 0xFFFF, parent & 0xFFFF
+    if major == 0:
+        return f":{minor:x}"
+    if minor == 0:
+        return f"{major:x}:"
+    return f"{major:x}:{minor:x}"
+
+
+def _attrs(msg: Any) -> dict[str, Any]:
+    """First value of each attribute of a pyroute2 nla (or its dict form), by name."""
+    out: dict[str, Any] = {}
+    raw = msg.get("attrs") if isinstance(msg, dict) else None
+    if not isinstance(raw, (list, tuple)):
+        return out
+    for item in raw:
+        if isinstance(item, (list, tuple)) and len(item) >= 2 and isinstance(item[0], str):
+            out.setdefault(item[0], item[1])
+        elif isinstance(getattr(item, "cell", None), tuple):  # pyroute2's lazy nla_slot
+            name = item.name
+            if isinstance(name, str) and name not in out:
+                out[name] = item.value
+    return out
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"qdisc message: {what} is not a non-negative integer: {value!r}")
+    return value
+
+
+def _field(nla: Any, name: str, what: str) -> int:
+    try:
+        value = nla.get(name) if hasattr(nla, "get") else None
+    except (TypeError, AttributeError):
+        value = None
+    if value is None:
+        raise ValueError(f"qdisc message: {what}.{name} missing")
+    return _int(value, f"{what}.{name}")
+
+
+def decode_qdisc(msg: Any) -> QdiscInfo:
+    """One pyroute2 tcmsg (or the same structure as plain dicts) -> QdiscInfo.
+
+    Stats come from TCA_STATS2 (TCA_STATS_BASIC + TCA_STATS_QUEUE); when either part is
+    absent the legacy TCA_STATS supplies it (it has no requeue counter: 0 then).
+    Raises ValueError when the message lacks what a qdisc dump always carries.
+    """
+    try:
+        ifindex = _int(msg.get("index"), "index")
+        handle = _int(msg.get("handle"), "handle") & 0xFFFFFFFF
+        parent = _int(msg.get("parent"), "parent") & 0xFFFFFFFF
+    except AttributeError:
+        raise ValueError("qdisc message: not a tcmsg") from None
+    attrs = _attrs(msg)
+    kind = attrs.get("TCA_KIND")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError("qdisc message: no TCA_KIND")
+    stats2 = _attrs(attrs["TCA_STATS2"]) if attrs.get("TCA_STATS2") is not None else {}
+    basic = stats2.get("TCA_STATS_BASIC")
+    queue = stats2.get("TCA_STATS_QUEUE")
+    legacy = attrs.get("TCA_STATS")
+    if basic is not None:
+        nbytes = _field(basic, "bytes", "TCA_STATS_BASIC")
+        packets = _field(basic, "packets", "TCA_STATS_BASIC")
+    elif legacy is not None:
+        nbytes = _field(legacy, "bytes", "TCA_STATS")
+        packets = _field(legacy, "packets", "TCA_STATS")
+    else:
+        raise ValueError(f"qdisc message: {kind} has no byte/packet counters")
+    if queue is not None:
+        qlen = _field(queue, "qlen", "TCA_STATS_QUEUE")
+        backlog = _field(queue, "backlog", "TCA_STATS_QUEUE")
+        drops = _field(queue, "drops", "TCA_STATS_QUEUE")
+        requeues = _field(queue, "requeues", "TCA_STATS_QUEUE")
+        overlimits = _field(queue, "overlimits", "TCA_STATS_QUEUE")
+    elif legacy is not None:
+        qlen = _field(legacy, "qlen", "TCA_STATS")
+        backlog = _field(legacy, "backlog", "TCA_STATS")
+        drops = _field(legacy, "drop", "TCA_STATS")
+        requeues = 0
+        overlimits = _field(legacy, "overlimits", "TCA_STATS")
+    else:
+        raise ValueError(f"qdisc message: {kind} has no queue counters")
+    return QdiscInfo(
+        ifindex, kind, handle, parent, qlen, backlog, drops, requeues, overlimits, nbytes, packets
+    )
+
+
+def decode_qdiscs(msgs: Iterable[Any]) -> list[QdiscInfo]:
+    """Decode a whole dump, skipping messages that are not RTM_NEWQDISC (errors, done)."""
+    out = []
+    for msg in msgs:
+        event = msg.get("event") if hasattr(msg, "get") else None
+        if event is not None and event != "RTM_NEWQDISC":
+            continue
+        out.append(decode_qdisc(msg))
+    return out
+
+
+def map_qdiscs_to_queues(
+    qdiscs: Iterable[QdiscInfo], ifindex: int, n_queues: int
+) -> dict[int, QdiscStats]:
+    """TX queue index -> the qdisc that serves it, for one device.
+
+    No root qdisc in the dump (e.g. a down device on noop, which is never dumped) -> {}.
+    An mq/mqprio queue whose child is missing is left out.
+    """
+    mine = [q for q in qdiscs if q.ifindex == ifindex]
+    root = next((q for q in mine if q.parent == TC_H_ROOT), None)
+    if root is None or n_queues <= 0:
+        return {}
+    if root.kind not in MULTIQUEUE_ROOTS:
+        stats = root.to_stats(per_queue=False)
+        return {n: stats for n in range(n_queues)}
+    major = root.handle & 0xFFFF0000
+    children = {q.parent: q for q in mine if q.parent != TC_H_ROOT}
+    out: dict[int, QdiscStats] = {}
+    for n in range(n_queues):
+        child = children.get(major | (n + 1))
+        if child is not None:
+            out[n] = child.to_stats(per_queue=True)
+    return out
+
+
+def root_qdisc(qdiscs: Iterable[QdiscInfo], ifindex: int) -> QdiscInfo | None:
+    return next((q for q in qdiscs if q.ifindex == ifindex and q.parent == TC_H_ROOT), None)
+
+
+# ---- thin reader ------------------------------------------------------------------------------
+
+
+class QdiscReader:
+    """Dumps every qdisc of this network namespace, once per call, over one netlink socket.
+
+    The socket is opened on first use (on the collector's worker thread) and kept open.
+    """
+
+    def __init__(self) -> None:
+        self._ipr: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def read(self) -> list[QdiscInfo]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("qdisc reader is closed")
+            if self._ipr is None:
+                from pyroute2 import IPRoute  # imported lazily: tests of pure code skip it
+
+                self._ipr = IPRoute()
+            msgs = list(self._ipr.get_qdiscs())
+        return decode_qdiscs(msgs)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            ipr, self._ipr = self._ipr, None
+        if ipr is not None:
+            ipr.close()
