@@ -101,7 +101,7 @@ def main() -> None:
     _write("proc_old/stat", proc_stat(online_old))
     # An 8-queue NIC with BQL on a kernel older than 6.10 (no stall_* files).
     base = "sysfs/ens1f0"
-    _write(f"{base}/ifindex", "4\n")
+    _write(f"{base}/ifindex", "7\n")
     _write(f"{base}/operstate", "up\n")
     for name, value in (("tx_packets", 123456789), ("tx_bytes", 98765432100),
                         ("tx_dropped", 3), ("tx_errors", 1)):  # fmt: skip
