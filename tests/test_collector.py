@@ -398,3 +398,25 @@ def test_tick_cost_128_queues_256_cpus(data_dir: Path, tmp_path: Path) -> None:
     print(f"collect() at 128 queues x 256 CPUs: {per_tick_ms:.1f} ms/tick")
     # Budget: a 1 s tick must stay cheap even on a loaded 2-core VM.
     assert per_tick_ms < 150
+
+
+def test_live_source_real_kernel_files() -> None:
+    """The real readers (sysfs, procfs, rtnetlink dump: no root needed) on the worker thread;
+    the netlink socket opened there is closed from this thread by stop()."""
+    collector = Collector()
+    snaps: list[Snapshot] = []
+    source = LiveSource(collector, interval_s=0.1)
+    source.start(snaps.append)
+    try:
+        wait_for(lambda: len(snaps) >= 3)
+    finally:
+        source.stop()
+    assert source.error is None
+    last = snaps[-1]
+    assert "lo" in last.interfaces and last.interfaces[-1] == "lo"
+    lo = next(q for q in last.queues if q.dev == "lo")
+    assert lo.bql is None and lo.qdisc is not None and lo.qdisc.kind == "noqueue"
+    assert last.cpus and last.interval_s > 0
+    assert not last.probes.unavailable
+    with pytest.raises(RuntimeError):
+        collector.collect()  # closed
