@@ -18,7 +18,7 @@ STAMP="$VENV/.txtop-install-stamp"
 # A distro kernel version: 6.1.0-47, 6.12.115+deb12, 6.8.0-45 (Ubuntu).
 VER_RE='[0-9]+\.[0-9]+\.[0-9]+(-[0-9]+)?(\+[A-Za-z0-9.~]+)?'
 
-REQUIRED_PKGS=(python3 python3-venv python3-bpfcc bpfcc-tools bpftrace iproute2 ethtool tmux gcc libc6-dev)
+REQUIRED_PKGS=(python3 python3-venv python3-bpfcc bpfcc-tools bpftrace iproute2 ethtool tmux gcc libc6-dev procps)
 
 say() { printf '[txtop] %s\n' "$*"; }
 warn() { printf '[txtop] warning: %s\n' "$*" >&2; }
