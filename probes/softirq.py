@@ -97,9 +97,8 @@ def parse_softnet_stat(text: str, online_cpus: list[int] | None = None) -> dict[
             continue
         if len(cols) < 3:
             raise ValueError(f"/proc/net/softnet_stat: row {row_number} has {len(cols)} columns")
-        values = [_hex(c) for c in cols]
-        if len(values) > SOFTNET_CPU_COLUMN:
-            cpu = values[SOFTNET_CPU_COLUMN]
+        if len(cols) > SOFTNET_CPU_COLUMN:
+            cpu = _hex(cols[SOFTNET_CPU_COLUMN])
         elif online_cpus is not None:
             if row_number >= len(online_cpus):
                 raise ValueError("/proc/net/softnet_stat: more rows than online CPUs")
@@ -108,7 +107,7 @@ def parse_softnet_stat(text: str, online_cpus: list[int] | None = None) -> dict[
             cpu = row_number
         if cpu in out:
             raise ValueError(f"/proc/net/softnet_stat: CPU {cpu} appears twice")
-        out[cpu] = SoftnetRow(values[0], values[1], values[2])
+        out[cpu] = SoftnetRow(_hex(cols[0]), _hex(cols[1]), _hex(cols[2]))
         row_number += 1
     return out
 
