@@ -184,7 +184,7 @@ class Collector:
         devices = self._read_devices()
         try:
             qdiscs = self._qdiscs.read()
-        except (OSError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # pyroute2's NetlinkError is a bare Exception subclass
             qdiscs = []
             problems["qdisc"] = f"rtnetlink qdisc dump failed: {_one_line(exc)}"
         reading, probes = self._read_tracer()
@@ -510,7 +510,12 @@ class LiveSource(SnapshotSource):
         self.collector.poll_tracer(timeout_s)
 
     def _produce(self) -> Snapshot | None:
-        snap = self.collector.collect()
+        try:
+            snap = self.collector.collect()
+        except RuntimeError:
+            if self.stopped:  # stop() closed the collector while we were busy: not a crash
+                return None
+            raise
         if self.mode != "live":
             snap = dataclasses.replace(snap, mode=self.mode)
         return snap

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pyroute2.netlink.exceptions import NetlinkError
 
 from txtop.probes.collector import Collector, LiveSource
 from txtop.probes.model import PacketTrace, ProbeStatus, Snapshot
@@ -240,6 +241,9 @@ def test_broken_sources_do_not_crash(trees) -> None:
     assert all("\n" not in v for v in snap.probes.unavailable.values())
     assert [c.cpu for c in snap.cpus] == [0, 1]  # still from /proc/stat
     assert all(q.qdisc is None for q in snap.queues)
+    qdiscs.fail = NetlinkError(1, "Operation not permitted")  # not an OSError
+    clock.advance(1.0)
+    assert "Operation not permitted" in collector.collect().probes.unavailable["qdisc"]
 
 
 def packet(ifindex: int, queue: int, t0: int, dev: str = "ens1f0") -> PacketTrace:
@@ -420,3 +424,20 @@ def test_live_source_real_kernel_files() -> None:
     assert not last.probes.unavailable
     with pytest.raises(RuntimeError):
         collector.collect()  # closed
+
+
+def test_live_source_stopped_while_compiling(trees) -> None:
+    tracer = FakeTracer(start_delay_s=0.5)
+    sysfs, proc = trees
+    collector = Collector(
+        sysfs_root=sysfs, proc_root=proc, qdisc_source=FakeQdiscs(), tracer=tracer
+    )
+    snaps: list[Snapshot] = []
+    source = LiveSource(collector, interval_s=0.1)
+    source.start(snaps.append)
+    wait_for(lambda: len(snaps) >= 1)
+    source.stop(timeout=0.05)  # returns while start() still "compiles"
+    assert tracer.closed == 1
+    wait_for(lambda: source._thread is not None and not source._thread.is_alive())
+    assert source.error is None
+    assert [s.probes.state for s in snaps] == ["starting"]

@@ -140,3 +140,9 @@ def test_fuzz_parse_counter(text: str | bytes) -> None:
         assert parse_counter(text) >= 0
     except ValueError:
         pass
+
+
+@given(st.lists(st.text(max_size=8), max_size=10))
+def test_fuzz_parse_tx_queue_dirs(entries: list[str]) -> None:
+    out = parse_tx_queue_dirs(entries)
+    assert list(out) == sorted(out) and all(n >= 0 for n in out)
