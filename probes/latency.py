@@ -43,11 +43,14 @@ def intervals_ns(packet: PacketTrace) -> dict[str, int]:
     Negative differences (a track whose stages are out of order, e.g. a reused skb address
     matched to the wrong packet) are left out rather than clamped: they are not latencies.
     ``total`` is only given for complete tracks; a lost or aged track's span is not the
-    packet's lifetime.
+    packet's lifetime. A dropped packet has no ``completion`` but keeps its ``total`` (its
+    lifetime up to the drop).
     """
     stages = packet.stages
     out: dict[str, int] = {}
     for name, (a, b) in INTERVAL_STAGES.items():
+        if name == "completion" and packet.free_kind == "drop":
+            continue  # time until a drop is not a completion
         ta = stages.get(a)
         tb = stages.get(b)
         if ta is not None and tb is not None and tb >= ta:

@@ -84,6 +84,17 @@ def test_lost_track_has_no_total_and_out_of_order_is_dropped() -> None:
     assert intervals_ns(q) == {"enqueue": 10}
 
 
+def test_a_drop_is_not_a_completion() -> None:
+    p = PacketTrace(**{**_fields(pkt(full(0, step=10))), "free_kind": "drop"})
+    assert "completion" not in intervals_ns(p)
+    assert intervals_ns(p)["total"] == 60
+    assert intervals_ns(p)["driver"] == 10
+
+
+def _fields(p: PacketTrace) -> dict[str, object]:
+    return {f: getattr(p, f) for f in PacketTrace.__slots__}
+
+
 def test_percentile_nearest_rank() -> None:
     values = list(range(1, 101))
     assert percentile(values, 50) == 50

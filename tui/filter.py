@@ -1,0 +1,114 @@
+"""The packet filter prompt (`/` in the waterfall) and the messages the waterfall posts.
+
+``FilterChanged`` and ``SamplingChanged`` bubble from the waterfall up to the app, which pushes
+the kernel part into the tracer (``FilterSpec.kernel_filter`` -> ``tracer.set_filters``) and
+applies the sampling rate. The waterfall filters its own rows without waiting for that.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from txtop.probes.filters import FilterError, FilterSpec
+
+
+class FilterChanged(Message):
+    """The user set a new packet filter (an empty spec clears it)."""
+
+    def __init__(self, spec: FilterSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+
+class SamplingChanged(Message):
+    """The user asked to trace one packet in ``every``."""
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every = every
+
+    def can_replace(self, message: Message) -> bool:
+        # Several quick presses of [ or ]: only the last rate matters.
+        return isinstance(message, SamplingChanged)
+
+
+FILTER_HELP = (
+    "key=value terms, all must match; commas list alternatives; globs (*) in dev and comm\n"
+    "  dev=eth0,veth*   comm=iperf3   pid=1234   proto=tcp|udp|icmp|ipv6|arp|N   "
+    "port=5201 | 5000-5010\n"
+    "Bare protocol names work too: 'udp port=53'. Empty clears the filter.\n"
+    "dev and pid are also applied in the kernel, so fewer packets are sampled for nothing.\n"
+    "Enter applies, Escape cancels."
+)
+
+
+class FilterScreen(ModalScreen[FilterSpec | None]):
+    """Edit the packet filter; dismisses with the new spec, or None when cancelled."""
+
+    DEFAULT_CSS = """
+    FilterScreen {
+        align: center middle;
+    }
+    FilterScreen > Vertical {
+        width: 90%;
+        max-width: 100;
+        height: auto;
+        padding: 0 1;
+        border: round $primary;
+        background: $surface;
+    }
+    FilterScreen #filter-help {
+        color: $text-muted;
+    }
+    FilterScreen #filter-error {
+        color: $error;
+        text-style: bold;
+        height: auto;
+    }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, current: FilterSpec) -> None:
+        super().__init__()
+        self._current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Filter packets", id="filter-title")
+            yield Input(
+                value=self._current.to_string(),
+                placeholder="dev=eth0 comm=iperf3 port=5201",
+                id="filter-input",
+            )
+            yield Label("", id="filter-error")
+            yield Static(FILTER_HELP, id="filter-help", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def _parse(self, text: str) -> FilterSpec | None:
+        error = self.query_one("#filter-error", Label)
+        try:
+            spec = FilterSpec.parse(text)
+        except FilterError as exc:
+            error.update(str(exc))
+            return None
+        error.update("")
+        return spec
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._parse(event.value)  # live feedback; nothing is applied until Enter
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        spec = self._parse(event.value)
+        if spec is not None:
+            self.dismiss(spec)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
