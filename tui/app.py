@@ -1,0 +1,381 @@
+"""The txtop dashboard: a Textual app fed by any SnapshotSource.
+
+Data flow: the source's thread calls ``sink(snapshot)``; the sink posts a ``SnapshotArrived``
+message (``post_message`` is thread-safe), and a newer unhandled snapshot replaces an older
+one (``can_replace``), so a slow terminal never builds a backlog. Panels are rebuilt only
+when a snapshot arrives or the view changes (sort, size, theme), never on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import os
+import signal
+import threading
+from typing import IO, Any
+
+from textual import events
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.driver import Driver
+from textual.message import Message
+from textual.widgets import Footer, Static
+
+from txtop.probes.model import PacketTrace, Snapshot
+from txtop.probes.source import SnapshotSource
+from txtop.themes import DEFAULT_THEME
+from txtop.tui.help import HelpScreen
+from txtop.tui.panels import (
+    SORT_KEYS,
+    CpusPanel,
+    HeaderBar,
+    HeaderState,
+    QueuesPanel,
+    cpu_list_rows,
+    fmt_interval,
+    heat_rows,
+    queue_body_rows,
+)
+from txtop.tui.theming import VARIABLE_DEFAULTS, register_themes
+from txtop.tui.waterfall import Waterfall
+
+MIN_WIDTH = 80
+MIN_HEIGHT = 24
+WIDE_WIDTH = 160  # from here the queues and softirq panels sit side by side
+INTERVAL_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+EXIT_GRACE_S = 3.0  # after a signal or a lost terminal, force the exit after this long
+HEADER_LINES = 2
+FOOTER_LINES = 1
+
+
+_arrival_seq = itertools.count()
+
+
+class SnapshotArrived(Message):
+    """A new snapshot from the source thread."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.seq = next(_arrival_seq)  # atomic under the GIL; orders messages across threads
+        self.carried: tuple[PacketTrace, ...] = ()  # packets of snapshots this one replaced
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the newest picture matters: an unhandled older snapshot is dropped. Its
+        # sampled packets are not: they are per-interval, so the newer one carries them.
+        if not isinstance(message, SnapshotArrived):
+            return False
+        older, newer = sorted((self, message), key=lambda m: m.seq)
+        newer.carried = older.carried + older.snapshot.packets + newer.carried
+        older.carried = ()
+        return True
+
+    def merged(self) -> Snapshot:
+        if not self.carried:
+            return self.snapshot
+        packets = self.carried + self.snapshot.packets
+        return dataclasses.replace(self.snapshot, packets=packets)
+
+
+def next_interval(current_s: float, direction: int) -> float:
+    """The next step on INTERVAL_STEPS_S above (direction > 0) or below ``current_s``."""
+    if direction > 0:
+        return next((s for s in INTERVAL_STEPS_S if s > current_s + 1e-9), INTERVAL_STEPS_S[-1])
+    return next(
+        (s for s in reversed(INTERVAL_STEPS_S) if s < current_s - 1e-9), INTERVAL_STEPS_S[0]
+    )
+
+
+class TxtopApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "txtop"
+    ENABLE_COMMAND_PALETTE = False
+    AUTO_FOCUS = None  # no panel focused at start: keys go to the app, no focus highlight
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("space", "toggle_pause", "Pause"),
+        Binding("plus,equals_sign", "interval(1)", "Slower", key_display="+"),
+        Binding("minus", "interval(-1)", "Faster", key_display="-"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("t", "next_theme", "Theme"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+    ]
+
+    def __init__(
+        self,
+        source: SnapshotSource,
+        *,
+        theme: str = DEFAULT_THEME,
+        ascii_only: bool = False,
+        handle_signals: bool = False,
+        driver_class: type[Driver] | None = None,
+    ) -> None:
+        super().__init__(driver_class=driver_class)
+        self.source = source
+        self.theme_names = register_themes(self)
+        self.theme = theme
+        self.ascii_only = ascii_only
+        self.handle_signals = handle_signals
+        self.paused = False
+        self.paused_ticks = 0  # snapshots received while paused
+        self.ticks = 0  # snapshots received in total
+        self.latest: Snapshot | None = None  # newest snapshot received
+        self.shown: Snapshot | None = None  # snapshot the panels currently show
+        self.exit_reason = ""
+        self._source_error_shown = False
+        self._watchdog: threading.Timer | None = None
+        self._signals: list[int] = []
+        self._heights: dict[str, Any] = {}
+
+    # ---- layout -----------------------------------------------------------------------------
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(HeaderState(self.source.interval_s, self.source.mode), id="header")
+        with Container(id="main"):
+            with Container(id="top"):
+                yield QueuesPanel(id="queues")
+                yield CpusPanel(id="cpus")
+            with Container(id="wf-box"):
+                yield Waterfall(id="waterfall", ascii=self.ascii_only)
+        yield Static("", id="too-small")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_class(self.ascii_only, "-ascii")
+        self.query_one("#queues").border_title = self._queues_title()
+        self.query_one("#cpus").border_title = "softirqs per CPU"
+        self.query_one("#wf-box").border_title = "sampled packets"
+        if self.handle_signals:
+            self._install_signal_handlers()
+        self.set_interval(1.0, self._check_source)
+        self._apply_size()
+        self.source.start(self._sink)
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self.source.stop()
+
+    def _queues_title(self) -> str:
+        return f"TX queues - sort: {self.query_one(QueuesPanel).sort_key} (s)"
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_size()
+
+    def _apply_size(self) -> None:
+        width, height = self.size
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        self.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"make the window larger (need {MIN_WIDTH}x{MIN_HEIGHT}, have {width}x{height})"
+            )
+            return
+        self.query_one("#top").set_class(width >= WIDE_WIDTH, "-wide")
+        self._relayout()
+
+    def _relayout(self) -> None:
+        """Share the rows between the panels: each gets what it needs up to a fair share,
+        the waterfall keeps at least a third and gets whatever is left."""
+        width, height = self.size
+        if width < MIN_WIDTH or height < MIN_HEIGHT:
+            return
+        snap = self.shown
+        avail = height - HEADER_LINES - FOOTER_LINES
+        wide = width >= WIDE_WIDTH
+        cpu_width = (width * 45 // 100 if wide else width) - 1
+        n_cpus = len(snap.cpus) if snap is not None else 0
+        q_need = 2 + queue_body_rows(snap)  # title + column header + rows
+        c_list = 2 + cpu_list_rows(snap)
+        c_heat = 2 + heat_rows(n_cpus, cpu_width) if n_cpus else c_list
+        budget = avail - max(6, avail // 3)
+        if wide:
+            c_pref = c_list if c_list <= budget else c_heat
+            heights = {
+                "#top": max(5, min(budget, max(q_need, c_pref))),
+                "#queues": "1fr",
+                "#cpus": "1fr",
+            }
+        else:
+            if q_need + c_list <= budget:
+                q, c = q_need, c_list
+            else:
+                c_pref = c_list if c_list <= budget // 2 else c_heat
+                c = max(4, min(c_pref, budget - 4))
+                q = max(4, min(q_need, budget - c))
+                c = max(c, min(c_pref, budget - q))  # hand back rows the queues do not use
+            heights = {"#top": "auto", "#queues": q, "#cpus": c}
+        if heights != self._heights:
+            self._heights = heights
+            for selector, value in heights.items():
+                self.query_one(selector).styles.height = value
+
+    # ---- data -------------------------------------------------------------------------------
+    def _sink(self, snapshot: Snapshot) -> None:
+        """Called on the source's thread."""
+        self.post_message(SnapshotArrived(snapshot))
+
+    def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
+        snapshot = message.merged()
+        self.ticks += 1
+        self.latest = snapshot
+        # The waterfall takes every snapshot, paused or not: it keeps the packets behind its
+        # frozen view (set_frozen) so none are lost.
+        self.query_one(Waterfall).update_snapshot(snapshot)
+        if self.paused:
+            self.paused_ticks += 1
+            self.query_one(HeaderBar).set(paused_ticks=self.paused_ticks)
+            return
+        self._show(snapshot)
+
+    def _show(self, snapshot: Snapshot) -> None:
+        self.shown = snapshot
+        with self.batch_update():
+            self.query_one(HeaderBar).set(snapshot, mode=snapshot.mode)
+            self._relayout()
+            self.query_one(QueuesPanel).update_snapshot(snapshot)
+            self.query_one(CpusPanel).update_snapshot(snapshot)
+
+    def _check_source(self) -> None:
+        error = self.source.error
+        if error is not None and not self._source_error_shown:
+            self._source_error_shown = True
+            text = " ".join(str(error).split()) or type(error).__name__
+            self.query_one(HeaderBar).set(source_error=text[:200])
+
+    # ---- actions ----------------------------------------------------------------------------
+    def action_quit(self) -> None:  # type: ignore[override]
+        self.exit_reason = "quit"
+        self.exit(0, return_code=0)
+
+    def action_toggle_pause(self) -> None:
+        header = self.query_one(HeaderBar)
+        self.paused = not self.paused
+        self.paused_ticks = 0
+        header.set(paused=self.paused, paused_ticks=0)
+        self.query_one(Waterfall).set_frozen(self.paused)
+        if not self.paused and self.latest is not None and self.latest is not self.shown:
+            self._show(self.latest)
+
+    def action_interval(self, direction: int) -> None:
+        self.source.set_interval(next_interval(self.source.interval_s, direction))
+        self.query_one(HeaderBar).set(interval_s=self.source.interval_s)
+        self.notify(f"refresh every {fmt_interval(self.source.interval_s)}", timeout=1.5)
+
+    def action_cycle_sort(self) -> None:
+        panel = self.query_one(QueuesPanel)
+        panel.set_sort(SORT_KEYS[(SORT_KEYS.index(panel.sort_key) + 1) % len(SORT_KEYS)])
+        self.query_one("#queues").border_title = self._queues_title()
+
+    def action_next_theme(self) -> None:
+        names = self.theme_names
+        index = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(index + 1) % len(names)]
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # ---- leaving ----------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._signals.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    def _on_signal(self, sig: int) -> None:
+        self.exit_reason = signal.Signals(sig).name
+        self.arm_watchdog(128 + sig)
+        self.exit(128 + sig, return_code=128 + sig)
+
+    def terminal_lost(self) -> None:
+        """The TTY went away (EIO): leave quietly; nobody can see an error message."""
+        self.exit_reason = "terminal lost"
+        self.arm_watchdog(129)
+        self.exit(129, return_code=129)
+
+    def arm_watchdog(self, code: int) -> None:
+        """If a normal exit hangs (e.g. writing to a dead terminal), stop the source and
+        end the process anyway: an orphaned root process must never linger."""
+        if self._watchdog is not None:
+            return
+
+        def force_exit() -> None:
+            try:
+                self.source.stop(timeout=1.0)
+            finally:
+                os._exit(code)
+
+        self._watchdog = threading.Timer(EXIT_GRACE_S, force_exit)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+
+class _GuardedFile:
+    """Wraps the terminal file: a write error (EIO, EPIPE) ends the app instead of killing
+    Textual's writer thread, which would leave later writes blocked forever."""
+
+    def __init__(self, file: IO[str], on_error: Any) -> None:
+        self._file = file
+        self._on_error = on_error
+        self._dead = False
+
+    def write(self, text: str) -> int:
+        if self._dead:
+            return len(text)
+        try:
+            return self._file.write(text)
+        except OSError:
+            self._dead = True
+            self._on_error()
+            return len(text)
+
+    def flush(self) -> None:
+        if self._dead:
+            return
+        try:
+            self._file.flush()
+        except OSError:
+            self._dead = True
+            self._on_error()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+def terminal_driver_class() -> type[Driver]:
+    """Textual's Linux driver, changed to exit cleanly when the terminal disappears."""
+    from textual.drivers.linux_driver import LinuxDriver
+
+    class TxtopDriver(LinuxDriver):
+        def __init__(self, app: App[Any], **kwargs: Any) -> None:
+            super().__init__(app, **kwargs)
+            self._file = _GuardedFile(self._file, self._lost)  # type: ignore[arg-type]
+
+        def _lost(self) -> None:
+            app = self._app
+            if isinstance(app, TxtopApp):
+                app.arm_watchdog(129)
+                app.call_later(app.terminal_lost)
+
+        def _run_input_thread(self) -> None:
+            try:
+                self.run_input_thread()
+            except OSError:  # EIO on read: SSH dropped, tmux killed, pty closed
+                self._lost()
+            except BaseException:  # as Textual does: report anything else loudly
+                import rich.traceback
+
+                self._app.call_later(self._app.panic, rich.traceback.Traceback())
+
+    return TxtopDriver
