@@ -1,0 +1,482 @@
+"""Waterfall: bar layout maths, and pilot tests of freeze, selection, filter, inspector, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import os
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from textual.theme import Theme
+from waterfall_fixtures import WaterfallApp, make_snapshot, trace_packets, trace_snapshot
+
+from txtop.probes.filters import FilterSpec
+from txtop.probes.model import STAGES, PacketTrace
+from txtop.tui.filter import FilterChanged, FilterScreen, SamplingChanged
+from txtop.tui.inspector import InspectorScreen, format_ns, inspect_packet
+from txtop.tui.waterfall import (
+    FILL_ASCII,
+    FILL_MONO,
+    SCALES,
+    SEGMENT_KINDS,
+    Waterfall,
+    allocate_cells,
+    bar_parts,
+    layout_bar,
+    layout_columns,
+    log_position,
+    nice_ceiling_ns,
+    step_sampling,
+)
+
+APP_KEYS = {"q", "space", "plus", "minus", "t", "s", "question_mark"}
+
+
+@pytest.fixture(autouse=True)
+def utc() -> Iterator[None]:
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def sync(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """Run an async pilot test without an asyncio pytest plugin (none is a dependency)."""
+
+    @functools.wraps(fn)
+    def run() -> None:
+        asyncio.run(fn())
+
+    return run
+
+
+def by_comm(comm: str, dev: str | None = None) -> PacketTrace:
+    return next(p for p in trace_packets() if p.comm == comm and (dev is None or p.dev == dev))
+
+
+def shifted(packets: list[PacketTrace], by_ns: int, pid: int | None = None) -> list[PacketTrace]:
+    out = []
+    for p in packets:
+        changes: dict[str, object] = {"stages": {s: t + by_ns for s, t in p.stages.items()}}
+        if pid is not None:
+            changes["pid"] = pid
+        out.append(dataclasses.replace(p, **changes))  # type: ignore[arg-type]
+    return out
+
+
+def later_snapshot(n: int, after_s: float = 1.0, pid: int = 77, **kw: object):  # noqa: ANN201
+    base = trace_snapshot()
+    step = int(after_s * 1e9)
+    packets = shifted(list(base.packets)[:n], step, pid=pid)
+    return make_snapshot(packets, base.mono_ns + step, base.time + after_s, **kw)  # type: ignore[arg-type]
+
+
+def screen_lines(wf: Waterfall) -> list[str]:
+    return ["".join(seg.text for seg in wf.render_line(y)) for y in range(wf.size.height)]
+
+
+# --- pure helpers -------------------------------------------------------------------------
+
+
+def test_bar_parts_name_every_interval_in_order() -> None:
+    parts = bar_parts(by_comm("systemd-resolve"))
+    assert [p.kind for p in parts] == ["stack", "enqueue", "qdisc", "dequeue", "driver",
+                                       "completion"]  # fmt: skip
+    assert [p.ns for p in parts] == [5200, 450, 300, 350, 1900, 95000]
+
+
+def test_bar_parts_show_missing_stages_and_drops() -> None:
+    ping = bar_parts(by_comm("ping"))  # lo: no qdisc stages
+    assert [(p.kind, p.start, p.end) for p in ping] == [
+        ("stack", "sendto", "dev_queue"),
+        ("gap", "dev_queue", "start_xmit"),
+        ("driver", "start_xmit", "xmit"),
+        ("completion", "xmit", "free"),
+    ]
+    qdisc_drop = next(p for p in trace_packets() if p.drop_reason == "QDISC_DROP")
+    assert [(p.kind, p.end) for p in bar_parts(qdisc_drop)] == [
+        ("stack", "dev_queue"),
+        ("drop", "free"),
+    ]
+    lost = next(p for p in trace_packets() if p.track == "lost")
+    assert [p.kind for p in bar_parts(lost)] == ["stack"]
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=8),
+    st.integers(min_value=0, max_value=200),
+)
+def test_allocate_cells_sums_and_keeps_every_segment(weights: list[int], extra: int) -> None:
+    cells = len(weights) + extra
+    out = allocate_cells(weights, cells)
+    assert sum(out) == cells
+    assert all(c >= 1 for c in out)
+    total = sum(weights)
+    if total and all(w / total * cells >= 1 for w in weights):
+        # No minimum had to be enforced: every segment is within one cell of exact.
+        assert all(abs(c - w / total * cells) < 1 for c, w in zip(out, weights, strict=True))
+
+
+def test_allocate_cells_refuses_too_few_cells() -> None:
+    with pytest.raises(ValueError):
+        allocate_cells([1, 2, 3], 2)
+
+
+def test_row_scale_fills_width_and_marks_tiny_segments() -> None:
+    parts = bar_parts(by_comm("chronyd"))  # 6.4 us stack ... 88 us completion
+    cells = layout_bar(parts, "row", 40, axis_hi_ns=0)
+    assert sum(n for _, n, _ in cells) == 40
+    thin = {p.kind for p, n, t in cells if t}
+    assert thin == {"enqueue", "qdisc", "dequeue"}  # each far under half a cell (~2.4 us)
+    assert all(n == 1 for _, n, t in cells if t)
+
+
+def test_shared_scales_compare_rows() -> None:
+    short, long = by_comm("ping"), by_comm("postgres")
+    for scale in ("linear", "log"):
+        hi = nice_ceiling_ns(long.total_ns)
+        a = sum(n for _, n, _ in layout_bar(bar_parts(short), scale, 60, hi))
+        b = sum(n for _, n, _ in layout_bar(bar_parts(long), scale, 60, hi))
+        assert a < b <= 60
+    # Linear: 13.1 us of a 2 ms axis is a sliver, but each segment keeps its one cell.
+    linear = layout_bar(bar_parts(short), "linear", 60, nice_ceiling_ns(long.total_ns))
+    assert [n for _, n, _ in linear] == [1, 1, 1, 1]
+    assert all(t for _, _, t in linear)
+
+
+def test_axis_helpers() -> None:
+    assert nice_ceiling_ns(1) == 1000
+    assert nice_ceiling_ns(1001) == 2000
+    assert nice_ceiling_ns(2_321_100) == 3_000_000
+    assert nice_ceiling_ns(4_000_000) == 5_000_000
+    assert nice_ceiling_ns(6_000_000) == 10_000_000
+    assert log_position(0, 10**6) == 0
+    assert log_position(10**6, 10**6) == pytest.approx(1.0)
+    assert 0 < log_position(10**3, 10**6) < log_position(10**4, 10**6) < 1
+
+
+def test_sampling_steps() -> None:
+    assert step_sampling(100, -1) == 50
+    assert step_sampling(100, 1) == 200
+    assert step_sampling(1, -1) == 1
+    assert step_sampling(7, 1) == 10
+    assert step_sampling(7, -1) == 5
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_columns_fit(width: int) -> None:
+    cols = layout_columns(width)
+    assert cols.bar_x + cols.bar + 1 + cols.total == width
+    assert cols.bar >= 20
+
+
+def test_format_ns() -> None:
+    assert [format_ns(n) for n in (850, 4100, 62_400, 237_800, 2_321_100, 1_200_000_000)] == [
+        "850ns",
+        "4.10µs",
+        "62.4µs",
+        "238µs",
+        "2.32ms",
+        "1.20s",
+    ]
+    assert format_ns(4100, ascii=True) == "4.10us"
+
+
+def test_inspection_of_a_qdisc_drop() -> None:
+    drop = next(p for p in trace_packets() if p.drop_reason == "QDISC_DROP")
+    ins = inspect_packet(drop, wall_offset_s=1_750_000_000.0 - 5000.0, has_bql=True)
+    seen = {r.stage: r for r in ins.stages if r.seen}
+    assert set(seen) == {"sendto", "dev_queue", "free"}
+    assert seen["free"].interval == "drop"
+    assert seen["free"].tracepoint == "skb:kfree_skb"
+    assert seen["free"].delta_prev_ns == 1200
+    assert seen["free"].delta_origin_ns == 5100
+    assert [r.stage for r in ins.stages] == list(STAGES)  # missing ones listed as not seen
+    fields = dict(ins.fields)
+    assert fields["drop reason"] == "QDISC_DROP"
+    assert fields["free location"] == "__dev_queue_xmit+0x7b1"
+    assert fields["sampling"] == "1 packet in 100, at most 1000/s"
+    assert "TX queue ?" in fields["device"]
+
+
+def test_inspection_labels_hand_off_and_decodes_bits() -> None:
+    busy = next(p for p in trace_packets() if p.xmit_rc == 0x10)
+    fields = dict(inspect_packet(busy, 0.0, has_bql=True).fields)
+    assert fields["xmit rc"] == "0x10 (NETDEV_TX_BUSY)"
+    assert fields["txq_state"] == "0x1 (DRV_XOFF)"
+    veth = dict(inspect_packet(by_comm("ping"), 0.0, has_bql=False).fields)
+    assert "receiver" in veth["completion"]
+    arp = inspect_packet(next(p for p in trace_packets() if p.pid == 0), 0.0)
+    assert arp.origin.startswith("first stage (dev_queue)")
+    assert "no syscall" in dict(arp.fields)["sender"]
+
+
+# --- pilot tests --------------------------------------------------------------------------
+
+
+def test_waterfall_keys_do_not_clash_with_app_keys() -> None:
+    keys = {k for b in Waterfall.BINDINGS for k in b.key.split(",")}  # type: ignore[union-attr]
+    assert not keys & APP_KEYS
+
+
+@sync
+async def test_rows_newest_first_with_drops_lost_and_gso() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        wf = app.waterfall
+        expected = sorted(trace_packets(), key=lambda p: p.first_ns, reverse=True)
+        assert wf.shown_packets() == expected
+        text = "\n".join(screen_lines(wf))
+        assert "✗ QDISC_DROP" in text
+        assert "✗ CPU_BACKLOG" in text
+        assert "lost after dev_queue" in text
+        assert "63.7K×45" in text
+        assert "≥22.0µs" in text  # a lost track's span is a lower bound
+        assert "swapper/1[kernel]" in text
+        lines = screen_lines(wf)
+        assert lines[2].startswith("›15:06:39.980 nginx[812]")  # newest first, selected
+
+
+@sync
+async def test_repeated_snapshot_adds_nothing() -> None:
+    snap = trace_snapshot()
+    app = WaterfallApp(snap)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.waterfall.update_snapshot(snap)
+        await pilot.pause()
+        assert len(app.waterfall.shown_packets()) == len(snap.packets)
+
+
+@sync
+async def test_freeze_keeps_rows_and_counts_arrivals() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(80, 24)) as pilot:
+        wf = app.waterfall
+        before = wf.shown_packets()
+        await pilot.press("space")
+        assert wf.frozen
+        wf.update_snapshot(later_snapshot(5))
+        await pilot.pause()
+        assert wf.shown_packets() == before
+        assert wf.arrived_while_frozen == 5
+        assert "FROZEN +5 new" in screen_lines(wf)[0]
+        await pilot.press("space")
+        assert not wf.frozen
+        after = wf.shown_packets()
+        assert len(after) == len(before) + 5
+        assert all(p.pid == 77 for p in after[:5])
+        assert "FROZEN" not in screen_lines(wf)[0]
+
+
+@sync
+async def test_selection_holds_its_packet_while_new_ones_arrive() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(80, 24)) as pilot:
+        wf = app.waterfall
+        await pilot.press("down", "down", "down")
+        chosen = wf.selected_packet
+        assert chosen == wf.shown_packets()[3]
+        wf.update_snapshot(later_snapshot(4))
+        await pilot.pause()
+        assert wf.selected_packet == chosen
+        assert wf.cursor == 7
+        assert "▲ 4 newer" in screen_lines(wf)[0]
+        await pilot.press("home")
+        assert wf.cursor == 0
+        assert wf.selected_packet == wf.shown_packets()[0]
+        # Following the newest again: a new arrival becomes the selection.
+        wf.update_snapshot(later_snapshot(1, after_s=2.0, pid=88))
+        await pilot.pause()
+        assert wf.selected_packet is not None and wf.selected_packet.pid == 88
+
+
+@sync
+async def test_keys_scroll_and_clamp() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(80, 12)) as pilot:  # 9 row lines for 18 packets
+        wf = app.waterfall
+        await pilot.press("pagedown")  # a page keeps one row of overlap
+        assert wf.cursor == 8
+        await pilot.press("end")
+        assert wf.cursor == 17
+        await pilot.press("down")
+        assert wf.cursor == 17
+        lines = screen_lines(wf)
+        assert lines[-2].startswith("›")  # the oldest row is on screen and selected
+        await pilot.press("pageup", "pageup", "pageup")
+        assert wf.cursor == 0
+
+
+@sync
+async def test_mouse_selects_and_enter_opens_inspector() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(120, 40)) as pilot:
+        wf = app.waterfall
+        await pilot.click(Waterfall, offset=(30, 2 + 4))
+        assert wf.cursor == 4
+        target = wf.shown_packets()[4]
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, InspectorScreen)
+        assert screen.packet == target
+        await pilot.press("down")
+        assert screen.packet == wf.shown_packets()[5]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, InspectorScreen)
+        assert wf.cursor == 4
+
+
+@sync
+async def test_filter_screen_applies_and_posts_message() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(120, 40)) as pilot:
+        wf = app.waterfall
+        await pilot.press("slash")
+        await pilot.pause()
+        assert isinstance(app.screen, FilterScreen)
+        await pilot.press(*"colour=red")
+        await pilot.pause()
+        error = str(app.screen.query_one("#filter-error").render())
+        assert "unknown filter key" in error
+        await pilot.press("enter")  # invalid: stays open
+        assert isinstance(app.screen, FilterScreen)
+        for _ in range(len("colour=red")):
+            await pilot.press("backspace")
+        await pilot.press(*"dev=txl0 udp", "enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, FilterScreen)
+        spec = FilterSpec.parse("dev=txl0 udp")
+        assert wf.filter == spec
+        assert [m.spec for m in app.messages if isinstance(m, FilterChanged)] == [spec]
+        shown = wf.shown_packets()
+        assert shown and all(p.dev == "txl0" and p.l4_proto == 17 for p in shown)
+        assert len(shown) == 4  # txl0 carries 4 UDP packets and one (lost) TCP one
+        assert "filter dev=txl0 proto=udp" in screen_lines(wf)[0]
+        # New arrivals are filtered too.
+        wf.update_snapshot(later_snapshot(18))
+        await pilot.pause()
+        assert len(wf.shown_packets()) == 8
+        # Escape cancels without a message.
+        await pilot.press("slash", "escape")
+        await pilot.pause()
+        assert len([m for m in app.messages if isinstance(m, FilterChanged)]) == 1
+
+
+@sync
+async def test_filter_with_no_match_says_so() -> None:
+    app = WaterfallApp(trace_snapshot(), filter=FilterSpec.parse("port=9"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = "\n".join(screen_lines(app.waterfall))
+        assert "no packet matches the filter: port=9" in text
+
+
+@sync
+async def test_sampling_keys_post_messages_and_show_pending_rate() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(120, 40)) as pilot:
+        wf = app.waterfall
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        assert [m.every for m in app.messages if isinstance(m, SamplingChanged)] == [50]
+        assert "sampling 1/100" in screen_lines(wf)[0]
+        assert "→ 1/50" in screen_lines(wf)[0]
+        # The collector confirms the new rate: the pending marker goes away.
+        wf.update_snapshot(later_snapshot(1, every=50))
+        await pilot.pause()
+        header = screen_lines(wf)[0]
+        assert "sampling 1/50" in header and "→" not in header
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await pilot.pause()
+        assert [m.every for m in app.messages if isinstance(m, SamplingChanged)][-1] == 200
+
+
+@sync
+async def test_scale_cycle_and_stats_view() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(120, 40)) as pilot:
+        wf = app.waterfall
+        seen = [wf.scale]
+        for _ in SCALES:
+            await pilot.press("l")
+            seen.append(wf.scale)
+        assert seen == ["row", "linear", "log", "row"]
+        await pilot.press("l")
+        assert "0" in screen_lines(wf)[1] and "3ms" in screen_lines(wf)[1]
+        await pilot.press("p")
+        assert wf.show_stats
+        text = "\n".join(screen_lines(wf))
+        assert "Stage latency" in text
+        qdisc = next(line for line in screen_lines(wf) if "qdisc (qdisc_enqueue" in line)
+        # 14 packets saw a qdisc wait; nearest-rank p50 of those is 700 ns, max 2.1 ms.
+        assert qdisc.split()[-5:] == ["700ns", "45.0µs", "2.10ms", "2.10ms", "14"]
+        assert "eth0:3" in text  # per-queue block
+        await pilot.press("p")
+        assert not wf.show_stats
+
+
+@sync
+async def test_probes_unavailable_is_explained() -> None:
+    snap = make_snapshot([], 10**12, 1_750_000_000.0, state="unavailable", reason="no BTF")
+    app = WaterfallApp(snap)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = "\n".join(screen_lines(app.waterfall))
+        assert "no packet traces: probes unavailable (no BTF)" in text
+
+
+@sync
+async def test_memory_is_bounded() -> None:
+    app = WaterfallApp(max_rows=300)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wf = app.waterfall
+        for i in range(1, 40):
+            wf.update_snapshot(later_snapshot(18, after_s=float(i)))
+        await pilot.pause()
+        assert len(wf.shown_packets()) == 300
+        assert len(wf._buffer) == 300  # noqa: SLF001
+
+
+@sync
+async def test_ascii_mode_is_pure_ascii() -> None:
+    app = WaterfallApp(trace_snapshot(), ascii=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wf = app.waterfall
+        await pilot.press("down")
+        for scale in SCALES:
+            wf.set_scale(scale)
+            await pilot.pause()
+            for line in screen_lines(wf):
+                assert line.isascii(), line
+        assert "x QDISC_DROP" in "\n".join(screen_lines(wf))
+
+
+@sync
+async def test_mono_theme_uses_distinct_fills() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(120, 40)) as pilot:
+        wf = app.waterfall
+        assert not wf.mono  # the default palette tells the stages apart
+        same = {f"txtop-stage-{k}": "ansi_default" for k in SEGMENT_KINDS}
+        app.register_theme(Theme(name="t-mono", primary="#888888", variables=same))
+        app.theme = "t-mono"
+        await pilot.pause()
+        assert wf.mono
+        text = "\n".join(screen_lines(wf))
+        assert FILL_MONO["qdisc"] in text and FILL_MONO["driver"] in text
+        assert len(set(FILL_MONO.values())) == len(FILL_MONO)
+        assert len(set(FILL_ASCII.values())) == len(FILL_ASCII)
