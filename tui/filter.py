@@ -37,13 +37,14 @@ class SamplingChanged(Message):
         return isinstance(message, SamplingChanged)
 
 
-FILTER_HELP = (
-    "key=value terms, all must match; commas list alternatives; globs (*) in dev and comm\n"
-    "  dev=eth0,veth*   comm=iperf3   pid=1234   proto=tcp|udp|icmp|ipv6|arp|N   "
-    "port=5201 | 5000-5010\n"
-    "Bare protocol names work too: 'udp port=53'. Empty clears the filter.\n"
-    "dev and pid are also applied in the kernel, so fewer packets are sampled for nothing.\n"
-    "Enter applies, Escape cancels."
+FILTER_HELP = "\n".join(
+    (
+        "key=value terms, all must match; commas list alternatives:",
+        "  dev=eth0,veth*  comm=iperf3  pid=1234  port=5201 or 5000-5010",
+        "  proto=tcp|udp|icmp|ipv6|arp|N, or just 'udp'",
+        "dev and pid also filter in the kernel (fewer wasted samples).",
+        "Empty clears the filter. Enter applies, Escape cancels.",
+    )
 )
 
 

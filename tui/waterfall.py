@@ -226,6 +226,18 @@ def layout_bar(
     return [(p, c, e < 0.5) for p, c, e in zip(parts, cells, exact, strict=True)]
 
 
+def tick_label(ns: int, ascii: bool = False) -> str:
+    """An axis label without needless decimals: 0, 1µs, 2.5ms."""
+    if ns == 0:
+        return "0"
+    text = format_ns(ns, ascii)
+    digits = len(text) - len(text.lstrip("0123456789."))
+    number, unit = text[:digits], text[digits:]
+    if "." in number:
+        number = number.rstrip("0").rstrip(".")
+    return number + unit
+
+
 def format_len(length: int, gso_segs: int) -> str:
     text = str(length) if length < 10_000 else f"{length / 1024:.1f}K"
     return f"{text}×{gso_segs}" if gso_segs > 1 else text
@@ -806,14 +818,16 @@ class Waterfall(Widget, can_focus=True):
                 ticks.append((log_position(decade, hi), decade))
                 decade *= 10
             ticks.append((1.0, hi))
+        end_label = tick_label(hi, self._ascii)
+        end_start = width - len(end_label)  # the axis end is always labelled
         last_end = -1
         for frac, ns in ticks:
-            label = "0" if ns == 0 else format_ns(ns, self._ascii)
-            label = label.replace(".00", "")
-            x = round(frac * (width - 1))
-            start = min(max(0, x - len(label) // 2), width - len(label))
-            if frac == 1.0:
-                start = width - len(label)
+            label = tick_label(ns, self._ascii)
+            start = min(max(0, round(frac * (width - 1)) - len(label) // 2), width - len(label))
+            if ns == hi:
+                start = end_start
+            elif start + len(label) >= end_start:
+                continue  # would touch the end label
             if start <= last_end or start < 0:
                 continue
             cells[start : start + len(label)] = label
@@ -1008,33 +1022,30 @@ class Waterfall(Widget, can_focus=True):
         asc = self._ascii
         label, overall, per_queue = self._stats_source()
         count = max((s.count for s in overall.values()), default=0)
+        title_w = 36 if width >= 100 else 14
+        header = "   " + _fit("interval", title_w)
+        header += "".join(_fit(h, 9, ">") for h in ("p50", "p90", "p99", "max", "count"))
         lines: list[list[tuple[str, str]]] = [
             [(" Stage latency ", "heading"), (f"· {label} · up to {count} samples", "dim")],
-            [
-                (
-                    " "
-                    + _fit("interval", 26)
-                    + "".join(_fit(h, 9, ">") for h in ("p50", "p90", "p99", "max", "count")),
-                    "dim",
-                )
-            ],  # fmt: skip
+            [(header, "dim")],
         ]
         for name in INTERVALS:
             span = "first→last" if name == "total" else "→".join(INTERVAL_STAGES[name])
             if asc:
                 span = span.replace("→", "->")
-            title = _fit(f"{name} ({span})" if width >= 90 else name, 26)
+            title = _fit(f"{name} ({span})" if width >= 100 else name, title_w)
             stats = overall.get(name)
             if stats is None:
                 values = _fit("-", 9, ">") * 4 + _fit("0", 9, ">")
             else:
-                values = "".join(
-                    _fit(format_ns(v, asc), 9, ">")
-                    for v in (stats.p50, stats.p90, stats.p99, stats.max)  # fmt: skip
-                ) + _fit(str(stats.count), 9, ">")
+                quantiles = (stats.p50, stats.p90, stats.p99, stats.max)
+                values = "".join(_fit(format_ns(v, asc), 9, ">") for v in quantiles)
+                values += _fit(str(stats.count), 9, ">")
             kind = name if name in self._styles and name != "total" else "bold"
-            lines.append([(" ", "text"), (self._fills.get(name, " "), kind), (" " + title, "text"),
-                          (values, "text")])  # fmt: skip
+            lines.append(
+                [(" ", "text"), (self._fills.get(name, " "), kind), (" " + title, "text"),
+                 (values, "text")]
+            )  # fmt: skip
         if per_queue:
             lines.append([])
             short = {"stack": "stack", "enqueue": "enq", "qdisc": "qdisc", "dequeue": "deq",
