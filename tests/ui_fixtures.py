@@ -20,6 +20,7 @@ from txtop.probes.model import (
     Snapshot,
     TxStats,
 )
+from txtop.probes.source import Sink, SnapshotSource
 from txtop.tui.synthetic import make_snapshot
 
 HOST = "vm"
@@ -256,3 +257,36 @@ def many(n_queues: int = 16, n_cpus: int = 16, tick: int = 3) -> Snapshot:
 
 
 ALL = {"idle_vm": idle_vm, "busy_lab": busy_lab, "starting": starting, "many": many}
+
+
+class ManualSource(SnapshotSource):
+    """A source without a thread: the test decides when a snapshot arrives (``push``).
+
+    ``initial`` snapshots are delivered as soon as the app starts the source, which makes
+    the first frame deterministic for SVG snapshots.
+    """
+
+    mode = "replay"
+
+    def __init__(self, *initial: Snapshot, interval_s: float = 1.0) -> None:
+        super().__init__(interval_s)
+        self.initial = list(initial)
+        self.started = False
+        self.intervals: list[float] = []
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+        self.started = True
+        for snap in self.initial:
+            sink(snap)
+
+    def push(self, snapshot: Snapshot) -> None:
+        assert self._sink is not None, "source not started"
+        self._sink(snapshot)
+
+    def set_interval(self, seconds: float) -> None:
+        super().set_interval(seconds)
+        self.intervals.append(self.interval_s)
+
+    def _produce(self) -> Snapshot | None:
+        return None

@@ -130,6 +130,7 @@ class TxtopApp(App[int]):
         self._watchdog: threading.Timer | None = None
         self._signals: list[int] = []
         self._heights: dict[str, Any] = {}
+        self._term_size: tuple[int, int] | None = None
 
     # ---- layout -----------------------------------------------------------------------------
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -167,10 +168,12 @@ class TxtopApp(App[int]):
         return f"TX queues - sort: {self.query_one(QueuesPanel).sort_key} (s)"
 
     def on_resize(self, event: events.Resize) -> None:
+        # self.size may still be the old size while this handler runs: use the event's.
+        self._term_size = (event.size.width, event.size.height)
         self._apply_size()
 
     def _apply_size(self) -> None:
-        width, height = self.size
+        width, height = self._term_size or self.size
         small = width < MIN_WIDTH or height < MIN_HEIGHT
         self.set_class(small, "-too-small")
         if small:
@@ -184,7 +187,7 @@ class TxtopApp(App[int]):
     def _relayout(self) -> None:
         """Share the rows between the panels: each gets what it needs up to a fair share,
         the waterfall keeps at least a third and gets whatever is left."""
-        width, height = self.size
+        width, height = self._term_size or self.size
         if width < MIN_WIDTH or height < MIN_HEIGHT:
             return
         snap = self.shown
