@@ -1,0 +1,798 @@
+"""The BPF TX-path tracer: compiles probes/txtop.bpf.c with bcc, attaches it, and reads it.
+
+The collector owns one ``Tracer`` and calls it from its worker thread: ``start()`` (compile and
+attach; never raises, the status says why not), ``poll()`` between ticks (drains the ring
+buffer), ``read()`` once per tick, ``close()`` from any thread. Attachments are file
+descriptors of this process, so the kernel also removes them if the process dies.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import dataclasses
+import importlib.util
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import decode
+from .headers import DEFAULT_CACHE_ROOT, HeadersError, current_plan, prepare_headers
+from .kallsyms import KernelSymbols
+from .model import PacketTrace, ProbeStatus
+from .source import CpuSoftirqCounters, QueueCounters, TracerReading
+
+DEFAULT_SAMPLE_EVERY = 64
+DEFAULT_MAX_SAMPLES_PER_S = 200
+DEFAULT_RINGBUF_PAGES = 64  # 256 KiB: ~1300 records of 200 bytes
+TRACK_TIMEOUT_S = 2.0
+MAX_SAMPLE_EVERY = 1_000_000
+MAX_SAMPLES_PER_S = 1_000_000
+TC_H_ROOT = 0xFFFFFFFF
+AGE_SCAN_INTERVAL_S = 1.0
+EXIT_WAIT_S = 1.0  # how long a tied record waits for its syscall's separate exit record
+EXIT_KEEP_S = 10.0  # how long an unmatched exit record is kept
+
+SRC = Path(__file__).with_name("txtop.bpf.c")
+TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
+
+# Probe ids of the per-probe ring-buffer loss counters (enum P_* in txtop.bpf.c).
+PROBE_IDS = (
+    "sys_exit",
+    "net_dev_queue",
+    "qdisc_enqueue",
+    "qdisc_dequeue",
+    "net_dev_start_xmit",
+    "net_dev_xmit",
+    "consume_skb",
+    "kfree_skb",
+)
+# enum S_* in txtop.bpf.c
+S_SAMPLED, S_RATE_LIMITED, S_EMITTED, S_TRACK_FULL, S_TRACK_LOST, S_TRACK_AGED, S_DQL_STALL = range(
+    7
+)
+S_RB_FULL = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One tracepoint the program uses, and what is lost without it."""
+
+    category: str
+    event: str
+    define: str  # -D symbol that compiles it in
+    raw_fn: str | None = None  # attached by hand as a raw tracepoint (else bcc autoloads it)
+    feature: str = ""  # stage or counter name reported in status.unavailable
+
+    @property
+    def name(self) -> str:
+        return f"{self.category}:{self.event}"
+
+
+PROBES: tuple[Probe, ...] = (
+    Probe("syscalls", "sys_enter_sendto", "TXTOP_HAVE_SYS_SENDTO", feature="sendto"),
+    Probe("syscalls", "sys_exit_sendto", "TXTOP_HAVE_SYS_SENDTO", feature="sendto"),
+    Probe("syscalls", "sys_enter_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", feature="sendmsg"),
+    Probe("syscalls", "sys_exit_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", feature="sendmsg"),
+    Probe("syscalls", "sys_enter_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", feature="sendmmsg"),
+    Probe("syscalls", "sys_exit_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", feature="sendmmsg"),
+    Probe("net", "net_dev_queue", "TXTOP_HAVE_DEV_QUEUE", feature="dev_queue"),
+    Probe("qdisc", "qdisc_enqueue", "TXTOP_HAVE_QDISC_ENQUEUE", feature="qdisc_enqueue"),
+    Probe("qdisc", "qdisc_dequeue", "TXTOP_HAVE_QDISC_DEQUEUE", feature="qdisc_dequeue"),
+    Probe("net", "net_dev_start_xmit", "TXTOP_HAVE_START_XMIT", feature="start_xmit"),
+    Probe("net", "net_dev_xmit", "TXTOP_HAVE_XMIT", "txtop_raw_xmit", feature="xmit"),
+    Probe("skb", "consume_skb", "TXTOP_HAVE_CONSUME_SKB", "txtop_raw_consume_skb", "free"),
+    Probe("skb", "kfree_skb", "TXTOP_HAVE_KFREE_SKB", feature="free"),
+    Probe("napi", "dql_stall_detected", "TXTOP_HAVE_DQL_STALL", feature="bql_stall"),
+    Probe("irq", "softirq_raise", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_raise", "softirq"),
+    Probe("irq", "softirq_entry", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_entry", "softirq"),
+    Probe("irq", "softirq_exit", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_exit", "softirq"),
+)
+RAW_DEV_QUEUE_FN = "txtop_raw_dev_queue"
+CFLAGS = [
+    "-Wno-ignored-attributes",
+    "-Wno-duplicate-decl-specifier",
+    "-Wno-address-of-packed-member",
+    "-Wno-unknown-warning-option",
+]
+
+
+class TracerError(RuntimeError):
+    """A one-line reason the probes cannot run."""
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def tracefs_root() -> Path | None:
+    """The mounted tracefs (events/ present), or None."""
+    for p in TRACEFS_CANDIDATES:
+        if (p / "events").is_dir():
+            return p
+    return None
+
+
+def probe_prerequisites() -> str | None:
+    """Why the probes cannot run here, in one line (with the fix), or None. Cheap: no compile."""
+    if os.geteuid() != 0:
+        return "BPF probes need root (run txtop with sudo)"
+    if importlib.util.find_spec("bcc") is None:
+        return (
+            "bcc is not importable: apt-get install python3-bpfcc "
+            "(and create the virtualenv with --system-site-packages)"
+        )
+    if tracefs_root() is None and not TRACEFS_CANDIDATES[0].is_dir():
+        return "no tracefs: this kernel has no /sys/kernel/tracing (CONFIG_FTRACE off?)"
+    try:
+        plan = current_plan()
+    except OSError as exc:
+        return f"cannot look for kernel headers: {exc}"
+    if plan.kind == "none":
+        return f"{plan.reason}; fix: {plan.fix}"
+    return None
+
+
+def _mount_tracefs() -> Path:
+    root = tracefs_root()
+    if root is not None:
+        return root
+    target = TRACEFS_CANDIDATES[0]
+    res = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        ["mount", "-t", "tracefs", "nodev", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    if res.returncode != 0 or tracefs_root() is None:
+        raise TracerError(f"cannot mount tracefs on {target}: {_one_line(res.stderr) or 'failed'}")
+    return target
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[Any]:
+    """Send fd 2 to a private temporary file while bcc compiles: clang's warnings would
+    otherwise land on the dashboard's terminal. Yields the file for error extraction."""
+    with tempfile.TemporaryFile(mode="w+", errors="replace") as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            yield tmp
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _first_error(captured: Any) -> str:
+    try:
+        captured.seek(0)
+        lines = captured.read().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        if "error:" in line:
+            return _one_line(line)
+    return ""
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _check_int(name: str, value: int, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+    return value
+
+
+def _burst(max_per_s: int) -> int:
+    """Token bucket depth: a tenth of a second of samples, at least one."""
+    return max(1, max_per_s // 10)
+
+
+def _queue_of_parent(parent: int) -> int:
+    """The TX queue a qdisc_dequeue ran for: an mq-style child's parent class minor is queue+1
+    (mq_init: TC_H_MAKE(handle, ntx + 1)); a root qdisc is dequeued for queue 0."""
+    if parent == TC_H_ROOT or parent & 0xFFFF == 0:
+        return 0
+    return (parent & 0xFFFF) - 1
+
+
+class _Names:
+    """Interface name <-> ifindex in txtop's namespace, cached; misses retried after a while."""
+
+    RETRY_S = 2.0
+
+    def __init__(self) -> None:
+        self._idx: dict[str, tuple[int | None, float]] = {}
+        self._name: dict[int, tuple[str | None, float]] = {}
+
+    def ifindex(self, name: str) -> int | None:
+        hit = self._idx.get(name)
+        now = time.monotonic()
+        if hit is not None and (hit[0] is not None or now - hit[1] < self.RETRY_S):
+            return hit[0]
+        try:
+            idx: int | None = socket.if_nametoindex(name)
+        except OSError:
+            idx = None
+        self._idx[name] = (idx, now)
+        return idx
+
+    def name(self, ifindex: int) -> str | None:
+        hit = self._name.get(ifindex)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self.RETRY_S:
+            return hit[0]
+        try:
+            name: str | None = socket.if_indextoname(ifindex)
+        except OSError:
+            name = None
+        self._name[ifindex] = (name, now)
+        return name
+
+
+class Tracer:
+    """Owns the bcc object. See the module docstring for the threading contract."""
+
+    def __init__(
+        self,
+        ifindexes: Sequence[int] | None = None,
+        pids: Sequence[int] | None = None,
+        sample_every: int = DEFAULT_SAMPLE_EVERY,
+        max_samples_per_s: int = DEFAULT_MAX_SAMPLES_PER_S,
+        ringbuf_pages: int = DEFAULT_RINGBUF_PAGES,
+        *,
+        track_timeout_s: float = TRACK_TIMEOUT_S,
+        header_cache: Path = DEFAULT_CACHE_ROOT,
+    ) -> None:
+        _check_int("sample_every", sample_every, 1, MAX_SAMPLE_EVERY)
+        _check_int("max_samples_per_s", max_samples_per_s, 0, MAX_SAMPLES_PER_S)
+        _check_int("ringbuf_pages", ringbuf_pages, 1, 1 << 16)
+        if not _power_of_two(ringbuf_pages):
+            raise ValueError(f"ringbuf_pages must be a power of two, got {ringbuf_pages}")
+        if not 0.05 <= track_timeout_s <= 60:
+            raise ValueError("track_timeout_s must be within 0.05..60")
+        self._ifindexes = self._check_ifindexes(ifindexes)
+        self._pids = self._check_pids(pids)
+        self._every = sample_every
+        self._max_per_s = max_samples_per_s
+        self._pages = ringbuf_pages
+        self._timeout_ns = int(track_timeout_s * 1e9)
+        self._header_cache = header_cache
+
+        self._lock = threading.RLock()  # guards the bcc object and everything below
+        self._bpf: Any = None
+        self._closed = False
+        self._state = "starting"
+        self._reason = "compiling probes..."
+        self._notice = ""
+        self._unavailable: dict[str, str] = {}
+        self._raw_attached: list[str] = []
+        self._dev_queue_mode = ""  # "raw" | "classic"
+        self._records: list[bytes] = []
+        self._waiting: list[tuple[float, decode.RawRecord]] = []  # tied, awaiting sys_exit
+        self._exits: dict[tuple[int, int], tuple[int, float]] = {}  # key -> (exit_ns, seen)
+        self._user_ended = 0
+        self._user_aged = 0
+        self._user_exit_missed = 0
+        self._evicted = 0
+        self._evict_suspect = 0
+        self._last_scan = 0.0
+        self._decode_errors = 0
+        self._drop_reasons: dict[int, str] = {}
+        self._ksyms = KernelSymbols()
+        self._names = _Names()
+        self.start_s: float | None = None  # how long start() took
+        self.dql_stalls = 0
+
+    # ---- validation ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_ifindexes(ifindexes: Sequence[int] | None) -> tuple[int, ...]:
+        out = []
+        for i in ifindexes or ():
+            out.append(_check_int("ifindex", i, 1, 2**31 - 1))
+        return tuple(sorted(set(out)))
+
+    @staticmethod
+    def _check_pids(pids: Sequence[int] | None) -> tuple[int, ...]:
+        return tuple(sorted({_check_int("pid", p, 1, 2**22) for p in pids or ()}))
+
+    # ---- status ---------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> ProbeStatus:
+        return ProbeStatus(
+            state=self._state,
+            reason=self._reason,
+            sampling=self._sampling(),
+            unavailable=dict(self._unavailable),
+            notice=self._notice,
+            filters=self._filters(),
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def _sampling(self, sampled: int = 0, limited: int = 0) -> dict[str, int]:
+        return {
+            "every": self._every,
+            "max_per_s": self._max_per_s,
+            "sampled": sampled,
+            "rate_limited": limited,
+        }
+
+    def _filters(self) -> dict[str, Any]:
+        return {"ifindexes": list(self._ifindexes), "pids": list(self._pids)}
+
+    def _fail(self, reason: str) -> None:
+        self._state = "unavailable"
+        self._reason = _one_line(reason)
+
+    # ---- start ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Compile and attach. Never raises: on failure the status is "unavailable"."""
+        t0 = time.monotonic()
+        try:
+            self._start()
+        except Exception as exc:  # any failure must leave the dashboard running
+            self._fail(str(exc) or type(exc).__name__)
+            self._cleanup_bpf()
+        finally:
+            self.start_s = time.monotonic() - t0
+
+    def _start(self) -> None:
+        if self._closed:
+            raise TracerError("tracer closed before it started")
+        why = probe_prerequisites()
+        if why:
+            raise TracerError(why)
+        root = _mount_tracefs()
+        try:
+            _plan, self._notice = prepare_headers(self._header_cache)
+        except HeadersError as exc:
+            raise TracerError(str(exc)) from None
+        defines, formats = self._probe_defines(root)
+        kfree = formats.get("skb:kfree_skb", "")
+        self._drop_reasons = decode.parse_drop_reasons(kfree)
+
+        from bcc import BPF  # deferred: importing bcc costs time and needs root to be useful
+
+        text = SRC.read_text()
+        cflags = CFLAGS + [f"-D{d}" for d in defines]
+        with _stderr_captured() as err:
+            try:
+                bpf = BPF(text=text, cflags=cflags)
+            except Exception as exc:
+                raise TracerError(f"BPF compile/load failed: {_first_error(err) or exc}") from None
+            with self._lock:
+                if self._closed:
+                    bpf.cleanup()
+                    raise TracerError("tracer closed while starting")
+                self._bpf = bpf
+                self._attach_raw()
+                self._write_config()
+                self._write_filters()
+                self._set_dev_queue_mode()
+                bpf["events"].open_ring_buffer(self._on_record)
+        self._state = "running"
+        self._reason = ""
+        atexit.register(self.close)
+
+    def _probe_defines(self, root: Path) -> tuple[list[str], dict[str, str]]:
+        """-D options for the tracepoints this kernel has; records what is unavailable."""
+        defines: set[str] = {
+            f"TXTOP_RINGBUF_PAGES={self._pages}",
+        }
+        formats: dict[str, str] = {}
+        missing: dict[str, list[str]] = {}
+        for p in PROBES:
+            try:
+                formats[p.name] = (root / "events" / p.category / p.event / "format").read_text()
+            except OSError:
+                missing.setdefault(p.define, []).append(p.name)
+        for p in PROBES:
+            if p.define in missing:
+                self._unavailable[p.feature] = (
+                    f"tracepoint {', '.join(missing[p.define])} not in this kernel"
+                )
+            else:
+                defines.add(p.define)
+        if "TXTOP_HAVE_KFREE_SKB" in defines:
+            if "reason" in decode.format_fields(formats["skb:kfree_skb"]):
+                defines.add("TXTOP_KFREE_REASON")
+            else:
+                self._unavailable["drop_reason"] = "skb:kfree_skb has no reason field"
+        if "TXTOP_HAVE_CONSUME_SKB" in defines:
+            if "location" in decode.format_fields(formats["skb:consume_skb"]):
+                defines.add("TXTOP_CONSUME_LOCATION")
+        return sorted(defines), formats
+
+    def _attach_raw(self) -> None:
+        for p in PROBES:
+            if p.raw_fn is None or p.feature in self._unavailable:
+                continue
+            try:
+                self._bpf.attach_raw_tracepoint(tp=p.event, fn_name=p.raw_fn)
+                self._raw_attached.append(p.event)
+            except Exception as exc:
+                self._unavailable[p.feature] = _one_line(f"raw tracepoint {p.event}: {exc}")
+
+    def _set_dev_queue_mode(self) -> None:
+        """Classic net_dev_queue when filtering by interface (it carries the name), else the
+        cheaper raw one. Detach before attach: a packet must never be seen by both."""
+        if "dev_queue" in self._unavailable:
+            return
+        want = "classic" if self._ifindexes else "raw"
+        if want == self._dev_queue_mode:
+            return
+        bpf = self._bpf
+        tp = "net:net_dev_queue"
+        if want == "raw":
+            if self._dev_queue_mode != "raw" and tp.encode() in bpf.tracepoint_fds:
+                bpf.detach_tracepoint(tp=tp)
+            bpf.attach_raw_tracepoint(tp="net_dev_queue", fn_name=RAW_DEV_QUEUE_FN)
+        else:
+            if self._dev_queue_mode == "raw":
+                bpf.detach_raw_tracepoint(tp="net_dev_queue")
+            if tp.encode() not in bpf.tracepoint_fds:
+                bpf.attach_tracepoint(tp=tp, fn_name="tracepoint__net__net_dev_queue")
+        self._dev_queue_mode = want
+
+    # ---- run-time settings ---------------------------------------------------------------------
+
+    def _write_config(self) -> None:
+        table = self._bpf["config"]
+        cfg = table.Leaf()
+        cfg.sample_every = self._every
+        cfg.max_per_s = self._max_per_s
+        cfg.burst = _burst(self._max_per_s)
+        cfg.filter_dev = 1 if self._ifindexes else 0
+        cfg.filter_pid = 1 if self._pids else 0
+        cfg.track_timeout_ns = self._timeout_ns
+        cfg.user_ended = self._user_ended
+        table[ctypes.c_int(0)] = cfg
+
+    def _write_filters(self) -> None:
+        bpf = self._bpf
+        one = ctypes.c_uint8(1)
+        names = bpf["dev_filter"]
+        names.clear()
+        idx = bpf["ifindex_filter"]
+        idx.clear()
+        for i in self._ifindexes:
+            name = self._names.name(i)
+            if name is None:
+                continue  # gone: nothing of it can be traced
+            key = names.Key()
+            key.name = name.encode()
+            names[key] = one
+            idx[ctypes.c_int(i)] = one
+        pids = bpf["pid_filter"]
+        pids.clear()
+        for p in self._pids:
+            pids[ctypes.c_uint(p)] = one
+
+    def set_sampling(self, every: int, max_per_s: int) -> None:
+        """Change 1-in-N and the samples-per-second cap at run time."""
+        _check_int("sample_every", every, 1, MAX_SAMPLE_EVERY)
+        _check_int("max_samples_per_s", max_per_s, 0, MAX_SAMPLES_PER_S)
+        with self._lock:
+            self._every, self._max_per_s = every, max_per_s
+            if self._bpf is not None:
+                self._write_config()
+
+    def set_filters(
+        self, ifindexes: Sequence[int] | None = None, pids: Sequence[int] | None = None
+    ) -> None:
+        """Replace the interface and pid filters (empty/None = everything)."""
+        ifs, ps = self._check_ifindexes(ifindexes), self._check_pids(pids)
+        with self._lock:
+            self._ifindexes, self._pids = ifs, ps
+            if self._bpf is not None:
+                # Filters first, then the flags that enable them, then the attach mode.
+                self._write_filters()
+                self._write_config()
+                self._set_dev_queue_mode()
+
+    # ---- the worker's calls ----------------------------------------------------------------------
+
+    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
+        self._records.append(ctypes.string_at(data, size))
+        return 0
+
+    def poll(self, timeout_s: float) -> None:
+        """Drain the ring buffer for up to ``timeout_s`` (capped at 0.1 s); sleep if not running."""
+        timeout_s = max(0.0, min(timeout_s, 0.1))
+        if self._state != "running":
+            time.sleep(timeout_s)
+            return
+        with self._lock:
+            if self._bpf is None:
+                return
+            self._bpf.ring_buffer_poll(int(timeout_s * 1000))
+
+    def read(self) -> TracerReading:
+        """Everything since the last read: finished packets, cumulative counters, status."""
+        with self._lock:
+            bpf = self._bpf
+            if bpf is None or self._state != "running":
+                return TracerReading(status=self.status)
+            bpf.ring_buffer_consume()
+            packets = self._decode_pending()
+            now = time.monotonic()
+            if now - self._last_scan >= AGE_SCAN_INTERVAL_S:
+                self._last_scan = now
+                packets.extend(self._scan_tracks())
+            stats = self._sum_stats()
+            queues = self._read_queues()
+            cpus = self._read_softirq()
+            status = self._status_from(stats)
+        packets.sort(key=lambda p: p.first_ns)
+        return TracerReading(status=status, packets=tuple(packets), queues=queues, cpus=cpus)
+
+    # ---- decoding ------------------------------------------------------------------------------
+
+    def _trace(
+        self, rec: decode.RawRecord, end: str | None = None, sys_exit_ns: int | None = None
+    ) -> PacketTrace:
+        return decode.to_packet_trace(
+            rec,
+            sys_exit_ns=sys_exit_ns,
+            drop_reasons=self._drop_reasons,
+            resolve_location=self._ksyms.resolve,
+            ifindex_of=self._names.ifindex,
+            name_of=self._names.name,
+            end=end,
+        )
+
+    def _decode_pending(self) -> list[PacketTrace]:
+        """Decode what the ring buffer delivered; join records with late syscall returns."""
+        records, self._records = self._records, []
+        now = time.monotonic()
+        out = []
+        for buf in records:
+            try:
+                rec = decode.decode_any(buf)
+            except decode.DecodeError:
+                self._decode_errors += 1
+                continue
+            if isinstance(rec, decode.ExitRecord):
+                self._exits[rec.key] = (rec.sys_exit_ns, now)
+            elif rec.syscall and not rec.sys_exit_ns:
+                self._waiting.append((now, rec))
+            else:
+                out.append(self._trace(rec))
+        out.extend(self._join_exits(now))
+        return out
+
+    def _join_exits(self, now: float, flush: bool = False) -> list[PacketTrace]:
+        out = []
+        still = []
+        for seen, rec in self._waiting:
+            hit = self._exits.pop(rec.key, None)
+            if hit is not None:
+                out.append(self._trace(rec, sys_exit_ns=hit[0]))
+            elif flush or now - seen >= EXIT_WAIT_S:
+                out.append(self._trace(rec))  # still inside a long syscall: report without
+            else:
+                still.append((seen, rec))
+        self._waiting = still
+        if self._exits:
+            self._exits = {k: v for k, v in self._exits.items() if now - v[1] < EXIT_KEEP_S}
+        return out
+
+    def _scan_tracks(self) -> list[PacketTrace]:
+        """Age out entries nobody touched (the user-space side of the timeout), and notice
+        entries the LRU maps evicted: created - ended - live, when it persists across scans."""
+        bpf = self._bpf
+        g = bpf["gate"][ctypes.c_int(0)]
+        created, ended = int(g.created), int(g.ended)
+        now_ns = time.monotonic_ns()
+        out: list[PacketTrace] = []
+        live = 0
+        tracks = bpf["tracks"]
+        for key, leaf in list(tracks.items()):
+            try:
+                rec = decode.decode_record(bytes(leaf))
+            except decode.DecodeError:
+                self._decode_errors += 1
+                continue
+            if now_ns - rec.first_ns <= self._timeout_ns:
+                live += 1
+                continue
+            try:
+                del tracks[key]
+            except KeyError:
+                continue  # the kernel ended it meanwhile and reports it
+            self._user_ended += 1
+            self._user_aged += 1
+            rec = dataclasses.replace(rec, end=decode.END_AGED)
+            if rec.syscall and not rec.sys_exit_ns:
+                self._waiting.append((time.monotonic(), rec))  # its return may still come
+            else:
+                out.append(self._trace(rec, end="aged"))
+        pending = bpf["sys_pending"]
+        for key, leaf in list(pending.items()):
+            if now_ns - int(leaf.first_ns) <= self._timeout_ns:
+                live += 1
+                continue
+            try:
+                del pending[key]
+            except KeyError:
+                continue
+            self._user_ended += 1
+            self._user_exit_missed += 1  # the thread never returned (or we missed it)
+        unexplained = created - ended - self._user_ended - live
+        # Concurrent ends make one scan overestimate; an eviction persists. Take the smaller.
+        evicted = min(unexplained, self._evict_suspect)
+        self._evict_suspect = max(0, unexplained)
+        if evicted > 0:
+            self._evicted += evicted
+            self._user_ended += evicted
+            self._evict_suspect -= evicted
+        self._write_config()  # publishes user_ended to the gate
+        return out
+
+    # ---- counters ------------------------------------------------------------------------------
+
+    def _sum_stats(self) -> list[int]:
+        table = self._bpf["stats"]
+        n = S_RB_FULL + len(PROBE_IDS)
+        return [sum(int(v) for v in table.getvalue(ctypes.c_int(i))) for i in range(n)]
+
+    def _read_queues(self) -> dict[tuple[int, int], QueueCounters]:
+        acc: dict[tuple[int, int], list[int]] = {}
+
+        def slot(dev: bytes | str, queue: int) -> list[int] | None:
+            name = dev.decode(errors="replace") if isinstance(dev, bytes) else dev
+            ifindex = self._names.ifindex(name) if name else None
+            if ifindex is None:
+                return None  # a device of another network namespace
+            return acc.setdefault((ifindex, queue), [0, 0, 0, 0, 0])
+
+        bpf = self._bpf
+        for k, per_cpu in bpf["txq_stats"].items():
+            s = slot(bytes(k.dev).split(b"\0", 1)[0], int(k.queue))
+            if s is not None:
+                s[0] += sum(int(v.packets) for v in per_cpu)
+                s[1] += sum(int(v.bytes) for v in per_cpu)
+                s[2] += sum(int(v.gso_segs) for v in per_cpu)
+        for k, per_cpu in bpf["xmit_errors"].items():
+            s = slot(bytes(k.dev).split(b"\0", 1)[0], int(k.queue))
+            if s is not None:
+                s[3] += sum(int(v) for v in per_cpu)
+        for k, per_cpu in bpf["txq_stopped"].items():
+            key = (int(k.ifindex), _queue_of_parent(int(k.parent)))
+            acc.setdefault(key, [0, 0, 0, 0, 0])[4] += sum(int(v) for v in per_cpu)
+        return {
+            key: QueueCounters(packets=v[0], bytes=v[1], gso_segs=v[2], errors=v[3], stopped=v[4])
+            for key, v in acc.items()
+        }
+
+    def xmit_errors_by_rc(self) -> dict[tuple[int, int, int], int]:
+        """net_dev_xmit failures by (ifindex, queue, rc), cumulative."""
+        out: dict[tuple[int, int, int], int] = {}
+        with self._lock:
+            if self._bpf is None:
+                return out
+            for k, per_cpu in self._bpf["xmit_errors"].items():
+                idx = self._names.ifindex(bytes(k.dev).split(b"\0", 1)[0].decode(errors="replace"))
+                if idx is not None:
+                    key = (idx, int(k.queue), int(k.rc))
+                    out[key] = out.get(key, 0) + sum(int(v) for v in per_cpu)
+        return out
+
+    def _read_softirq(self) -> dict[int, CpuSoftirqCounters]:
+        if "softirq" in self._unavailable:
+            return {}
+        per_cpu = self._bpf["softirq"].getvalue(ctypes.c_int(0))
+        online = _online_cpus()
+        out = {}
+        for cpu, v in enumerate(per_cpu):
+            if online is not None and cpu not in online:
+                continue
+            out[cpu] = CpuSoftirqCounters(
+                net_tx_raises=int(v.raises[0]),
+                net_tx_runs=int(v.runs[0]),
+                net_tx_ns=int(v.ns[0]),
+                net_rx_raises=int(v.raises[1]),
+                net_rx_runs=int(v.runs[1]),
+                net_rx_ns=int(v.ns[1]),
+            )
+        return out
+
+    def _recursion_misses(self) -> dict[str, int]:
+        """Runs the kernel skipped because another BPF program was active on that CPU
+        (bpf_prog_info.recursion_misses, shown in /proc/self/fdinfo of each program)."""
+        out: dict[str, int] = {}
+        for name, fn in list(self._bpf.funcs.items()):
+            try:
+                text = Path(f"/proc/self/fdinfo/{int(fn.fd)}").read_text()
+            except (OSError, ValueError):
+                continue
+            for line in text.splitlines():
+                if line.startswith("recursion_misses:"):
+                    n = int(line.split()[1])
+                    if n:
+                        label = name.decode() if isinstance(name, bytes) else str(name)
+                        out[f"skipped:{label}"] = n
+        return out
+
+    def _status_from(self, stats: list[int]) -> ProbeStatus:
+        breakdown: dict[str, int] = {}
+        for i, probe in enumerate(PROBE_IDS):
+            if stats[S_RB_FULL + i]:
+                breakdown[f"ringbuf_full:{probe}"] = stats[S_RB_FULL + i]
+        extra = {
+            "track_full": stats[S_TRACK_FULL],
+            "track_lost": stats[S_TRACK_LOST],
+            "track_aged": stats[S_TRACK_AGED] + self._user_aged,
+            "track_evicted": self._evicted,
+            "decode_errors": self._decode_errors,
+        }
+        breakdown.update({k: v for k, v in extra.items() if v})
+        breakdown.update(self._recursion_misses())
+        self.dql_stalls = stats[S_DQL_STALL]
+        return ProbeStatus(
+            state="running",
+            lost_events=sum(breakdown.values()),
+            breakdown=breakdown,
+            sampling={
+                **self._sampling(stats[S_SAMPLED], stats[S_RATE_LIMITED]),
+                "sys_exit_unmatched": self._user_exit_missed,
+            },
+            unavailable=dict(self._unavailable),
+            notice=self._notice,
+            filters=self._filters(),
+        )
+
+    # ---- shutdown ------------------------------------------------------------------------------
+
+    def _cleanup_bpf(self) -> None:
+        with self._lock:
+            bpf, self._bpf = self._bpf, None
+            if bpf is not None:
+                try:
+                    bpf.cleanup()  # detaches every program, frees the ring buffer
+                except Exception:  # noqa: S110 - closing fds; the kernel drops the rest on exit
+                    pass
+
+    def close(self) -> None:
+        """Detach everything. Idempotent; safe from any thread (waits for a poll in flight)."""
+        self._closed = True
+        self._cleanup_bpf()
+        if self._state in ("running", "starting"):
+            self._state = "off"
+            self._reason = "probes detached"
+        try:
+            atexit.unregister(self.close)
+        except Exception:  # noqa: S110
+            pass
+
+
+def _online_cpus() -> set[int] | None:
+    try:
+        text = Path("/sys/devices/system/cpu/online").read_text().strip()
+    except OSError:
+        return None
+    out: set[int] = set()
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.update(range(int(a), int(b) + 1))
+        elif part:
+            out.add(int(part))
+    return out

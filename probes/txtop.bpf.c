@@ -1,0 +1,816 @@
+// SPDX-License-Identifier: MIT
+/*
+ * txtop: the kernel side of the TX-path tracer, compiled at run time by bcc (probes/tracer.py).
+ *
+ * Rules this file keeps, because the kernel headers bcc compiles it against are usually NOT
+ * the running kernel's (see docs in probes/headers.py):
+ *   - only tracepoints: classic ones (bcc builds their argument struct from the tracefs
+ *     format file at run time) where we need argument values, raw ones where the arguments
+ *     are a pointer used as an identity or a plain scalar;
+ *   - never dereference a kernel struct; user memory is read only through user-ABI structs
+ *     (struct sockaddr, struct user_msghdr) of the sending thread, inside its syscall.
+ *
+ * Per packet, outside samples, each probe does a per-CPU lookup or two. Sampled packets are
+ * tracked in an LRU hash keyed by skb address and reported once, to a ring buffer, when the
+ * track ends. tracer.py passes the -D options below after checking tracefs.
+ */
+
+#ifndef TXTOP_RINGBUF_PAGES
+#define TXTOP_RINGBUF_PAGES 64
+#endif
+#ifndef TXTOP_TRACK_ENTRIES
+#define TXTOP_TRACK_ENTRIES 4096
+#endif
+#ifndef TXTOP_QUEUE_ENTRIES
+#define TXTOP_QUEUE_ENTRIES 4096
+#endif
+
+#ifdef TXTOP_HAVE_KFREE_SKB
+#ifdef TXTOP_KFREE_REASON
+/* The kfree_skb tracepoint struct bcc generates names this enum; a complete definition is all
+ * it needs (values come from the tracepoint), and is far cheaper than including skbuff.h. */
+enum skb_drop_reason { TXTOP_SKB_DROP_REASON_UNUSED };
+#endif
+#endif
+
+#define IFNAMSIZ 16
+#define TASK_COMM_LEN 16
+#define NET_TX_SOFTIRQ 2  /* include/linux/interrupt.h: HI, TIMER, NET_TX, NET_RX, ... */
+#define NET_RX_SOFTIRQ 3
+/* include/linux/netdevice.h __QUEUE_STATE_DRV_XOFF (bit 0) | __QUEUE_STATE_STACK_XOFF (bit 1):
+ * the driver (ring full) or BQL stopped the queue. */
+#define TXQ_XOFF_MASK 0x3UL
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Stage indexes; decode.py's STAGE_ORDER mirrors them. */
+enum {
+	ST_SENDTO,
+	ST_DEV_QUEUE,
+	ST_QDISC_ENQUEUE,
+	ST_QDISC_DEQUEUE,
+	ST_START_XMIT,
+	ST_XMIT,
+	ST_FREE,
+	N_STAGES,
+};
+
+/* How a track ended. */
+enum { END_COMPLETE, END_AGED, END_LOST };
+enum { FREE_NONE, FREE_CONSUME, FREE_DROP };
+enum { SYS_NONE, SYS_SENDTO, SYS_SENDMSG, SYS_SENDMMSG };
+/* record.flags */
+#define F_QUEUE 0x1     /* queue, gso_segs, protocol are set (net_dev_start_xmit seen) */
+#define F_RC 0x2        /* xmit_rc is set (net_dev_xmit seen) */
+#define F_TXQ_STATE 0x4 /* txq_state is set (qdisc_dequeue seen) */
+#define F_REASON 0x8    /* drop_reason is set (kfree_skb with a reason field) */
+#define F_HANDED_ON 0x10 /* the skb went on to another dev_queue (stacked device) */
+
+/* Probe ids: the per-probe loss counters are indexed by them; tracer.py names them. */
+enum {
+	P_SYS_EXIT,
+	P_DEV_QUEUE,
+	P_QDISC_ENQUEUE,
+	P_QDISC_DEQUEUE,
+	P_START_XMIT,
+	P_XMIT,
+	P_CONSUME_SKB,
+	P_KFREE_SKB,
+	N_PROBES,
+};
+
+/* Counters in the per-CPU "stats" array. */
+enum {
+	S_SAMPLED,        /* tracks started */
+	S_RATE_LIMITED,   /* picked by 1-in-N but refused by the token bucket */
+	S_EMITTED,        /* records submitted to the ring buffer */
+	S_TRACK_FULL,     /* track insert failed */
+	S_TRACK_LOST,     /* address seen again at dev_queue before its free: ended as lost */
+	S_TRACK_AGED,     /* found too old at a later touch: ended as aged */
+	S_DQL_STALL,      /* napi:dql_stall_detected */
+	S_RB_FULL,        /* + probe id: ring buffer reservation failed in that probe */
+	N_STATS = S_RB_FULL + N_PROBES,
+};
+
+/* One sampled packet. The same bytes are the track (map value) and the ring-buffer record;
+ * decode.py unpacks this exact layout (192 bytes, little endian, no implicit padding). */
+struct txtop_record {
+	u64 skbaddr;           /* identity, with first_ns: address reuse never splices */
+	u64 first_ns;          /* when the track started (net_dev_queue) */
+	u64 ts[N_STAGES];      /* CLOCK_MONOTONIC ns per stage; 0 = stage not seen */
+	u64 sys_exit_ns;       /* the tied send syscall's return */
+	u64 txq_state;         /* qdisc_dequeue: txq->state bits */
+	u64 location;          /* consume_skb/kfree_skb call site (kernel text address) */
+	u32 tgid;
+	u32 tid;
+	u32 len;
+	s32 ifindex;           /* from the qdisc tracepoints; 0 = unknown */
+	s32 xmit_rc;
+	u32 drop_reason;
+	u32 sample_every;
+	u32 sample_max_per_s;
+	u16 cpu[N_STAGES];
+	u16 queue;
+	u16 gso_segs;
+	u16 protocol;          /* ethertype, host order (net_dev_start_xmit's protocol) */
+	u16 dport;             /* from the sender's sockaddr, host order; 0 = unknown */
+	u8 end;
+	u8 free_kind;
+	u8 syscall;
+	u8 flags;
+	u8 pad0[2];
+	char comm[TASK_COMM_LEN];
+	char dev[IFNAMSIZ];
+	u8 pad1[4];
+};
+_Static_assert(sizeof(struct txtop_record) == 192, "decode.py RECORD layout");
+
+/* A send syscall returned after its packet's track had ended (the skb was freed inside the
+ * syscall, as on veth/lo): user space joins it to the record by (skbaddr, first_ns). */
+struct txtop_exit_record {
+	u64 skbaddr;
+	u64 first_ns;
+	u64 sys_exit_ns;
+	u32 tid;
+	u32 pad;
+};
+_Static_assert(sizeof(struct txtop_exit_record) == 32, "decode.py EXIT_RECORD layout");
+
+struct txtop_config {
+	u32 sample_every;      /* 1-in-N at net_dev_queue (1 = every packet is eligible) */
+	u32 max_per_s;         /* token bucket rate */
+	u32 burst;             /* token bucket depth */
+	u32 filter_dev;        /* 1: only devices in dev_filter / ifindex_filter */
+	u32 filter_pid;        /* 1: only packets tied to a send syscall of a pid_filter tgid */
+	u32 pad;
+	u64 track_timeout_ns;  /* older tracks are ended as aged at their next touch */
+	u64 user_ended;        /* entries user space removed (aging, evictions): see tracks_live */
+};
+
+/* Entries in tracks + sys_pending = created - ended - user_ended. */
+struct txtop_gate {
+	u64 created;           /* inserted (atomic) */
+	u64 ended;             /* deleted by this program (atomic) */
+};
+
+struct txtop_bucket {
+	u64 last_ns;
+	s64 nanotokens;        /* 1 token = 1e9 nanotokens, so refill needs no division */
+};
+
+/* Per-CPU scratch: the send syscall in progress on this CPU, the last start_xmit, sampling. */
+struct txtop_cpu {
+	u64 sys_enter_ns;
+	u64 sys_uaddr;         /* sockaddr (sendto) / user_msghdr (sendmsg) / mmsghdr (sendmmsg) */
+	u32 sys_tid;           /* 0 = no send syscall in progress */
+	u32 sys_nr;            /* SYS_* */
+	u32 sys_claimed;       /* its first dev_queue was seen */
+	u32 countdown;         /* packets left until the next 1-in-N pick */
+	u64 sx_skb;            /* last net_dev_start_xmit on this CPU, for net_dev_xmit's rc */
+	char sx_dev[IFNAMSIZ];
+	u32 sx_queue;
+	u32 pad;
+};
+
+struct txtop_devname {
+	char name[IFNAMSIZ];
+};
+
+struct txtop_qkey {
+	char dev[IFNAMSIZ];
+	u32 queue;
+};
+
+struct txtop_qval {
+	u64 packets;
+	u64 bytes;
+	u64 gso_segs;          /* segments on the wire: gso_segs, or 1 for a non-GSO skb */
+};
+
+struct txtop_ekey {
+	char dev[IFNAMSIZ];
+	u32 queue;
+	s32 rc;
+};
+
+struct txtop_skey {
+	s32 ifindex;
+	u32 parent;            /* qdisc parent handle: the mq class names the TX queue */
+};
+
+struct txtop_softirq {
+	u64 raises[2];         /* [0] NET_TX, [1] NET_RX */
+	u64 runs[2];
+	u64 ns[2];
+	u64 entry_ns[2];
+};
+
+struct txtop_pending {
+	u64 skbaddr;
+	u64 first_ns;
+};
+
+BPF_ARRAY(config, struct txtop_config, 1);
+BPF_ARRAY(gate, struct txtop_gate, 1);
+BPF_ARRAY(bucket, struct txtop_bucket, 1);
+BPF_PERCPU_ARRAY(cpu_state, struct txtop_cpu, 1);
+BPF_PERCPU_ARRAY(stats, u64, N_STATS);
+BPF_PERCPU_ARRAY(softirq, struct txtop_softirq, 1);
+BPF_HASH(dev_filter, struct txtop_devname, u8, 256);
+BPF_HASH(ifindex_filter, s32, u8, 256);
+BPF_HASH(pid_filter, u32, u8, 1024);
+BPF_TABLE("lru_hash", u64, struct txtop_record, tracks, TXTOP_TRACK_ENTRIES);
+BPF_TABLE("lru_hash", u32, struct txtop_pending, sys_pending, 1024);
+BPF_PERCPU_HASH(txq_stats, struct txtop_qkey, struct txtop_qval, TXTOP_QUEUE_ENTRIES);
+BPF_PERCPU_HASH(xmit_errors, struct txtop_ekey, u64, 1024);
+BPF_PERCPU_HASH(txq_stopped, struct txtop_skey, u64, TXTOP_QUEUE_ENTRIES);
+BPF_RINGBUF_OUTPUT(events, TXTOP_RINGBUF_PAGES);
+
+static __always_inline struct txtop_config *get_config(void)
+{
+	u32 zero = 0;
+	return config.lookup(&zero);
+}
+
+static __always_inline struct txtop_cpu *get_cpu_state(void)
+{
+	u32 zero = 0;
+	return cpu_state.lookup(&zero);
+}
+
+static __always_inline void stat_inc(u32 idx)
+{
+	u64 *v = stats.lookup(&idx);
+	if (v)
+		(*v)++;
+}
+
+/* Is anything tracked (a packet, or a syscall waiting for its return)? Lets every probe skip
+ * its hash lookup in the common case. */
+static __always_inline int tracks_live(struct txtop_config *c)
+{
+	u32 zero = 0;
+	struct txtop_gate *g = gate.lookup(&zero);
+	return g && g->created > g->ended + c->user_ended;
+}
+
+static __always_inline void gate_add(int created)
+{
+	u32 zero = 0;
+	struct txtop_gate *g = gate.lookup(&zero);
+	if (!g)
+		return;
+	if (created)
+		__sync_fetch_and_add(&g->created, 1);
+	else
+		__sync_fetch_and_add(&g->ended, 1);
+}
+
+/* Token bucket shared by all CPUs, lock-free: one CPU wins the refill by compare-and-swap on
+ * last_ns; takes are atomic adds that are undone when they overdraw. Runs only for packets
+ * already picked by the 1-in-N countdown. */
+static __always_inline int take_token(struct txtop_config *c, u64 now)
+{
+	u32 zero = 0;
+	struct txtop_bucket *b = bucket.lookup(&zero);
+	if (!b || c->max_per_s == 0)
+		return 0;
+	u64 last = b->last_ns;
+	if (now > last + 1000000) { /* refill at most once a millisecond */
+		if (__sync_val_compare_and_swap(&b->last_ns, last, now) == last) {
+			u64 elapsed = now - last;
+			if (elapsed > 1000000000ULL)
+				elapsed = 1000000000ULL;
+			s64 cap = (s64)c->burst * 1000000000LL;
+			s64 add = (s64)(elapsed * c->max_per_s);
+			s64 cur = b->nanotokens;
+			if (cur + add > cap)
+				add = cap - cur;
+			if (add > 0)
+				__sync_fetch_and_add(&b->nanotokens, add);
+		}
+	}
+	s64 before = __sync_fetch_and_add(&b->nanotokens, -1000000000LL);
+	if (before >= 1000000000LL)
+		return 1;
+	__sync_fetch_and_add(&b->nanotokens, 1000000000LL);
+	return 0;
+}
+
+/* A random countdown with mean N: avoids aliasing with periodic traffic. */
+static __always_inline u32 next_countdown(u32 every)
+{
+	if (every <= 1)
+		return 1;
+	return 1 + bpf_get_prandom_u32() % (2 * every - 1);
+}
+
+/* End a track: copy it to the ring buffer, then delete it. Whoever deletes it owns the end,
+ * so a track racing on two CPUs is reported once. */
+static __always_inline void end_track(struct txtop_record *t, u8 end, u32 probe)
+{
+	u64 key = t->skbaddr;
+	struct txtop_record *r = events.ringbuf_reserve(sizeof(struct txtop_record));
+	if (r) {
+		__builtin_memcpy(r, t, sizeof(struct txtop_record));
+		r->end = end;
+	}
+	if (tracks.delete(&key) != 0) {
+		if (r)
+			events.ringbuf_discard(r, 0);
+		return;
+	}
+	gate_add(0);
+	if (end == END_AGED)
+		stat_inc(S_TRACK_AGED);
+	else if (end == END_LOST)
+		stat_inc(S_TRACK_LOST);
+	if (!r) {
+		stat_inc(S_RB_FULL + probe);
+		return;
+	}
+	events.ringbuf_submit(r, 0);
+	stat_inc(S_EMITTED);
+}
+
+/* The live track of skb, or NULL. A track older than the timeout is ended as aged. */
+static __always_inline struct txtop_record *track_of(struct txtop_config *c, u64 skb, u64 now,
+						     u32 probe)
+{
+	if (!skb)
+		return 0;
+	struct txtop_record *t = tracks.lookup(&skb);
+	if (!t)
+		return 0;
+	if (now - t->first_ns > c->track_timeout_ns) {
+		end_track(t, END_AGED, probe);
+		return 0;
+	}
+	return t;
+}
+
+static __always_inline void set_stage(struct txtop_record *t, u32 st, u64 now)
+{
+	if (st < N_STAGES) {
+		t->ts[st] = now;
+		t->cpu[st] = bpf_get_smp_processor_id();
+	}
+}
+
+/* The destination port the sender named, read from its own memory (user ABI structs). */
+static __always_inline u16 sender_dport(u32 nr, u64 uaddr)
+{
+	struct {
+		u16 family;
+		u16 port_be;
+	} sa = {};
+	void *name = (void *)uaddr;
+	if (!uaddr)
+		return 0;
+	if (nr != SYS_SENDTO) {
+		/* struct user_msghdr and struct mmsghdr both start with void __user *msg_name */
+		if (bpf_probe_read_user(&name, sizeof(name), (void *)uaddr) != 0 || !name)
+			return 0;
+	}
+	if (bpf_probe_read_user(&sa, sizeof(sa), name) != 0)
+		return 0;
+	if (sa.family != AF_INET && sa.family != AF_INET6)
+		return 0;
+	return (u16)((sa.port_be >> 8) | (sa.port_be << 8));
+}
+
+/* ---- send syscalls: remember, per CPU, which thread is inside sendto/sendmsg/sendmmsg ---- */
+
+static __always_inline void on_sys_enter(u32 nr, u64 uaddr)
+{
+	struct txtop_config *c = get_config();
+	struct txtop_cpu *pc = get_cpu_state();
+	if (!c || !pc)
+		return;
+	u64 id = bpf_get_current_pid_tgid();
+	if (c->filter_pid) {
+		u32 tgid = id >> 32;
+		if (!pid_filter.lookup(&tgid)) {
+			pc->sys_tid = 0;
+			return;
+		}
+	}
+	pc->sys_tid = (u32)id;
+	pc->sys_nr = nr;
+	pc->sys_claimed = 0;
+	pc->sys_uaddr = uaddr;
+	pc->sys_enter_ns = bpf_ktime_get_ns();
+}
+
+static __always_inline void on_sys_exit(void)
+{
+	struct txtop_config *c = get_config();
+	struct txtop_cpu *pc = get_cpu_state();
+	if (!c || !pc)
+		return;
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	if (pc->sys_tid == tid)
+		pc->sys_tid = 0;
+	if (!tracks_live(c))
+		return;
+	/* The tied packet, if any, is found by thread id: the thread may have migrated. */
+	struct txtop_pending *p = sys_pending.lookup(&tid);
+	if (!p)
+		return;
+	u64 skb = p->skbaddr, first = p->first_ns;
+	if (sys_pending.delete(&tid) != 0)
+		return;
+	gate_add(0);
+	u64 now = bpf_ktime_get_ns();
+	struct txtop_record *t = tracks.lookup(&skb);
+	if (t && t->first_ns == first) {
+		t->sys_exit_ns = now; /* still in flight: the record will carry it */
+		return;
+	}
+	/* Its track ended already (or the address now belongs to another packet): report the
+	 * return on its own. */
+	struct txtop_exit_record *r = events.ringbuf_reserve(sizeof(struct txtop_exit_record));
+	if (!r) {
+		stat_inc(S_RB_FULL + P_SYS_EXIT);
+		return;
+	}
+	r->skbaddr = skb;
+	r->first_ns = first;
+	r->sys_exit_ns = now;
+	r->tid = tid;
+	r->pad = 0;
+	events.ringbuf_submit(r, 0);
+	stat_inc(S_EMITTED);
+}
+
+#ifdef TXTOP_HAVE_SYS_SENDTO
+TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
+{
+	on_sys_enter(SYS_SENDTO, (u64)args->addr);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto)
+{
+	on_sys_exit();
+	return 0;
+}
+#endif
+
+#ifdef TXTOP_HAVE_SYS_SENDMSG
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
+{
+	on_sys_enter(SYS_SENDMSG, (u64)args->msg);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg)
+{
+	on_sys_exit();
+	return 0;
+}
+#endif
+
+#ifdef TXTOP_HAVE_SYS_SENDMMSG
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg)
+{
+	on_sys_enter(SYS_SENDMMSG, (u64)args->mmsg);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg)
+{
+	on_sys_exit();
+	return 0;
+}
+#endif
+
+/* ---- net:net_dev_queue: where sampling is decided ---------------------------------------- */
+
+static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
+{
+	struct txtop_config *c = get_config();
+	struct txtop_cpu *pc = get_cpu_state();
+	if (!c || !pc)
+		return 0;
+	u64 now = 0;
+	if (tracks_live(c)) {
+		/* An address already tracked: either a stacked device handing the skb on (it was
+		 * transmitted), or the old skb was freed where no tracepoint saw it. End the old
+		 * track either way: two packets are never spliced into one. */
+		struct txtop_record *old = tracks.lookup(&skb);
+		if (old) {
+			if (old->ts[ST_XMIT]) {
+				old->flags |= F_HANDED_ON;
+				end_track(old, END_COMPLETE, P_DEV_QUEUE);
+			} else {
+				end_track(old, END_LOST, P_DEV_QUEUE);
+			}
+		}
+	}
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	int tied = pc->sys_tid == tid && tid != 0 && !pc->sys_claimed;
+	if (tied)
+		pc->sys_claimed = 1; /* only the syscall's first dev_queue is its packet */
+	if (c->filter_pid && !tied)
+		return 0;
+	if (pc->countdown > 1) {
+		pc->countdown--;
+		return 0;
+	}
+	pc->countdown = next_countdown(c->sample_every);
+	now = bpf_ktime_get_ns();
+	if (!take_token(c, now)) {
+		stat_inc(S_RATE_LIMITED);
+		return 0;
+	}
+
+	struct txtop_record t = {};
+	t.skbaddr = skb;
+	t.first_ns = now;
+	t.len = len;
+	t.sample_every = c->sample_every;
+	t.sample_max_per_s = c->max_per_s;
+	if (dev)
+		__builtin_memcpy(t.dev, dev, IFNAMSIZ);
+	set_stage(&t, ST_DEV_QUEUE, now);
+	if (tied) {
+		u64 id = bpf_get_current_pid_tgid();
+		t.tgid = id >> 32;
+		t.tid = (u32)id;
+		bpf_get_current_comm(&t.comm, sizeof(t.comm));
+		t.ts[ST_SENDTO] = pc->sys_enter_ns;
+		t.cpu[ST_SENDTO] = t.cpu[ST_DEV_QUEUE];
+		t.syscall = pc->sys_nr;
+		t.dport = sender_dport(pc->sys_nr, pc->sys_uaddr);
+	}
+	if (tracks.update(&skb, &t) != 0) {
+		stat_inc(S_TRACK_FULL);
+		return 0;
+	}
+	gate_add(1);
+	stat_inc(S_SAMPLED);
+	if (tied) {
+		struct txtop_pending p = {.skbaddr = skb, .first_ns = now};
+		if (sys_pending.insert(&tid, &p) == 0)
+			gate_add(1);
+		else /* a stale entry of a syscall whose return we missed: replace, still counted */
+			sys_pending.update(&tid, &p);
+	}
+	return 0;
+}
+
+#ifdef TXTOP_HAVE_DEV_QUEUE
+/* Classic form: carries the device name, so an interface filter can act first. */
+TRACEPOINT_PROBE(net, net_dev_queue)
+{
+	struct txtop_config *c = get_config();
+	struct txtop_devname dev = {};
+	if (!c)
+		return 0;
+	TP_DATA_LOC_READ_STR(dev.name, name, IFNAMSIZ);
+	if (c->filter_dev && !dev_filter.lookup(&dev))
+		return 0;
+	return on_dev_queue((u64)args->skbaddr, dev.name, args->len);
+}
+
+/* Raw form (no filter by interface): TP_PROTO(struct sk_buff *skb); the pointer is our key. */
+int txtop_raw_dev_queue(struct bpf_raw_tracepoint_args *ctx)
+{
+	return on_dev_queue(ctx->args[0], 0, 0);
+}
+#endif
+
+/* ---- qdisc ------------------------------------------------------------------------------- */
+
+static __always_inline int dev_filtered_out(struct txtop_config *c, s32 ifindex)
+{
+	return c->filter_dev && !ifindex_filter.lookup(&ifindex);
+}
+
+#ifdef TXTOP_HAVE_QDISC_ENQUEUE
+TRACEPOINT_PROBE(qdisc, qdisc_enqueue)
+{
+	struct txtop_config *c = get_config();
+	if (!c || dev_filtered_out(c, args->ifindex) || !tracks_live(c))
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	struct txtop_record *t = track_of(c, (u64)args->skbaddr, now, P_QDISC_ENQUEUE);
+	if (!t)
+		return 0;
+	if (!t->ts[ST_QDISC_ENQUEUE]) /* the first enqueue: a requeue is not a new wait */
+		set_stage(t, ST_QDISC_ENQUEUE, now);
+	t->ifindex = args->ifindex;
+	return 0;
+}
+#endif
+
+#ifdef TXTOP_HAVE_QDISC_DEQUEUE
+TRACEPOINT_PROBE(qdisc, qdisc_dequeue)
+{
+	struct txtop_config *c = get_config();
+	if (!c || dev_filtered_out(c, args->ifindex))
+		return 0;
+	if (args->txq_state & TXQ_XOFF_MASK) {
+		struct txtop_skey k = {.ifindex = args->ifindex, .parent = args->parent};
+		u64 one = 1, *v = txq_stopped.lookup(&k);
+		if (v)
+			(*v)++;
+		else
+			txq_stopped.update(&k, &one);
+	}
+	if (!tracks_live(c))
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	struct txtop_record *t = track_of(c, (u64)args->skbaddr, now, P_QDISC_DEQUEUE);
+	if (!t)
+		return 0;
+	set_stage(t, ST_QDISC_DEQUEUE, now); /* the last dequeue: after a requeue it counts */
+	t->txq_state = args->txq_state;
+	t->ifindex = args->ifindex;
+	t->flags |= F_TXQ_STATE;
+	return 0;
+}
+#endif
+
+/* ---- the driver ------------------------------------------------------------------------- */
+
+#ifdef TXTOP_HAVE_START_XMIT
+TRACEPOINT_PROBE(net, net_dev_start_xmit)
+{
+	struct txtop_config *c = get_config();
+	struct txtop_cpu *pc = get_cpu_state();
+	struct txtop_qkey k = {};
+	if (!c || !pc)
+		return 0;
+	TP_DATA_LOC_READ_STR(k.dev, name, IFNAMSIZ);
+	if (c->filter_dev && !dev_filter.lookup((struct txtop_devname *)&k.dev))
+		return 0;
+	k.queue = args->queue_mapping;
+	u32 segs = args->gso_segs ? args->gso_segs : 1;
+	struct txtop_qval *v = txq_stats.lookup(&k);
+	if (v) {
+		v->packets++;
+		v->bytes += args->len;
+		v->gso_segs += segs;
+	} else {
+		struct txtop_qval first = {.packets = 1, .bytes = args->len, .gso_segs = segs};
+		txq_stats.update(&k, &first);
+	}
+	/* net_dev_xmit follows on this CPU (xmit_one): it learns the queue from here. */
+	pc->sx_skb = (u64)args->skbaddr;
+	__builtin_memcpy(pc->sx_dev, k.dev, IFNAMSIZ);
+	pc->sx_queue = k.queue;
+	if (!tracks_live(c))
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	struct txtop_record *t = track_of(c, (u64)args->skbaddr, now, P_START_XMIT);
+	if (!t)
+		return 0;
+	set_stage(t, ST_START_XMIT, now);
+	__builtin_memcpy(t->dev, k.dev, IFNAMSIZ);
+	t->queue = args->queue_mapping;
+	t->len = args->len;
+	t->gso_segs = args->gso_segs;
+	t->protocol = args->protocol;
+	t->flags |= F_QUEUE;
+	return 0;
+}
+#endif
+
+#ifdef TXTOP_HAVE_XMIT
+/* Raw net_dev_xmit: TP_PROTO(struct sk_buff *skb, int rc, struct net_device *dev,
+ * unsigned int skb_len); the skb may already be gone, so its address is only a key. */
+int txtop_raw_xmit(struct bpf_raw_tracepoint_args *ctx)
+{
+	u64 skb = ctx->args[0];
+	s32 rc = (s32)ctx->args[1];
+	struct txtop_config *c = get_config();
+	if (!c)
+		return 0;
+	if (rc != 0) {
+		struct txtop_cpu *pc = get_cpu_state();
+		if (pc && pc->sx_skb == skb) {
+			struct txtop_ekey k = {.queue = pc->sx_queue, .rc = rc};
+			__builtin_memcpy(k.dev, pc->sx_dev, IFNAMSIZ);
+			u64 one = 1, *v = xmit_errors.lookup(&k);
+			if (v)
+				(*v)++;
+			else
+				xmit_errors.update(&k, &one);
+		}
+	}
+	if (!tracks_live(c))
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	struct txtop_record *t = track_of(c, skb, now, P_XMIT);
+	if (!t)
+		return 0;
+	set_stage(t, ST_XMIT, now);
+	t->xmit_rc = rc;
+	t->flags |= F_RC;
+	return 0;
+}
+#endif
+
+/* ---- the end of an skb ------------------------------------------------------------------ */
+
+static __always_inline void on_free(u64 skb, u64 location, u32 reason, u8 kind, u32 probe)
+{
+	struct txtop_config *c = get_config();
+	if (!c || !tracks_live(c))
+		return;
+	u64 now = bpf_ktime_get_ns();
+	struct txtop_record *t = track_of(c, skb, now, probe);
+	if (!t)
+		return;
+	set_stage(t, ST_FREE, now);
+	t->location = location;
+	t->free_kind = kind;
+	if (kind == FREE_DROP) {
+		t->drop_reason = reason;
+		t->flags |= F_REASON;
+	}
+	/* Ended at once: the address may be reused by the next allocation. */
+	end_track(t, END_COMPLETE, probe);
+}
+
+#ifdef TXTOP_HAVE_CONSUME_SKB
+/* Raw consume_skb: TP_PROTO(struct sk_buff *skb, void *location) (location since 6.3). */
+int txtop_raw_consume_skb(struct bpf_raw_tracepoint_args *ctx)
+{
+#ifdef TXTOP_CONSUME_LOCATION
+	on_free(ctx->args[0], ctx->args[1], 0, FREE_CONSUME, P_CONSUME_SKB);
+#else
+	on_free(ctx->args[0], 0, 0, FREE_CONSUME, P_CONSUME_SKB);
+#endif
+	return 0;
+}
+#endif
+
+#ifdef TXTOP_HAVE_KFREE_SKB
+TRACEPOINT_PROBE(skb, kfree_skb)
+{
+#ifdef TXTOP_KFREE_REASON
+	on_free((u64)args->skbaddr, (u64)args->location, (u32)args->reason, FREE_DROP,
+		P_KFREE_SKB);
+#else
+	on_free((u64)args->skbaddr, (u64)args->location, 0, FREE_DROP, P_KFREE_SKB);
+#endif
+	return 0;
+}
+#endif
+
+/* ---- BQL ----------------------------------------------------------------------------------- */
+
+#ifdef TXTOP_HAVE_DQL_STALL
+TRACEPOINT_PROBE(napi, dql_stall_detected)
+{
+	stat_inc(S_DQL_STALL);
+	return 0;
+}
+#endif
+
+/* ---- softirqs: raw irq:softirq_* with TP_PROTO(unsigned int vec_nr) ------------------------ */
+
+#ifdef TXTOP_HAVE_SOFTIRQ
+static __always_inline struct txtop_softirq *net_softirq(u64 vec, u32 *i)
+{
+	u32 zero = 0;
+	if (vec != NET_TX_SOFTIRQ && vec != NET_RX_SOFTIRQ)
+		return 0;
+	*i = vec == NET_TX_SOFTIRQ ? 0 : 1;
+	return softirq.lookup(&zero);
+}
+
+int txtop_raw_softirq_raise(struct bpf_raw_tracepoint_args *ctx)
+{
+	u32 i = 0;
+	struct txtop_softirq *s = net_softirq(ctx->args[0], &i);
+	if (s && i < 2)
+		s->raises[i]++;
+	return 0;
+}
+
+int txtop_raw_softirq_entry(struct bpf_raw_tracepoint_args *ctx)
+{
+	u32 i = 0;
+	struct txtop_softirq *s = net_softirq(ctx->args[0], &i);
+	if (s && i < 2) {
+		s->runs[i]++;
+		s->entry_ns[i] = bpf_ktime_get_ns();
+	}
+	return 0;
+}
+
+int txtop_raw_softirq_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	u32 i = 0;
+	struct txtop_softirq *s = net_softirq(ctx->args[0], &i);
+	if (s && i < 2 && s->entry_ns[i]) {
+		s->ns[i] += bpf_ktime_get_ns() - s->entry_ns[i];
+		s->entry_ns[i] = 0;
+	}
+	return 0;
+}
+#endif
