@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .model import BqlStats
-from .netdev import SYSFS_NET, parse_counter, read_small
+from .netdev import SYSFS_NET, checked_ifname, parse_counter, read_small
 
 REQUIRED_FILES = ("inflight", "limit", "limit_min", "limit_max", "hold_time")
 OPTIONAL_FILES = ("stall_thrs", "stall_cnt", "stall_max")  # kernels >= 6.10
@@ -42,10 +42,17 @@ def _value(name: str, text: str) -> int:
 
 
 def read_bql(dev: str, queue: int, sysfs_root: Path = SYSFS_NET) -> BqlStats | None:
-    """BQL of one TX queue; None when the device has no BQL or vanished while we read."""
+    """BQL of one TX queue; None when the device has no BQL or vanished while we read.
+
+    Raises InvalidInterfaceName (a ValueError) for a bad device name or a negative queue,
+    ValueError for unparsable files and OSError for other read errors."""
+    # The name becomes part of a path: validated (cached, so free on every later tick).
+    checked_ifname(dev)
+    if isinstance(queue, bool) or not isinstance(queue, int) or queue < 0:
+        raise ValueError(f"bad TX queue index {queue!r}")
     # Plain string paths: this runs for every queue every tick, and pathlib's joins cost
     # more than the reads themselves at 128 queues.
-    base = f"{sysfs_root}/{dev}/queues/tx-{int(queue)}/byte_queue_limits/"
+    base = f"{sysfs_root}/{dev}/queues/tx-{queue}/byte_queue_limits/"
     files: dict[str, str] = {}
     for name in BQL_FILES:
         try:

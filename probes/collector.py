@@ -10,6 +10,7 @@ resets and u32 wraps never give negative or invented rates).
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import socket
 import threading
@@ -34,6 +35,7 @@ from .netdev import (
     SYSFS_NET,
     NetDevice,
     TxCounters,
+    is_valid_ifname,
     order_interfaces,
     read_device,
     resolve_interfaces,
@@ -96,6 +98,18 @@ class _Raw:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _one_line_text(text: str, limit: int = 200) -> str:
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else ""
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def _summary(items: list[str]) -> str:
+    """One line for ``probes.unavailable``: the first reason, and how many more there were."""
+    first = _one_line_text(items[0])
+    return first if len(items) == 1 else f"{first} (+{len(items) - 1} more)"
 
 
 class Collector:
@@ -181,12 +195,16 @@ class Collector:
 
     def _collect(self, probes_override: ProbeStatus | None) -> Snapshot:
         problems: dict[str, str] = {}
-        devices = self._read_devices()
+        devices = self._read_devices(problems)
         try:
             qdiscs = self._qdiscs.read()
         except Exception as exc:  # pyroute2's NetlinkError is a bare Exception subclass
             qdiscs = []
             problems["qdisc"] = f"rtnetlink qdisc dump failed: {_one_line(exc)}"
+        else:
+            skipped = getattr(self._qdiscs, "problem", "")  # some messages did not decode
+            if isinstance(skipped, str) and skipped:
+                problems["qdisc"] = _one_line_text(skipped)
         reading, probes = self._read_tracer()
         proc = self.proc_root
         softirqs = self._try(problems, "softirqs", lambda: read_softirqs(proc)) or {}
@@ -217,7 +235,7 @@ class Collector:
         queue_rows: list[QueueRow] = []
         for dev in devices:
             qrows, root_kind = self._queue_rows(
-                dev, qdiscs, raw, old, interval_s, per_queue_latency
+                dev, qdiscs, raw, old, interval_s, per_queue_latency, problems
             )
             queue_rows.extend(qrows)
             device_rows.append(self._device_row(dev, raw, old, interval_s, qrows, root_kind))
@@ -253,19 +271,31 @@ class Collector:
             problems[what] = _one_line(exc)
             return None
 
-    def _read_devices(self) -> list[NetDevice]:
+    def _read_devices(self, problems: dict[str, str]) -> list[NetDevice]:
         if self._fixed is not None:
             names = self._fixed
         else:
             try:  # re-listed every tick: devices come and go (one directory listing)
-                names = order_interfaces(p.name for p in self.sysfs_root.iterdir())
+                listing = os.listdir(self.sysfs_root)
             except FileNotFoundError:
-                names = []
+                listing = []
+            except OSError as exc:
+                problems["netdev"] = f"{self.sysfs_root}: {_one_line(exc)}"
+                listing = []
+            # Only names the kernel could have made reach a path (a fake tree may hold others).
+            names = order_interfaces(n for n in listing if is_valid_ifname(n))
         out = []
+        failed: list[str] = []
         for name in names:
-            dev = read_device(name, self.sysfs_root)  # None: vanished, or no TX queues
+            try:
+                dev = read_device(name, self.sysfs_root)  # None: vanished, or no TX queues
+            except (OSError, ValueError) as exc:  # unreadable or garbage: skip it, say why
+                failed.append(f"{name}: {_one_line(exc)}")
+                continue
             if dev is not None:
                 out.append(dev)
+        if failed:
+            problems["netdev"] = _summary(failed)
         return out
 
     def _read_tracer(self) -> tuple[TracerReading | None, ProbeStatus]:
@@ -291,13 +321,20 @@ class Collector:
         old: _Raw,
         interval_s: float,
         latency: Mapping[tuple[int, int], Mapping],
+        problems: dict[str, str],
     ) -> tuple[list[QueueRow], str | None]:
         n_queues = max(dev.tx_queues) + 1
         mapped = map_qdiscs_to_queues(qdiscs, dev.ifindex, n_queues)
         root = root_qdisc(qdiscs, dev.ifindex)
         probe_devs = {k[0] for k in raw.tracer_queues}
         rows = []
+        bql_failed: list[str] = []
         for queue in dev.tx_queues:
+            try:
+                bql = read_bql(dev.name, queue, self.sysfs_root)
+            except (OSError, ValueError) as exc:  # one unreadable queue must not end the tick
+                bql = None
+                bql_failed.append(f"{dev.name} tx-{queue}: {_one_line(exc)}")
             qdisc = mapped.get(queue)
             if qdisc is not None:
                 qdisc = self._qdisc_rates(dev.ifindex, qdisc, raw, old, interval_s)
@@ -307,12 +344,15 @@ class Collector:
                     dev=dev.name,
                     ifindex=dev.ifindex,
                     queue=queue,
-                    bql=read_bql(dev.name, queue, self.sysfs_root),
+                    bql=bql,
                     qdisc=qdisc,
                     tx=tx,
                     latency_ns=dict(latency.get((dev.ifindex, queue), {})),
                 )
             )
+        if bql_failed:
+            earlier = problems.get("bql")
+            problems["bql"] = _summary(([earlier] if earlier else []) + bql_failed)
         return rows, root.kind if root is not None else None
 
     @staticmethod

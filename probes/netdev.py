@@ -7,6 +7,7 @@ readers so tests can feed them captured trees through ``sysfs_root``.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ IFNAMSIZ = 16
 _KERNEL_SPACE_BYTES = frozenset(b" \t\n\v\f\r\xa0")
 
 TX_COUNTERS = ("tx_packets", "tx_bytes", "tx_dropped", "tx_errors")
+# Upper bound for one sysfs/procfs read. The largest file we read, /proc/softirqs on an
+# 8192-CPU machine, is ~1.2 MB; anything bigger is not the kernel file we expect.
+MAX_READ_BYTES = 16 << 20
 
 
 class InterfaceError(ValueError):
@@ -88,6 +92,21 @@ def validate_ifname(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)  # bounded; names repeat every tick, so checks cost ~nothing
+def checked_ifname(name: str) -> str:
+    """``validate_ifname`` for the readers' hot paths: every name that is joined into a path
+    goes through here first, so ``../x`` or ``a/b`` can never walk out of the sysfs root."""
+    return validate_ifname(name)
+
+
+def is_valid_ifname(name: str) -> bool:
+    try:
+        checked_ifname(name)
+    except (InvalidInterfaceName, TypeError):  # TypeError: unhashable, i.e. not a str
+        return False
+    return True
+
+
 def order_interfaces(names: Iterable[str]) -> list[str]:
     """Default display order: sorted by name, loopback last."""
     return sorted(set(names), key=lambda n: (n == "lo", n))
@@ -117,15 +136,24 @@ def parse_counter(text: str | bytes) -> int:
 # ---- thin readers -----------------------------------------------------------------------------
 
 
-def read_small(path: Path | str) -> bytes:
-    """Read a small sysfs/procfs file with one read() (4x cheaper than Path.read_text)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def read_small(path: Path | str, limit: int = MAX_READ_BYTES) -> bytes:
+    """Read a small sysfs/procfs file with one read() (4x cheaper than Path.read_text).
+
+    O_NONBLOCK: kernel attribute files ignore it, but a FIFO planted where a file should be
+    (a wrong ``--sysfs-root``, a fuzzed tree) then cannot hang the collector. More than
+    ``limit`` bytes is a ValueError: it is not the file we meant to read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         chunks = []
+        size = 0
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"{path}: larger than {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
@@ -133,7 +161,10 @@ def read_small(path: Path | str) -> bytes:
 
 
 def tx_queue_indices(dev: str, sysfs_root: Path = SYSFS_NET) -> tuple[int, ...]:
-    """TX queue indices of ``dev``; () when it has none or has vanished."""
+    """TX queue indices of ``dev``; () when it has none or has vanished.
+
+    Raises InvalidInterfaceName for a name that is not a kernel interface name."""
+    checked_ifname(dev)
     try:
         return parse_tx_queue_dirs(os.listdir(sysfs_root / dev / "queues"))
     except (FileNotFoundError, NotADirectoryError):
@@ -141,12 +172,16 @@ def tx_queue_indices(dev: str, sysfs_root: Path = SYSFS_NET) -> tuple[int, ...]:
 
 
 def list_tx_interfaces(sysfs_root: Path = SYSFS_NET) -> list[str]:
-    """Every interface with at least one TX queue, in the default display order."""
+    """Every interface with at least one TX queue, in the default display order.
+
+    Entries that are not valid interface names (only possible in a fake tree) are skipped."""
     try:
         names = os.listdir(sysfs_root)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return order_interfaces(n for n in names if tx_queue_indices(n, sysfs_root))
+    return order_interfaces(
+        n for n in names if is_valid_ifname(n) and tx_queue_indices(n, sysfs_root)
+    )
 
 
 def resolve_interfaces(requested: Sequence[str] | None, sysfs_root: Path = SYSFS_NET) -> list[str]:
@@ -170,14 +205,17 @@ def resolve_interfaces(requested: Sequence[str] | None, sysfs_root: Path = SYSFS
 
 
 def read_tx_counters(dev: str, sysfs_root: Path = SYSFS_NET) -> TxCounters:
-    stats = sysfs_root / dev / "statistics"
+    stats = sysfs_root / checked_ifname(dev) / "statistics"
     values = [parse_counter(read_small(stats / name)) for name in TX_COUNTERS]
     return TxCounters(*values)
 
 
 def read_device(dev: str, sysfs_root: Path = SYSFS_NET) -> NetDevice | None:
-    """Everything txtop shows about one device; None when it vanished or has no TX queues."""
-    base = sysfs_root / dev
+    """Everything txtop shows about one device; None when it vanished or has no TX queues.
+
+    Raises InvalidInterfaceName for a bad name, ValueError for unparsable files and OSError
+    for read errors other than the device going away."""
+    base = sysfs_root / checked_ifname(dev)
     try:
         queues = tx_queue_indices(dev, sysfs_root)
         if not queues:

@@ -164,15 +164,40 @@ def decode_qdisc(msg: Any) -> QdiscInfo:
     )
 
 
-def decode_qdiscs(msgs: Iterable[Any]) -> list[QdiscInfo]:
-    """Decode a whole dump, skipping messages that are not RTM_NEWQDISC (errors, done)."""
+def decode_qdiscs(msgs: Iterable[Any], errors: list[str] | None = None) -> list[QdiscInfo]:
+    """Decode a whole dump, skipping messages that are not RTM_NEWQDISC (errors, done).
+
+    A malformed message raises ValueError, unless ``errors`` is given: then it is skipped and
+    its reason appended there (one odd qdisc must not blank every device's qdisc rows).
+    """
     out = []
     for msg in msgs:
         event = msg.get("event") if hasattr(msg, "get") else None
         if event is not None and event != "RTM_NEWQDISC":
             continue
-        out.append(decode_qdisc(msg))
+        try:
+            out.append(decode_qdisc(msg))
+        except ValueError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
     return out
+
+
+def parse_qdisc_messages(data: bytes, errors: list[str] | None = None) -> list[QdiscInfo]:
+    """Raw rtnetlink bytes (RTM_NEWQDISC messages back to back, as a dump delivers them)
+    parsed with pyroute2's rtnetlink marshal, the same code the live socket uses.
+
+    The only exception is ValueError: pyroute2 lets struct.error and its own decode errors
+    escape on damaged input, and those are translated here. ``errors`` as in decode_qdiscs.
+    """
+    from pyroute2.netlink.rtnl.marshal import MarshalRtnl  # lazy, like the reader
+
+    try:
+        msgs = list(MarshalRtnl().parse(bytes(data)))
+    except Exception as exc:  # third-party parser on untrusted bytes: any failure = malformed
+        raise ValueError(f"undecodable netlink data: {type(exc).__name__}: {exc}") from None
+    return decode_qdiscs(msgs, errors)
 
 
 def map_qdiscs_to_queues(
@@ -211,12 +236,14 @@ class QdiscReader:
     """Dumps every qdisc of this network namespace, once per call, over one netlink socket.
 
     The socket is opened on first use (on the collector's worker thread) and kept open.
+    Messages that do not decode are skipped; ``problem`` then says how many and why.
     """
 
     def __init__(self) -> None:
         self._ipr: Any = None
         self._lock = threading.Lock()
         self._closed = False
+        self.problem = ""
 
     def read(self) -> list[QdiscInfo]:
         with self._lock:
@@ -226,8 +253,19 @@ class QdiscReader:
                 from pyroute2 import IPRoute  # imported lazily: tests of pure code skip it
 
                 self._ipr = IPRoute()
-            msgs = list(self._ipr.get_qdiscs())
-        return decode_qdiscs(msgs)
+            msgs = self._dump()
+        errors: list[str] = []
+        out = decode_qdiscs(msgs, errors)
+        self.problem = f"{len(errors)} qdisc message(s) skipped: {errors[0]}" if errors else ""
+        return out
+
+    def _dump(self) -> list[Any]:
+        from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+
+        try:
+            return list(self._ipr.get_qdiscs())
+        except NetlinkDumpInterrupted:  # qdiscs changed during the dump: one clean retry
+            return list(self._ipr.get_qdiscs())
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,488 @@
+"""Churn: devices, TX queue counts, qdiscs and CPUs change while the collector ticks.
+
+Root tests use private veth labs (probes/lab.py); traffic goes only to a lab peer inside a
+namespace the test created and is bounded in packets. The CPU-count tests use fake procfs
+trees and run anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from source_checks import check_snapshot, queues_of
+
+from txtop.probes.collector import Collector, LiveSource
+from txtop.probes.lab import Lab
+from txtop.probes.model import Snapshot
+from txtop.probes.netdev import validate_ifname
+
+SYSFS = Path("/sys/class/net")
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def run(argv: list[str]) -> str:
+    """A command with a fixed argv (no shell); names in it were validated by the caller."""
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    assert res.returncode == 0, f"{argv}: {res.stderr.strip()}"
+    return res.stdout
+
+
+def max_tx_channels(dev: str) -> int:
+    out = run(["ethtool", "-l", validate_ifname(dev)])
+    m = re.search(r"Pre-set maximums:.*?^TX:\s+(\d+)", out, re.S | re.M)
+    return int(m.group(1)) if m else 0
+
+
+def blast(dst: str, packets: int = 300, size: int = 200) -> None:
+    """A bounded UDP burst to a lab peer (non-blocking: a full qdisc just drops the rest)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        data = b"c" * size
+        for i in range(packets):
+            try:
+                sock.sendto(data, (dst, 9000 + i % 8))
+            except OSError:
+                pass
+
+
+def collect(collector: Collector, **kw: bool) -> Snapshot:
+    snap = collector.collect()
+    check_snapshot(snap, **kw)
+    return snap
+
+
+def until(collector: Collector, cond: Callable[[Snapshot], bool], timeout_s: float = 5.0,
+          **kw: bool) -> Snapshot:  # fmt: skip
+    """Collect (checking every snapshot) until ``cond`` holds: for effects that lag the command
+    that caused them, e.g. packets a qdisc dequeues later from the NET_TX softirq."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        snap = collect(collector, **kw)
+        if cond(snap):
+            return snap
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.02)
+
+
+def device(snap: Snapshot, dev: str):
+    return next((d for d in snap.devices if d.dev == dev), None)
+
+
+@pytest.fixture
+def extra_labs() -> Iterator[Callable[[str], Lab]]:
+    """Factory for more labs (distinct tags/subnets from the ``lab`` fixture); all destroyed."""
+    made: list[Lab] = []
+
+    def make(suffix: str, queues: int = 2) -> Lab:
+        n = len(made) + 1
+        lab = Lab(tag=f"c{suffix}{os.getpid() % 1000}", queues=queues,
+                  subnet=(os.getpid() + 101 + 7 * n) % 200 + 20)  # fmt: skip
+        made.append(lab)
+        lab.create()
+        return lab
+
+    yield make
+    for lab in made:
+        lab.destroy()
+
+
+# ---- devices come and go ---------------------------------------------------------------------
+
+
+@pytest.mark.root
+def test_veth_added_deleted_and_recreated(lab: Lab, extra_labs) -> None:
+    listing = Collector(None)
+    restricted = Collector([lab.dev])
+    fixed2: Collector | None = None
+    try:
+        first = collect(listing)
+        assert lab.dev in first.interfaces
+        collect(restricted)
+
+        lab2 = extra_labs("a", queues=2)
+        snap = collect(listing)  # the very next tick shows it
+        assert lab2.dev in snap.interfaces and queues_of(snap, lab2.dev) == [0, 1]
+        d2 = device(snap, lab2.dev)
+        assert d2 is not None and d2.tx_pps == 0.0  # new key: no invented rate
+        assert collect(restricted).interfaces == (lab.dev,)  # -i restricts the view
+
+        fixed2 = Collector([lab2.dev])
+        collect(fixed2)
+        blast(lab2.peer_ip, packets=300)
+        busy = until(listing, lambda s: device(s, lab2.dev).tx_packets >= 250)  # type: ignore[union-attr]
+        d2 = device(busy, lab2.dev)
+        assert d2 is not None and d2.tx_pps > 0
+        collect(fixed2)
+        old_ifindex = d2.ifindex
+
+        run(["ip", "link", "del", "dev", lab2.dev])  # synchronous: sysfs is gone on return
+        gone = collect(listing)
+        assert lab2.dev not in gone.interfaces
+        assert not queues_of(gone, lab2.dev)
+        assert lab.dev in gone.interfaces
+        gone_fixed = collect(fixed2)
+        assert gone_fixed.interfaces == () and gone_fixed.queues == ()
+        collect(restricted)
+
+        lab2.create()  # the same name again (a new ifindex, counters from zero)
+        for collector in (listing, fixed2):
+            back = collect(collector)
+            d2 = device(back, lab2.dev)
+            assert d2 is not None and d2.ifindex != old_ifindex
+            assert d2.tx_pps == 0.0 and d2.tx_bps == 0.0
+            assert queues_of(back, lab2.dev) == [0, 1]
+        blast(lab2.peer_ip, packets=50)
+        for collector in (listing, fixed2):
+            snap = until(collector, lambda s: device(s, lab2.dev).tx_packets >= 50)  # type: ignore[union-attr]
+            d2 = device(snap, lab2.dev)
+            # Only what was sent since re-creation (plus IPv6/ARP chatter), never the old
+            # device's totals.
+            assert d2 is not None and d2.tx_packets < 250
+    finally:
+        listing.close()
+        restricted.close()
+        if fixed2 is not None:
+            fixed2.close()
+
+
+# ---- queues and qdiscs change under a running device ------------------------------------------
+
+
+@pytest.mark.root
+def test_tx_queue_count_follows_ethtool(lab: Lab) -> None:
+    if max_tx_channels(lab.dev) < 4:
+        pytest.skip("veth here does not offer 4 TX channels")
+    lab.set_mq()
+    restricted = Collector([lab.dev])
+    listing = Collector(None)
+    try:
+        for c in (restricted, listing):
+            assert queues_of(collect(c), lab.dev) == [0, 1, 2, 3]
+        for count in (2, 1, 4, 3, 4):
+            run(["ethtool", "-L", lab.dev, "tx", str(count)])
+            blast(lab.peer_ip, packets=100)
+            for c in (restricted, listing):
+                snap = collect(c)
+                assert queues_of(snap, lab.dev) == list(range(count)), count
+                d = device(snap, lab.dev)
+                assert d is not None and d.tx_queues == count and d.root_qdisc == "mq"
+                rows = [q for q in snap.queues if q.dev == lab.dev]
+                # mq shows one child per real TX queue: parent 1:N+1 for tx-N.
+                assert all(q.qdisc is not None and q.qdisc.per_queue for q in rows), count
+                assert [q.qdisc.parent for q in rows if q.qdisc] == [
+                    f"1:{n + 1:x}" for n in range(count)
+                ]
+    finally:
+        restricted.close()
+        listing.close()
+
+
+@pytest.mark.root
+def test_qdisc_replace_follows_and_restarts_counters(lab: Lab) -> None:
+    lab.set_mq()
+    collector = Collector([lab.dev])
+    try:
+        collect(collector)
+        blast(lab.peer_ip, packets=400)
+        snap = until(collector, lambda s: sum(q.qdisc.packets for q in s.queues if q.qdisc) >= 400)
+        # The tick that saw the last packets dequeued has a positive per-queue rate.
+        assert any(q.tx is not None and q.tx.pps > 0 for q in snap.queues)
+
+        run(["tc", "qdisc", "replace", "dev", lab.dev, "root", "tbf", "rate", "8mbit",
+             "burst", "4k", "limit", "10k"])  # fmt: skip
+        snap = collect(collector)
+        assert device(snap, lab.dev).root_qdisc == "tbf"  # type: ignore[union-attr]
+        for q in snap.queues:
+            assert q.qdisc is not None and q.qdisc.kind == "tbf" and not q.qdisc.per_queue
+            assert q.qdisc.drops_per_s == 0.0 and q.qdisc.packets < 400  # a new series
+            assert q.tx is None  # a shared root says nothing about one queue
+
+        blast(lab.peer_ip, packets=200, size=1000)  # overruns the 10k tbf limit: drops
+        until(collector, lambda s: s.queues[0].qdisc.drops > 0)  # type: ignore[union-attr]
+
+        run(["tc", "qdisc", "replace", "dev", lab.dev, "root", "handle", "1:", "mq"])
+        snap = collect(collector)
+        assert device(snap, lab.dev).root_qdisc == "mq"  # type: ignore[union-attr]
+        for q in snap.queues:
+            assert q.qdisc is not None and q.qdisc.per_queue
+            assert q.qdisc.drops_per_s == 0.0 and q.qdisc.requeues_per_s == 0.0
+            assert q.tx is not None and q.tx.source == "qdisc" and q.tx.pps == 0.0
+
+        run(["tc", "qdisc", "del", "dev", lab.dev, "root"])  # back to veth's noqueue
+        snap = collect(collector)
+        assert device(snap, lab.dev).root_qdisc == "noqueue"  # type: ignore[union-attr]
+        assert all(q.tx is None for q in snap.queues)
+    finally:
+        collector.close()
+
+
+class StampedCollector(Collector):
+    """Remembers when each collect() started, to tell which tick first saw a change."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.starts: list[float] = []
+
+    def collect(self, probes=None) -> Snapshot:  # type: ignore[no-untyped-def]
+        self.starts.append(time.monotonic())
+        return super().collect(probes)
+
+
+@pytest.mark.root
+def test_live_source_follows_churn_within_a_tick(lab: Lab, extra_labs) -> None:
+    """LiveSource at 10 Hz: the first tick that starts after each change reflects it."""
+    collector = StampedCollector(None)
+    got: list[tuple[float, Snapshot]] = []
+    lock = threading.Lock()
+
+    def sink(snap: Snapshot) -> None:
+        with lock:
+            got.append((collector.starts[-1], snap))
+
+    def first_after(t: float, timeout_s: float = 5.0) -> Snapshot:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with lock:
+                for started, snap in got:
+                    if started > t:
+                        return snap
+            time.sleep(0.02)
+        raise AssertionError("no tick after the change")
+
+    source = LiveSource(collector, interval_s=0.1)
+    source.start(sink)
+    try:
+        first_after(time.monotonic())
+        lab.set_mq()
+        t = time.monotonic()
+        assert device(first_after(t), lab.dev).root_qdisc == "mq"  # type: ignore[union-attr]
+
+        run(["ethtool", "-L", lab.dev, "tx", "2"])
+        t = time.monotonic()
+        assert queues_of(first_after(t), lab.dev) == [0, 1]
+
+        lab2 = extra_labs("l", queues=3)
+        t = time.monotonic()
+        assert queues_of(first_after(t), lab2.dev) == [0, 1, 2]
+
+        run(["ip", "link", "del", "dev", lab2.dev])
+        t = time.monotonic()
+        assert lab2.dev not in first_after(t).interfaces
+
+        lab.set_tbf()
+        t = time.monotonic()
+        snap = first_after(t)
+        assert device(snap, lab.dev).root_qdisc == "tbf"  # type: ignore[union-attr]
+    finally:
+        source.stop()
+    assert source.error is None
+    with lock:
+        assert len(got) >= 5
+        for _, snap in got:
+            check_snapshot(snap)
+
+
+# ---- unexpected CPU counts in procfs (no root needed) -----------------------------------------
+
+
+class FakeQdiscs:
+    def read(self) -> list:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.ns = 10**12
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.ns += int(seconds * 1e9)
+
+
+def softirqs_text(columns: dict[int, tuple[int, int]]) -> str:
+    """/proc/softirqs with one column per given CPU id (NET_TX, NET_RX values)."""
+    cpus = sorted(columns)
+    head = " " * 12 + "".join(f"CPU{c:<8}" for c in cpus)
+    tx = "".join(f"{columns[c][0]:>11}" for c in cpus)
+    rx = "".join(f"{columns[c][1]:>11}" for c in cpus)
+    return f"{head}\n      NET_TX:{tx}\n      NET_RX:{rx}\n       TIMER:{tx}\n"
+
+
+def stat_text(cpus: dict[int, int]) -> str:
+    """/proc/stat with a cpuN line per CPU; the value drives user and softirq ticks."""
+    lines = ["cpu  1 0 1 1 0 0 0 0 0 0"]
+    lines += [f"cpu{c} {v} 0 {v} {10 * v} 0 0 {v} 0 0 0" for c, v in sorted(cpus.items())]
+    return "\n".join(lines + ["intr 0", "ctxt 0"]) + "\n"
+
+
+def softnet_text(rows: dict[int, int], cpu_column: bool = True) -> str:
+    out = []
+    for cpu, processed in sorted(rows.items()):
+        cols = [f"{processed:08x}"] + ["00000000"] * 10
+        if cpu_column:
+            cols += ["00000000", f"{cpu:08x}", "00000000", "00000000"]
+        out.append(" ".join(cols))
+    return "\n".join(out) + ("\n" if out else "")
+
+
+class FakeProc:
+    def __init__(self, root: Path) -> None:
+        self.sysfs = root / "sysfs"
+        self.proc = root / "proc"
+        self.sysfs.mkdir()
+        (self.proc / "net").mkdir(parents=True)
+        self.clock = FakeClock()
+        self.collector = Collector(
+            sysfs_root=self.sysfs, proc_root=self.proc, qdisc_source=FakeQdiscs(),
+            clock=self.clock,
+        )  # fmt: skip
+
+    def write(self, softirqs: str | None, stat: str | None, softnet: str | None) -> None:
+        for rel, text in (("softirqs", softirqs), ("stat", stat), ("net/softnet_stat", softnet)):
+            path = self.proc / rel
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text)
+
+    def tick(self) -> Snapshot:
+        self.clock.tick()
+        snap = self.collector.collect()
+        check_snapshot(snap)
+        return snap
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeProc]:
+    f = FakeProc(tmp_path)
+    yield f
+    f.collector.close()
+
+
+def cpu(snap: Snapshot, n: int):
+    return next(c for c in snap.cpus if c.cpu == n)
+
+
+def test_softirqs_has_more_columns_than_online_cpus(fake: FakeProc) -> None:
+    # 8 possible CPUs in /proc/softirqs, 2 online in /proc/stat and softnet_stat.
+    fake.write(softirqs_text({c: (c, 10 * c) for c in range(8)}), stat_text({0: 5, 1: 5}),
+               softnet_text({0: 1, 1: 1}))  # fmt: skip
+    fake.tick()
+    fake.write(softirqs_text({c: (c, 10 * c + 7) for c in range(8)}), stat_text({0: 9, 1: 9}),
+               softnet_text({0: 4, 1: 6}))  # fmt: skip
+    snap = fake.tick()
+    assert [c.cpu for c in snap.cpus] == [0, 1]
+    assert cpu(snap, 1).net_rx_per_s == 7.0 and cpu(snap, 1).softnet_processed_per_s == 5.0
+    assert not snap.probes.unavailable
+
+
+def test_softirqs_has_fewer_columns_than_stat(fake: FakeProc) -> None:
+    fake.write(softirqs_text({0: (1, 1)}), stat_text(dict.fromkeys(range(4), 3)),
+               softnet_text(dict.fromkeys(range(4), 1)))  # fmt: skip
+    fake.tick()
+    fake.write(softirqs_text({0: (3, 1)}), stat_text(dict.fromkeys(range(4), 6)),
+               softnet_text(dict.fromkeys(range(4), 2)))  # fmt: skip
+    snap = fake.tick()
+    assert [c.cpu for c in snap.cpus] == [0, 1, 2, 3]
+    assert cpu(snap, 0).net_tx_per_s == 2.0
+    assert all(cpu(snap, n).net_tx_per_s == 0.0 for n in (1, 2, 3))  # no column: no rate
+    assert all(c.softnet_processed_per_s == 1.0 for c in snap.cpus)
+
+
+@pytest.mark.parametrize("cpu_column", [True, False])
+def test_cpu_ids_that_jump_and_a_cpu_that_goes_offline(fake: FakeProc, cpu_column: bool) -> None:
+    """CPUs 0, 2, 5 online of 6 possible; then 2 goes offline; then it comes back.
+
+    Old kernels print softnet_stat rows without the CPU id: row n is the n-th online CPU, so
+    the rows must be re-mapped when the online set changes, never attributed to a neighbour.
+    """
+    possible = range(6)
+    fake.write(softirqs_text({c: (0, 100 * c) for c in possible}),
+               stat_text({0: 1, 2: 1, 5: 1}),
+               softnet_text({0: 10, 2: 20, 5: 50}, cpu_column))  # fmt: skip
+    snap = fake.tick()
+    assert [c.cpu for c in snap.cpus] == [0, 2, 5]
+
+    # CPU 2 offline: its softirqs column stays (possible CPUs), its stat/softnet rows go.
+    fake.write(softirqs_text({c: (0, 100 * c + c) for c in possible}),
+               stat_text({0: 2, 5: 2}),
+               softnet_text({0: 11, 5: 55}, cpu_column))  # fmt: skip
+    snap = fake.tick()
+    assert [c.cpu for c in snap.cpus] == [0, 5]
+    assert cpu(snap, 5).softnet_processed_per_s == 5.0  # CPU 5's own row, not CPU 2's
+    assert cpu(snap, 5).net_rx_per_s == 5.0
+    assert not snap.probes.unavailable
+
+    # Back online: a CPU reappearing starts from zero rates.
+    fake.write(softirqs_text({c: (0, 100 * c + 2 * c) for c in possible}),
+               stat_text({0: 3, 2: 3, 5: 3}),
+               softnet_text({0: 12, 2: 90, 5: 60}, cpu_column))  # fmt: skip
+    snap = fake.tick()
+    assert [c.cpu for c in snap.cpus] == [0, 2, 5]
+    assert cpu(snap, 2).softnet_processed_per_s == 0.0 and cpu(snap, 2).softirq_pct == 0.0
+    assert cpu(snap, 5).softnet_processed_per_s == 5.0
+
+
+def test_zero_cpus_and_missing_files(fake: FakeProc) -> None:
+    fake.write("", stat_text({}), "")  # a procfs with no CPU at all
+    snap = fake.tick()
+    assert snap.cpus == ()
+    assert "softirqs" in snap.probes.unavailable  # an empty /proc/softirqs is not valid
+    fake.write(None, None, None)
+    snap = fake.tick()
+    assert snap.cpus == ()
+    assert set(snap.probes.unavailable) == {"softirqs", "stat", "softnet_stat"}
+    # softnet_stat alone still names the CPUs.
+    fake.write(None, None, softnet_text({0: 1, 3: 1}))
+    assert [c.cpu for c in fake.tick().cpus] == [0, 3]
+
+
+def test_old_softnet_with_more_rows_than_online_cpus(fake: FakeProc) -> None:
+    # A CPU came online between reading /proc/stat and softnet_stat (old 11-column format).
+    fake.write(softirqs_text({0: (1, 1), 1: (1, 1)}), stat_text({0: 1}),
+               softnet_text({0: 1, 1: 1}, cpu_column=False))  # fmt: skip
+    snap = fake.tick()
+    assert [c.cpu for c in snap.cpus] == [0]
+    assert "softnet_stat" in snap.probes.unavailable
+
+
+def test_cpu_set_changes_every_tick(fake: FakeProc) -> None:
+    """Arbitrary online sets tick after tick: never a crash, a negative or a foreign CPU."""
+    sets = [{0, 1}, {0, 1, 2, 3}, {3}, set(), {0, 7, 9}, {0, 1}, {1}, {0, 1, 2, 3, 4, 5, 6, 7}]
+    for i, online in enumerate(sets * 2):
+        fake.write(softirqs_text({c: (i, 3 * i) for c in range(10)}),
+                   stat_text(dict.fromkeys(online, i + 1)),
+                   softnet_text(dict.fromkeys(online, i), cpu_column=i % 2 == 0))  # fmt: skip
+        snap = fake.tick()
+        assert {c.cpu for c in snap.cpus} == (online or {c.cpu for c in snap.cpus})
+        assert {c.cpu for c in snap.cpus} <= set(range(10))
+    prev = fake.collector._prev
+    assert prev is not None and set(prev.cpu_times) == {0, 1, 2, 3, 4, 5, 6, 7}
+
+
+def test_real_sysfs_tree_copy_survives_cpu_churn(fake: FakeProc, data_dir: Path) -> None:
+    """The captured devices plus CPU churn together: device rows are unaffected."""
+    shutil.rmtree(fake.sysfs)
+    shutil.copytree(data_dir / "sysfs", fake.sysfs)
+    for online in ({0, 1}, {1}, {0, 1}):
+        fake.write(softirqs_text({0: (1, 1), 1: (1, 1)}), stat_text(dict.fromkeys(online, 1)),
+                   softnet_text(dict.fromkeys(online, 1)))  # fmt: skip
+        snap = fake.tick()
+        assert snap.interfaces == ("ens1f0", "eth0", "lo")
