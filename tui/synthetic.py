@@ -201,6 +201,12 @@ class SyntheticSource(SnapshotSource):
         self.seed = seed
         self._tick = 0
 
+    def _prepare(self) -> None:
+        # Like the live source: a first picture at once, then one per interval.
+        first = self._produce()
+        if self._sink is not None and not self.stopped:
+            self._sink(first)
+
     def _produce(self) -> Snapshot:
         self._tick += 1
         return make_snapshot(self.n_queues, self.n_cpus, self._tick, self.interval_s, self.seed)
