@@ -97,7 +97,7 @@ class _Raw:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return _one_line_text(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
 
 
 def _one_line_text(text: str, limit: int = 200) -> str:

@@ -21,6 +21,7 @@ IFNAMSIZ = 16
 _KERNEL_SPACE_BYTES = frozenset(b" \t\n\v\f\r\xa0")
 
 TX_COUNTERS = ("tx_packets", "tx_bytes", "tx_dropped", "tx_errors")
+MAX_QUEUE_INDEX = 0xFFFF  # skb->queue_mapping is a u16
 # Upper bound for one sysfs/procfs read. The largest file we read, /proc/softirqs on an
 # 8192-CPU machine, is ~1.2 MB; anything bigger is not the kernel file we expect.
 MAX_READ_BYTES = 16 << 20
@@ -113,13 +114,20 @@ def order_interfaces(names: Iterable[str]) -> list[str]:
 
 
 def parse_tx_queue_dirs(entries: Iterable[str]) -> tuple[int, ...]:
-    """Queue indices from the entries of /sys/class/net/<dev>/queues (``tx-0``, ``rx-0``...)."""
-    out = []
+    """Queue indices from the entries of /sys/class/net/<dev>/queues (``tx-0``, ``rx-0``...).
+
+    Only the kernel's own spelling counts ("tx-%u": no sign, no leading zero) and indices fit
+    a u16 (skb->queue_mapping), so "tx-01" cannot duplicate tx-1 and a stray "tx-99999999"
+    cannot make the collector build billions of rows.
+    """
+    out = set()
     for entry in entries:
         if entry.startswith("tx-"):
             num = entry[3:]
-            if num.isdigit() and num.isascii():
-                out.append(int(num))
+            if num.isdigit() and num.isascii() and (num == "0" or num[0] != "0"):
+                index = int(num)
+                if index <= MAX_QUEUE_INDEX:
+                    out.add(index)
     return tuple(sorted(out))
 
 
