@@ -20,6 +20,7 @@ from txtop.probes.filters import FilterSpec
 from txtop.probes.model import STAGES, PacketTrace
 from txtop.tui.filter import FilterChanged, FilterScreen, SamplingChanged
 from txtop.tui.inspector import InspectorScreen, format_ns, inspect_packet
+from txtop.tui.theming import register_themes
 from txtop.tui.waterfall import (
     FILL_ASCII,
     FILL_MONO,
@@ -272,6 +273,12 @@ async def test_freeze_keeps_rows_and_counts_arrivals() -> None:
         assert wf.shown_packets() == before
         assert wf.arrived_while_frozen == 5
         assert "FROZEN +5 new" in screen_lines(wf)[0]
+        # The counter follows the filter: of the 5 new packets, 2 went out on txl0.
+        wf.set_filter(FilterSpec.parse("dev=txl0"))
+        assert wf.arrived_while_frozen == 2
+        assert all(p.dev == "txl0" for p in wf.shown_packets())
+        assert len(wf.shown_packets()) == 5  # from the packets there were when frozen
+        wf.set_filter(FilterSpec())
         await pilot.press("space")
         assert not wf.frozen
         after = wf.shown_packets()
@@ -334,6 +341,11 @@ async def test_mouse_selects_and_enter_opens_inspector() -> None:
         assert screen.packet == target
         await pilot.press("down")
         assert screen.packet == wf.shown_packets()[5]
+        body = screen.query_one("VerticalScroll")
+        await pilot.resize_terminal(80, 24)
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert body.scroll_y > 0  # the fields below the fold can be reached by keyboard
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, InspectorScreen)
@@ -479,4 +491,13 @@ async def test_mono_theme_uses_distinct_fills() -> None:
         text = "\n".join(screen_lines(wf))
         assert FILL_MONO["qdisc"] in text and FILL_MONO["driver"] in text
         assert len(set(FILL_MONO.values())) == len(FILL_MONO)
+        # txtop's own themes: "dark" has colours, "mono" only the terminal's default colour
+        # (and no stage variables): the waterfall must notice and switch to fills.
+        register_themes(app)
+        app.theme = "dark"
+        await pilot.pause()
+        assert not wf.mono
+        app.theme = "mono"
+        await pilot.pause()
+        assert wf.mono
         assert len(set(FILL_ASCII.values())) == len(FILL_ASCII)

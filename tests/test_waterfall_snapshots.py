@@ -63,11 +63,12 @@ def test_stage_percentiles(snap_compare) -> None:
     assert snap_compare(WaterfallApp(trace_snapshot()), terminal_size=(120, 40), run_before=stats)
 
 
-def test_inspector(snap_compare) -> None:
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_inspector(snap_compare, size: tuple[int, int]) -> None:
     async def inspect(pilot: Pilot) -> None:
         await pilot.press("down", "down", "down", "down", "down", "down", "down", "enter")
 
-    assert snap_compare(WaterfallApp(trace_snapshot()), terminal_size=(120, 40), run_before=inspect)
+    assert snap_compare(WaterfallApp(trace_snapshot()), terminal_size=size, run_before=inspect)
 
 
 def test_filter_screen(snap_compare) -> None:

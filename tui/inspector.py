@@ -252,30 +252,31 @@ def _sampling(packet: PacketTrace) -> str:
     return every + cap
 
 
-def stage_table(inspection: Inspection, ascii: bool = False) -> Table:
+def stage_table(inspection: Inspection, ascii: bool = False, wide: bool = True) -> Table:
+    """The stage rows; ``wide`` adds the tracepoint column (needs about 110 columns)."""
     table = Table(
         box=box.ASCII if ascii else box.SIMPLE_HEAD,
         expand=False,
         pad_edge=False,
         show_edge=False,
     )
-    for header, justify in (
-        ("stage", "left"),
-        ("tracepoint", "left"),
+    columns = [("stage", "left"), ("tracepoint", "left")] if wide else [("stage", "left")]
+    columns += [
         ("time", "left"),
         ("CPU", "right"),
         ("+prev", "right"),
         ("interval", "left"),
         (f"+{inspection.origin.split(' ')[0]}", "right"),
-    ):
+    ]
+    for header, justify in columns:
         table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for row in inspection.stages:
+        lead = [row.stage, row.tracepoint] if wide else [row.stage]
         if not row.seen:
-            table.add_row(row.stage, row.tracepoint, Text("not observed", style="dim"))
+            table.add_row(*lead, Text("not observed", style="dim"))
             continue
         table.add_row(
-            row.stage,
-            row.tracepoint,
+            *lead,
             row.wall,
             "-" if row.cpu is None else str(row.cpu),
             "" if row.delta_prev_ns is None else format_ns(row.delta_prev_ns, ascii),
@@ -322,6 +323,8 @@ class InspectorScreen(ModalScreen[None]):
         Binding("enter", "close", "Close", show=False),
         Binding("up", "step(-1)", "Newer", show=False),
         Binding("down", "step(1)", "Older", show=False),
+        Binding("pageup", "scroll(-1)", "Scroll up", show=False),
+        Binding("pagedown", "scroll(1)", "Scroll down", show=False),
     ]
 
     def __init__(
@@ -354,7 +357,9 @@ class InspectorScreen(ModalScreen[None]):
                 yield Static("", id="inspector-stages")
                 yield Static("", id="inspector-fields")
             yield Label(
-                "Esc/Enter close   up/down newer/older packet", id="inspector-hint", markup=False
+                "Esc/Enter close   up/down newer/older packet   PgUp/PgDn scroll",
+                id="inspector-hint",
+                markup=False,
             )
 
     def on_mount(self) -> None:
@@ -366,14 +371,25 @@ class InspectorScreen(ModalScreen[None]):
         self.query_one("#inspector-title", Label).update(
             Text(f"Packet {self._index + 1}/{n} (1 = newest): {ins.title}")
         )
-        self.query_one("#inspector-stages", Static).update(stage_table(ins, self._ascii))
+        wide = self.app.size.width >= 110
+        self.query_one("#inspector-stages", Static).update(stage_table(ins, self._ascii, wide))
         self.query_one("#inspector-fields", Static).update(field_table(ins, self._ascii))
+
+    def on_resize(self) -> None:
+        self._show()
 
     def action_step(self, delta: int) -> None:
         index = self._index + delta
         if 0 <= index < len(self._packets):
             self._index = index
             self._show()
+
+    def action_scroll(self, direction: int) -> None:
+        body = self.query_one(VerticalScroll)
+        if direction > 0:
+            body.scroll_page_down(animate=False)
+        else:
+            body.scroll_page_up(animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -356,7 +356,7 @@ class Waterfall(Widget, can_focus=True):
         self._frozen = False
         self._frozen_rows: list[_Entry] = []
         self._frozen_buffer: list[_Entry] = []
-        self._arrived_while_frozen = 0
+        self._frozen_seq = 0
         self._cursor = 0  # display index (0 = newest) of the selected row
         self._top = 0  # display index of the first row on screen
         self._snapshot: Snapshot | None = None
@@ -407,7 +407,6 @@ class Waterfall(Widget, can_focus=True):
         if len(self._rows) > self.max_rows:
             del self._rows[: len(self._rows) - self.max_rows]
         if self._frozen:
-            self._arrived_while_frozen += matched
             self._refresh_header()
             return
         if matched == 0:
@@ -426,8 +425,11 @@ class Waterfall(Widget, can_focus=True):
 
     @property
     def arrived_while_frozen(self) -> int:
-        """Packets (matching the filter) that arrived since the view was frozen."""
-        return self._arrived_while_frozen
+        """Packets matching the current filter that arrived since the view was frozen."""
+        if not self._frozen:
+            return 0
+        rows = self._rows
+        return len(rows) - bisect.bisect_right(rows, self._frozen_seq, key=lambda e: e.seq)
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze the rows for reading; packets keep being collected behind the view."""
@@ -437,12 +439,11 @@ class Waterfall(Widget, can_focus=True):
         if frozen:
             self._frozen_rows = list(self._rows)
             self._frozen_buffer = list(self._buffer)
-            self._arrived_while_frozen = 0
+            self._frozen_seq = self._seq  # packets after this one arrived while frozen
         self._frozen = frozen
         if not frozen:
             self._frozen_rows = []
             self._frozen_buffer = []
-            self._arrived_while_frozen = 0
         self._axis_hi_ns = None
         if anchor is not None:
             self._restore(anchor)
@@ -672,6 +673,9 @@ class Waterfall(Widget, can_focus=True):
         base_bg, bg = self.background_colors
         self._base_style = self.rich_style
         colors: dict[str, Color] = {}
+        # A theme built on the terminal's default colour (txtop's "mono") gets no palette
+        # colours from us either: stages are then told apart by their fill characters.
+        mono_theme = _parse_color(variables.get("primary", "")) == Color.parse("ansi_default")
         for kind, names in STYLE_VARIABLES.items():
             color = None
             for var in names:
@@ -683,7 +687,9 @@ class Waterfall(Widget, can_focus=True):
                     break
                 except ColorParseError:
                     continue
-            if color is None:
+            if color is None and mono_theme:
+                color = Color.parse("ansi_default")
+            elif color is None:
                 dark, light = FALLBACK_COLORS[kind]
                 color = Color.parse(dark if self.app.current_theme.dark else light)
             colors[kind] = (bg + color) if color.a < 1 else color
@@ -756,7 +762,7 @@ class Waterfall(Widget, can_focus=True):
             left.append((self._filter.to_string() + " ", "bold"))
         right: list[tuple[str, str]] = []
         if self._frozen:
-            right.append((f" FROZEN +{self._arrived_while_frozen} new ", "alert"))
+            right.append((f" FROZEN +{self.arrived_while_frozen} new ", "alert"))
         elif self._cursor or self._top:
             # Holding the selected row in place: say how many newer rows are above the view.
             right.append((f" ▲ {self._top} newer · Home: follow ", "warn"))
@@ -1059,6 +1065,13 @@ class Waterfall(Widget, can_focus=True):
                 )
                 lines.append([(" " + _fit(name, 12), "text"), (cells, "text")])
         return [self._strip(parts) if parts else Strip([]) for parts in lines]
+
+
+def _parse_color(value: str) -> Color | None:
+    try:
+        return Color.parse(value)
+    except ColorParseError:
+        return None
 
 
 def _trim_cells(out: list[tuple[str, str]], keep: int) -> tuple[list[tuple[str, str]], int]:
