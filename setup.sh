@@ -144,6 +144,9 @@ install_optional() {
     local cmd=$1 alt
     shift
     command -v "$cmd" >/dev/null 2>&1 && return 0
+    for alt in "$@"; do
+        is_installed "${alt%% *}" && return 0
+    done
     apt_lists_present || apt_update_once
     for alt in "$@"; do
         # shellcheck disable=SC2086  # $alt is a space-separated list of package names
