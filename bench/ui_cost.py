@@ -176,7 +176,9 @@ def main() -> int:
     failed = False
     for run, size in enumerate(args.size or [(80, 24), (200, 60)]):
         result = measure(size, argv, needle, args.seconds, run)
-        ok = result["cpu_pct"] <= BUDGET_PCT and result["first_frame_s"] <= FIRST_FRAME_BUDGET_S
+        ok = result["first_frame_s"] <= FIRST_FRAME_BUDGET_S
+        if float(args.interval) == 1.0:  # the CPU budget is set for the default refresh
+            ok = ok and result["cpu_pct"] <= BUDGET_PCT
         result["within_budget"] = ok
         failed |= not ok
         if args.json:

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from txtop.probes.model import ProbeStatus, Snapshot
 from txtop.probes.source import MAX_INTERVAL_S, MIN_INTERVAL_S, SnapshotSource
+from txtop.probes.tracer import MAX_SAMPLE_EVERY, MAX_SAMPLES_PER_S
 from txtop.themes import DEFAULT_THEME, theme_names
 from txtop.tui import __version__
 
@@ -30,8 +31,6 @@ COLOR_MODES = ("auto", "truecolor", "256", "16", "none")
 _COLOR_SYSTEMS = {"truecolor": "truecolor", "256": "256", "16": "standard", "none": "standard"}
 PROBE_READY_TIMEOUT_S = 60.0  # --once: longest wait for the probes to compile and attach
 MAX_PID = 4_194_304  # PID_MAX_LIMIT on 64-bit kernels
-MAX_SAMPLE_EVERY = 1_000_000_000
-MAX_SAMPLES_PER_S = 10_000_000
 
 
 class UsageError(Exception):
@@ -239,7 +238,10 @@ def _make_tracer(args: argparse.Namespace, names: list[str] | None) -> Any:
         kwargs["sample_every"] = args.sample
     if args.max_samples_per_s is not None:
         kwargs["max_samples_per_s"] = args.max_samples_per_s
-    return tracer.Tracer(**kwargs)
+    try:
+        return tracer.Tracer(**kwargs)
+    except ValueError as exc:  # a value the tracer refuses is bad input, not a crash
+        raise UsageError(str(exc)) from None
 
 
 def build_source(args: argparse.Namespace) -> SnapshotSource:

@@ -11,6 +11,7 @@ Nothing here touches the kernel: panels see Snapshots and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -194,7 +195,8 @@ def fit_columns(columns: Sequence[Column], width: int, gap: int = 1) -> list[tup
     ordered = [c for c in columns if c in chosen]
     widths = {c.key: c.width for c in ordered}
     spare = width - used
-    for col in sorted(ordered, key=lambda c: (c.priority, -c.grow)):  # bars grow first
+    # Small growers first (a qdisc name that just misses), then the bars take the rest.
+    for col in sorted(ordered, key=lambda c: c.grow):
         if spare <= 0:
             break
         extra = min(col.grow, spare)
@@ -255,7 +257,7 @@ def value_frag(text: str, value: float | None, bad_role: str = "alert") -> Line:
 # ---- TX queues panel ------------------------------------------------------------------------
 
 QUEUE_COLUMNS: tuple[Column, ...] = (
-    Column("name", "queue", 8, grow=8, align="<", help="device, or tx-N under its device"),
+    Column("name", "queue", 8, align="<", help="device, or tx-N under its device"),
     Column(
         "bql",
         "BQL inflight/limit",
@@ -274,7 +276,7 @@ QUEUE_COLUMNS: tuple[Column, ...] = (
         priority=1,
         help="qdisc serving the queue ('shared': one root qdisc for all queues)",
     ),
-    Column("backlog", "backlog", 9, grow=3, priority=1, help="qdisc backlog, bytes/packets"),
+    Column("backlog", "backlog", 9, grow=1, priority=1, help="qdisc backlog, bytes/packets"),
     Column("drops", "drop/s", 6, priority=1, help="qdisc drops per second"),
     Column("requeues", "rq/s", 4, priority=1, help="qdisc requeues per second"),
     Column("pps", "pkt/s", 5, priority=1, help="TX packets per second"),
@@ -287,6 +289,7 @@ QUEUE_COLUMNS: tuple[Column, ...] = (
     Column("maxt", "maxt", 5, priority=4, help="slowest first-to-last stage"),
 )
 
+IFNAME_MAX = 15  # IFNAMSIZ - 1
 SORT_KEYS: tuple[str, ...] = ("device/queue", "busiest tx", "backlog", "drops")
 
 
@@ -455,16 +458,33 @@ def _device_cells(g: QueueGroup, bql_w: int, glyphs: Glyphs, name: str) -> dict[
     return cells
 
 
+def queue_columns(groups: Sequence[QueueGroup], width: int) -> list[Column]:
+    """QUEUE_COLUMNS with the name column as wide as the longest device name allows: at 80
+    columns it may take up to 3 cells from the BQL bar, wider terminals give it more."""
+    longest = max((len(g.dev) for g in groups), default=0)
+    base = {c.key: c for c in QUEUE_COLUMNS}
+    name_w = min(IFNAME_MAX, max(base["name"].width, longest), 12 + max(0, width - 79))
+    taken = max(0, name_w - base["name"].width - 1)  # one spare cell exists at 80 columns
+    return [
+        dataclasses.replace(c, width=name_w)
+        if c.key == "name"
+        else dataclasses.replace(c, width=c.width - taken)
+        if c.key == "bql"
+        else c
+        for c in QUEUE_COLUMNS
+    ]
+
+
 def queue_lines(
     snapshot: Snapshot | None, width: int, sort_key: str = "device/queue", ascii_only: bool = False
 ) -> tuple[Line, list[Line]]:
     """(column header, body lines) of the TX queues panel for ``width`` cells."""
     glyphs = glyphs_for(ascii_only)
-    layout = fit_columns(QUEUE_COLUMNS, width)
+    groups = sort_groups(group_queues(snapshot), sort_key) if snapshot is not None else []
+    layout = fit_columns(queue_columns(groups, width), width)
     head = header_row(layout, glyphs)
     if snapshot is None:
         return head, [[("waiting for the first sample...", "dim")]]
-    groups = sort_groups(group_queues(snapshot), sort_key)
     if not groups:
         return head, [[("no interface with TX queues selected", "dim")]]
     bql_w = dict((c.key, w) for c, w in layout)["bql"]
