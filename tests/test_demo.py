@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,17 +40,11 @@ def test_generator_cli_rejects_outside_destination(capsys):
 
 
 def _qdisc_backlogs(dev: str) -> dict[str, int]:
+    """Backlog bytes per qdisc parent, from `tc -s -j` (exact numbers, no 16K rounding)."""
     out = subprocess.run(
-        ["tc", "-s", "qdisc", "show", "dev", dev], capture_output=True, text=True, check=True
+        ["tc", "-s", "-j", "qdisc", "show", "dev", dev], capture_output=True, text=True, check=True
     ).stdout
-    backlogs, parent = {}, None
-    for line in out.splitlines():
-        words = line.split()
-        if line.startswith("qdisc"):
-            parent = words[words.index("parent") + 1] if "parent" in words else "root"
-        elif words and words[0] == "backlog":
-            backlogs[parent] = int(words[1].rstrip("b"))
-    return backlogs
+    return {q.get("parent", "root"): int(q.get("backlog", 0)) for q in json.loads(out)}
 
 
 @pytest.mark.root
