@@ -686,9 +686,9 @@ class HeaderState:
 
 def probe_frags(snapshot: Snapshot | None) -> Line:
     if snapshot is None:
-        return [("probes: ", "heading"), ("waiting for the first sample", "dim")]
+        return [("probes:", "heading"), (" waiting for the first sample", "dim")]
     p = snapshot.probes
-    out: Line = [("probes: ", "heading")]
+    out: Line = [("probes:", "heading"), (" ", "text")]
     if p.state == "starting":
         out.append(("compiling probes...", "warn"))
     elif p.state == "running":
@@ -720,7 +720,7 @@ def header_lines(
     snapshot: Snapshot | None, state: HeaderState, width: int, glyphs: Glyphs
 ) -> list[Line]:
     sep = (f" {glyphs.sep} ", "dim")
-    first: Line = [(" txtop", "heading")]
+    first: Line = [(" ", "text"), ("txtop", "heading")]
     if snapshot is not None:
         first += [sep, (snapshot.host, "group"), sep, (snapshot.kernel, "text"), sep]
         first.append((",".join(snapshot.interfaces) or "no interfaces", "text"))
