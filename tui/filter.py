@@ -41,7 +41,9 @@ FILTER_HELP = "\n".join(
     (
         "key=value terms, all must match; commas list alternatives:",
         "  dev=eth0,veth*  comm=iperf3  pid=1234  port=5201 or 5000-5010",
-        "  proto=tcp|udp|icmp|ipv6|arp|N, or just 'udp'",
+        "  proto=ipv4|ipv6|arp|tcp|udp|icmp|N, or just 'ipv6'",
+        "tcp/udp/port match only packets whose protocol/port the tracer saw",
+        "(today: the sendto() destination port; no L4 protocol).",
         "dev and pid also filter in the kernel (fewer wasted samples).",
         "Empty clears the filter. Enter applies, Escape cancels.",
     )

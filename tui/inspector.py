@@ -170,7 +170,7 @@ def inspect_packet(
         )
         prev = (stage, t)
 
-    who = f"{packet.comm or '?'}[{packet.pid}]" if packet.pid else f"{packet.comm or '?'} (kernel)"
+    who = f"{packet.comm or '?'}[{packet.pid}]" if packet.pid else "(no syscall)"
     queue = "?" if packet.queue is None else str(packet.queue)
     fields: list[tuple[str, str]] = [
         ("sender", _sender(packet)),
@@ -202,7 +202,8 @@ def _first_stage(packet: PacketTrace) -> str:
 
 def _sender(packet: PacketTrace) -> str:
     if not packet.pid:
-        return f"{packet.comm or '?'}: no syscall tied to this skb (kernel-originated or softirq)"
+        running = f" ({packet.comm} was running)" if packet.comm else ""
+        return f"no syscall tied to this skb: sent from kernel or softirq context{running}"
     thread = f", thread {packet.tid}" if packet.tid and packet.tid != packet.pid else ""
     return f"{packet.comm} pid {packet.pid}{thread}"
 

@@ -904,10 +904,13 @@ class Waterfall(Widget, can_focus=True):
         whole = int(wall)
         clock = time.strftime("%H:%M:%S" if cols.hours else "%M:%S", time.localtime(whole))
         stamp = f"{clock}.{int((wall - whole) * 1000):03d}"
-        pid = f"[{p.pid}]" if p.pid else "[kernel]"
-        comm = p.comm or "?"
-        room = cols.who - len(pid)
-        who = (comm if len(comm) <= room else comm[: max(1, room - 1)] + "…") + pid
+        if p.pid:
+            pid = f"[{p.pid}]"
+            comm = p.comm or "?"
+            room = cols.who - len(pid)
+            who = (comm if len(comm) <= room else comm[: max(1, room - 1)] + "…") + pid
+        else:
+            who = "(no syscall)"  # sent from softirq/kernel context: no sender to name
         queue = "?" if p.queue is None else str(p.queue)
         dev = f"{p.dev}:{queue}"
         length = format_len(p.len, p.gso_segs)
@@ -945,6 +948,10 @@ class Waterfall(Widget, can_focus=True):
             return "aged, no free seen", "warn"
         if packet.xmit_rc:
             return ("TX_BUSY" if packet.xmit_rc == 0x10 else f"rc={packet.xmit_rc}"), "warn"
+        if parts and parts[-1].end == "xmit":
+            # Complete at net_dev_xmit (veth/lo hand the skb to the receiver): say so, so the
+            # missing free segment is not read as an instant completion.
+            return "hand-off", "dim"
         return "", "dim"
 
     def _bar(self, entry: _Entry, width: int) -> list[tuple[str, str]]:
