@@ -373,3 +373,43 @@ def test_every_theme_defines_every_variable():
         missing = set(VARIABLE_DEFAULTS) - set(spec.variables)
         assert not missing, (spec.name, missing)
     assert themes["mono"].ansi and "reverse" in themes["mono"].variables["txtop-alert-style"]
+
+
+# ---- waterfall -> tracer control ----------------------------------------------------------------
+
+
+class FakeTracer:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def set_sampling(self, every: int, max_per_s: int) -> None:
+        self.calls.append(("sampling", every, max_per_s))
+
+    def set_filters(self, ifindexes=None, pids=None) -> None:
+        self.calls.append(("filters", ifindexes, pids))
+
+
+def test_sampling_and_filter_messages_reach_the_tracer_control():
+    from txtop.probes.filters import FilterSpec
+    from txtop.tui.cli import TracerControl
+    from txtop.tui.filter import FilterChanged, SamplingChanged
+
+    async def main():
+        tracer = FakeTracer()
+        control = TracerControl(tracer, base_ifindexes=None, base_pids=[4242])
+        app = TxtopApp(fx.ManualSource(fx.busy_lab()), control=control)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.shown is not None, "first snapshot")
+            app.post_message(SamplingChanged(16))
+            await until(pilot, lambda: bool(tracer.calls), "sampling call")
+            assert tracer.calls[0] == ("sampling", 16, 2000)  # keeps the current cap
+            app.post_message(FilterChanged(FilterSpec.parse("pid=4242,77 dev=lo")))
+            await until(pilot, lambda: len(tracer.calls) == 2, "filter call")
+            _, ifindexes, pids = tracer.calls[1]
+            assert ifindexes == [1]  # lo
+            assert pids == [4242]  # narrowed to the command line's --pid
+            app.post_message(FilterChanged(FilterSpec.parse("pid=77")))
+            await until(pilot, lambda: len(tracer.calls) == 3, "second filter")
+            assert tracer.calls[2] == ("filters", None, [4242])  # never "everything"
+
+    run(main())

@@ -27,6 +27,7 @@ from textual.widgets import Footer, Static
 from txtop.probes.model import PacketTrace, Snapshot
 from txtop.probes.source import SnapshotSource
 from txtop.themes import DEFAULT_THEME
+from txtop.tui.filter import FilterChanged, SamplingChanged
 from txtop.tui.help import HelpScreen
 from txtop.tui.panels import (
     SORT_KEYS,
@@ -113,9 +114,13 @@ class TxtopApp(App[int]):
         ascii_only: bool = False,
         handle_signals: bool = False,
         driver_class: type[Driver] | None = None,
+        control: Any = None,
     ) -> None:
         super().__init__(driver_class=driver_class)
         self.source = source
+        # Optional tracer control (cli.TracerControl): set_sampling(every, max_per_s) and
+        # set_filter(spec). None when no probes run (replay, synthetic, --no-probes).
+        self.control = control
         self.theme_names = register_themes(self)
         self.theme = theme
         self.ascii_only = ascii_only
@@ -252,6 +257,25 @@ class TxtopApp(App[int]):
             self._source_error_shown = True
             text = " ".join(str(error).split()) or type(error).__name__
             self.query_one(HeaderBar).set(source_error=text[:200])
+
+    def on_sampling_changed(self, message: SamplingChanged) -> None:
+        if self.control is None:
+            self.notify("no probes running: sampling is fixed", timeout=2)
+            return
+        sampling = self.latest.probes.sampling if self.latest is not None else {}
+        max_per_s = int(sampling.get("max_per_s", 0) or 0)
+        try:
+            self.control.set_sampling(message.every, max_per_s)
+        except (ValueError, OSError) as exc:
+            self.notify(f"sampling not changed: {exc}", severity="error", timeout=3)
+
+    def on_filter_changed(self, message: FilterChanged) -> None:
+        if self.control is None:
+            return  # the waterfall filters its rows itself; nothing to push down
+        try:
+            self.control.set_filter(message.spec)
+        except (ValueError, OSError) as exc:
+            self.notify(f"filter applied in the display only: {exc}", severity="warning")
 
     # ---- actions ----------------------------------------------------------------------------
     def action_quit(self) -> None:  # type: ignore[override]

@@ -233,6 +233,7 @@ def _make_tracer(args: argparse.Namespace, names: list[str] | None) -> Any:
     ifindexes = None
     if names:
         ifindexes = [d.ifindex for d in (read_device(n) for n in names) if d is not None]
+    args.tracer_ifindexes = ifindexes
     kwargs: dict[str, Any] = {"ifindexes": ifindexes, "pids": args.pids}
     if args.sample is not None:
         kwargs["sample_every"] = args.sample
@@ -242,6 +243,48 @@ def _make_tracer(args: argparse.Namespace, names: list[str] | None) -> Any:
         return tracer.Tracer(**kwargs)
     except ValueError as exc:  # a value the tracer refuses is bad input, not a crash
         raise UsageError(str(exc)) from None
+
+
+class TracerControl:
+    """What the dashboard may change in a running tracer: the sampling rate, and the kernel
+    part of the packet filter (waterfall keys), always within the command line's -i/--pid.
+
+    An empty set means "everything" to the tracer, so a filter that would leave nothing
+    (outside the command line's limits) keeps those limits; the waterfall still filters its
+    own rows in user space.
+    """
+
+    def __init__(self, tracer: Any, base_ifindexes: list[int] | None, base_pids: list[int] | None):
+        self.tracer = tracer
+        self.base_ifindexes = frozenset(base_ifindexes or ())
+        self.base_pids = frozenset(base_pids or ())
+        self.max_per_s: int | None = None
+
+    def set_sampling(self, every: int, max_per_s: int) -> None:
+        self.tracer.set_sampling(every, max_per_s)
+
+    def set_filter(self, spec: Any) -> None:
+        from txtop.probes.netdev import list_tx_interfaces, read_device
+
+        names = {}
+        for name in list_tx_interfaces():
+            dev = read_device(name)
+            if dev is not None:
+                names[name] = dev.ifindex
+        wanted = spec.kernel_filter(names)
+        self.tracer.set_filters(
+            ifindexes=sorted(_narrow(self.base_ifindexes, wanted.ifindexes)) or None,
+            pids=sorted(_narrow(self.base_pids, wanted.pids)) or None,
+        )
+
+
+def _narrow(base: frozenset[int], wanted: frozenset[int] | None) -> frozenset[int]:
+    """The command line's set narrowed by the filter's (empty = no limit on either side)."""
+    if not wanted:
+        return base
+    if not base:
+        return wanted
+    return (base & wanted) or base
 
 
 def build_source(args: argparse.Namespace) -> SnapshotSource:
@@ -324,6 +367,14 @@ def run_once(args: argparse.Namespace) -> int:
     return 0
 
 
+def tracer_control(source: SnapshotSource, args: argparse.Namespace) -> TracerControl | None:
+    collector = getattr(source, "collector", None)
+    tracer = getattr(collector, "tracer", None)
+    if tracer is None:
+        return None
+    return TracerControl(tracer, getattr(args, "tracer_ifindexes", None), args.pids)
+
+
 def run_dashboard(args: argparse.Namespace, theme: str) -> int:
     if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
         raise UsageError("the dashboard needs a terminal; for scripts use --once --format json")
@@ -337,6 +388,7 @@ def run_dashboard(args: argparse.Namespace, theme: str) -> int:
             ascii_only=args.ascii,
             handle_signals=True,
             driver_class=terminal_driver_class(),
+            control=tracer_control(source, args),
         )
         app.run(mouse=not args.no_mouse)
         return int(app.return_code or 0)
