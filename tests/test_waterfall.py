@@ -29,6 +29,7 @@ from txtop.tui.waterfall import (
     Waterfall,
     allocate_cells,
     bar_parts,
+    format_dev,
     layout_bar,
     layout_columns,
     log_position,
@@ -176,10 +177,21 @@ def test_sampling_steps() -> None:
 
 
 @pytest.mark.parametrize("width", [80, 120, 200])
-def test_columns_fit(width: int) -> None:
-    cols = layout_columns(width)
+@pytest.mark.parametrize("dev_chars", [0, 11, 40])
+def test_columns_fit(width: int, dev_chars: int) -> None:
+    cols = layout_columns(width, dev_chars)
     assert cols.bar_x + cols.bar + 1 + cols.total == width
     assert cols.bar >= 20
+    if width >= 100:
+        assert cols.dev >= min(dev_chars, 18)
+
+
+def test_long_device_names_keep_the_queue() -> None:
+    assert format_dev("eth0", 3, 8) == "eth0:3"
+    assert format_dev("txlshotsa", 1, 11) == "txlshotsa:1"
+    assert format_dev("txlshotsa", 1, 10) == "txlshot…:1"
+    assert format_dev("txlshotsa", 12, 8) == "txls…:12"
+    assert format_dev("enp0s31f6", None, 8, ascii=True) == "enp0s~:?"
 
 
 def test_format_ns() -> None:
@@ -237,7 +249,8 @@ async def test_rows_newest_first_with_drops_lost_and_gso() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         wf = app.waterfall
-        expected = sorted(trace_packets(), key=lambda p: p.first_ns, reverse=True)
+        # Newest first in the order the traces finished (last stage), as a rolling log.
+        expected = sorted(trace_packets(), key=lambda p: p.last_ns, reverse=True)
         assert wf.shown_packets() == expected
         text = "\n".join(screen_lines(wf))
         assert "✗ QDISC_DROP" in text

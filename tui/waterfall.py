@@ -243,6 +243,15 @@ def format_len(length: int, gso_segs: int) -> str:
     return f"{text}×{gso_segs}" if gso_segs > 1 else text
 
 
+def format_dev(dev: str, queue: int | None, width: int, ascii: bool = False) -> str:
+    """``dev:queue`` in ``width`` cells; a long name is cut, never the queue number."""
+    tail = ":" + ("?" if queue is None else str(queue))
+    if len(dev) + len(tail) <= width:
+        return dev + tail
+    keep = max(1, width - len(tail) - 1)
+    return dev[:keep] + ("~" if ascii else "…") + tail
+
+
 def _fit(text: str, width: int, align: str = "<") -> str:
     if len(text) > width:
         text = text[: max(0, width - 1)] + "…" if width > 0 else ""
@@ -269,11 +278,12 @@ class Columns:
     hours: bool  # time column shows HH:MM:SS.mmm rather than MM:SS.mmm
 
 
-def layout_columns(width: int) -> Columns:
+def layout_columns(width: int, dev_chars: int = 0) -> Columns:
+    """Column widths for a panel ``width`` wide; ``dev_chars``: longest "dev:queue" seen."""
     wide = width >= 100
     time_w = 12 if wide else 9
     who_w = 22 if width >= 160 else 18 if wide else 14
-    dev_w = 10 if wide else 8
+    dev_w = max(10, min(dev_chars, 18)) if wide else max(8, min(dev_chars, 10))
     len_w = 8
     total_w = 8
     x = 1 + time_w + 1 + who_w + 1 + dev_w + 1 + len_w + 1
@@ -357,6 +367,7 @@ class Waterfall(Widget, can_focus=True):
         self._frozen_rows: list[_Entry] = []
         self._frozen_buffer: list[_Entry] = []
         self._frozen_seq = 0
+        self._dev_chars = 0  # longest "dev:queue" seen: sizes the device column
         self._cursor = 0  # display index (0 = newest) of the selected row
         self._top = 0  # display index of the first row on screen
         self._snapshot: Snapshot | None = None
@@ -388,7 +399,9 @@ class Waterfall(Widget, can_focus=True):
         if previous is not None and (snapshot is previous or snapshot.mono_ns == previous.mono_ns):
             self._refresh_header()  # a repeated snapshot (replay's last one): no new packets
             return
-        packets = sorted(snapshot.packets, key=lambda p: p.first_ns)
+        # Rows appear in the order the packets' traces finished (a rolling log); sorting the
+        # batch by last stage keeps that order across CPUs and across batches.
+        packets = sorted(snapshot.packets, key=lambda p: p.last_ns)
         if not packets:
             self._refresh_header()
             return
@@ -396,7 +409,9 @@ class Waterfall(Widget, can_focus=True):
         anchor = self._anchor()
         matched = 0
         match = self._filter.matches
+        dev_chars = self._dev_chars
         for packet in packets:
+            dev_chars = max(dev_chars, len(packet.dev) + 1 + len(str(packet.queue)))
             self._seq += 1
             entry = _Entry(self._seq, packet, offset_s)
             self._buffer.append(entry)
@@ -404,6 +419,9 @@ class Waterfall(Widget, can_focus=True):
                 self._rows.append(entry)
                 matched += 1
         self._received += len(packets)
+        if dev_chars != self._dev_chars:
+            self._dev_chars = dev_chars
+            self.refresh()  # the column widths changed
         if len(self._rows) > self.max_rows:
             del self._rows[: len(self._rows) - self.max_rows]
         if self._frozen:
@@ -779,8 +797,8 @@ class Waterfall(Widget, can_focus=True):
                            self._strip(right)])  # fmt: skip
 
     def _axis_strip(self, width: int) -> Strip:
-        cols = layout_columns(width)
-        key = ("axis", width, self._scale, self._axis_hi() if self._scale != "row" else 0,
+        cols = layout_columns(width, self._dev_chars)
+        key = ("axis", cols, self._scale, self._axis_hi() if self._scale != "row" else 0,
                self._show_stats, self._ascii)  # fmt: skip
         cached = self._row_cache.get(key)
         if cached is not None:
@@ -889,7 +907,7 @@ class Waterfall(Widget, can_focus=True):
         entry = view[len(view) - 1 - index]
         selected = index == self._cursor
         hi = self._axis_hi() if self._scale != "row" else 0
-        key = (entry.seq, width, self._scale, hi, selected)
+        key = (entry.seq, width, self._dev_chars, self._scale, hi, selected)
         strip = self._row_cache.get(key)
         if strip is None:
             strip = self._build_row(entry, width, selected, hi)
@@ -897,7 +915,7 @@ class Waterfall(Widget, can_focus=True):
         return strip
 
     def _build_row(self, entry: _Entry, width: int, selected: bool, hi: int) -> Strip:
-        cols = layout_columns(width)
+        cols = layout_columns(width, self._dev_chars)
         p = entry.packet
         asc = self._ascii
         wall = p.first_ns / 1e9 + entry.wall_offset_s
@@ -911,8 +929,7 @@ class Waterfall(Widget, can_focus=True):
             who = (comm if len(comm) <= room else comm[: max(1, room - 1)] + "…") + pid
         else:
             who = "(no syscall)"  # sent from softirq/kernel context: no sender to name
-        queue = "?" if p.queue is None else str(p.queue)
-        dev = f"{p.dev}:{queue}"
+        dev = format_dev(p.dev, p.queue, cols.dev, asc)
         length = format_len(p.len, p.gso_segs)
         if asc:
             who = who.replace("…", "~")
