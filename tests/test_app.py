@@ -199,6 +199,11 @@ def test_help_lists_every_key_binding():
         shown = {"question_mark": "?", "space": "space"}.get(shown, shown)
         assert shown in keys, f"help does not mention {binding.key}"
     assert "BQL" in text and "NET_TX/s" in text
+    from txtop.tui.waterfall import Waterfall
+
+    for binding in Waterfall.BINDINGS:  # the waterfall's own keys are listed too
+        assert binding.description in text, binding
+    assert all(len(line) <= 66 for line in help_text(66).splitlines()[1:] if line.startswith(" "))
 
 
 # ---- layout -----------------------------------------------------------------------------------

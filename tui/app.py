@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.driver import Driver
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from txtop.probes.model import PacketTrace, Snapshot
 from txtop.probes.source import SnapshotSource
@@ -34,6 +34,7 @@ from txtop.tui.panels import (
     CpusPanel,
     HeaderBar,
     HeaderState,
+    KeyHints,
     QueuesPanel,
     cpu_list_rows,
     fmt_interval,
@@ -94,7 +95,7 @@ class TxtopApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "txtop"
     ENABLE_COMMAND_PALETTE = False
-    AUTO_FOCUS = None  # no panel focused at start: keys go to the app, no focus highlight
+    AUTO_FOCUS = "#waterfall"
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -150,7 +151,11 @@ class TxtopApp(App[int]):
             with Container(id="wf-box"):
                 yield Waterfall(id="waterfall", ascii=self.ascii_only)
         yield Static("", id="too-small")
-        yield Footer()
+        yield KeyHints(
+            [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show]
+            + [("tab", "Panels")],
+            id="keys",
+        )
 
     def on_mount(self) -> None:
         self.set_class(self.ascii_only, "-ascii")

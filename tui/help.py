@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -18,28 +20,66 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "sort the TX queues: device/queue, busiest tx, backlog, drops"),
     ("t", "next colour theme (dark, light, mono)"),
     ("?", "this help; escape, ? or q closes it"),
-    ("tab", "move focus between panels; arrows/PgUp/PgDn then scroll the focused one"),
+    (
+        "tab",
+        "move focus: waterfall (focused at start), TX queues, softirqs; arrows and "
+        "PgUp/PgDn act on the focused panel",
+    ),
 )
 
 
-def help_text() -> str:
-    """Plain text of the help screen (no markup), also used by tests."""
-    lines = ["txtop keys", ""]
-    width = max(len(k) for k, _ in KEYS)
-    lines += [f"  {keys:<{width}}  {what}" for keys, what in KEYS]
-    lines += ["", "TX queues columns"]
-    lines += [f"  {c.title:<18}  {c.help}" for c in QUEUE_COLUMNS if c.help]
-    lines += [
-        "  'no BQL' marks devices without byte queue limits (veth, lo, ...).",
-        "  A device row carries device-wide rates; tx-N rows below it are its queues.",
-        "",
-        "Softirq columns (one row per CPU; a heat strip per metric when rows do not fit)",
-    ]
-    lines += [f"  {c.title:<18}  {c.help}" for c in CPU_COLUMNS if c.help]
-    lines += [
-        "",
-        "Latencies come from sampled packets (BPF); '-' means none sampled for that queue.",
-    ]
+_KEY_NAMES = {
+    "slash": "/",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "enter": "enter",
+    "pageup": "PgUp",
+    "pagedown": "PgDn",
+}
+
+
+def waterfall_keys() -> list[tuple[str, str]]:
+    """The waterfall's own keys (active while it has focus, which it has at start)."""
+    from txtop.tui.waterfall import Waterfall
+
+    out = []
+    for binding in Waterfall.BINDINGS:
+        if isinstance(binding, Binding):
+            keys = ", ".join(_KEY_NAMES.get(k, k) for k in binding.key.split(","))
+            out.append((keys, binding.description))
+    return out
+
+
+def _entries(title: str, rows: list[tuple[str, str]], width: int) -> list[str]:
+    key_w = min(18, max((len(k) for k, _ in rows), default=0))
+    out = ["", title]
+    for key, what in rows:
+        out += textwrap.wrap(
+            what,
+            width=width,
+            initial_indent=f"  {key:<{key_w}}  ",
+            subsequent_indent=" " * (key_w + 4),
+        ) or [f"  {key}"]
+    return out
+
+
+def help_text(width: int = 66) -> str:
+    """Plain text of the help screen (no markup), wrapped to ``width``; also used by tests."""
+    lines = ["txtop: live view of the Linux transmit path"]
+    lines += _entries("Keys", list(KEYS), width)
+    lines += _entries("Packet waterfall keys", waterfall_keys(), width)
+    lines += _entries("TX queues columns", [(c.title, c.help) for c in QUEUE_COLUMNS], width)
+    notes = (
+        "'no BQL' marks devices without byte queue limits (veth, lo, ...). A device row "
+        "carries device-wide rates; the tx-N rows under it are its queues. Latencies come "
+        "from sampled packets; '-' means none were sampled for that queue."
+    )
+    lines += textwrap.wrap(notes, width=width, initial_indent="  ", subsequent_indent="  ")
+    lines += _entries(
+        "Softirq columns (a heat strip per metric when a row per CPU does not fit)",
+        [(c.title, c.help) for c in CPU_COLUMNS],
+        width,
+    )
     return "\n".join(lines)
 
 
@@ -51,8 +91,10 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
+        # The box is 90% of the screen, at most 110 columns; wrap inside its border/padding.
+        width = max(40, min(110, self.app.size.width * 9 // 10) - 6)
         with VerticalScroll(id="help-box"):
-            yield Static(help_text(), id="help-text", markup=False)
+            yield Static(help_text(width), id="help-text", markup=False)
 
     def on_mount(self) -> None:
         box = self.query_one("#help-box")

@@ -529,7 +529,7 @@ def queue_body_rows(snapshot: Snapshot | None) -> int:
 # ---- softirq panel --------------------------------------------------------------------------
 
 CPU_COLUMNS: tuple[Column, ...] = (
-    Column("cpu", "cpu", 4, align="<"),
+    Column("cpu", "cpu", 4, align="<", help="CPU number; 'all' sums rates, averages shares"),
     Column("tx", "NET_TX/s", 8, help="NET_TX softirqs run per second (/proc/softirqs)"),
     Column("rx", "NET_RX/s", 8, help="NET_RX softirqs run per second"),
     Column("si", "softirq time", 12, grow=14, align="<", help="share of the CPU in softirq"),
@@ -887,4 +887,28 @@ class HeaderBar(RoleStyled):
             self._lines = header_lines(self.snapshot, self.state, width, glyphs)
         if y < len(self._lines):
             return self.strip(self._lines[y], width)
+        return Strip.blank(width, self.rich_style)
+
+
+class KeyHints(RoleStyled):
+    """One line of the app's key hints. Static: unlike Textual's Footer it does not follow
+    the focused widget, so the global keys stay visible at 80 columns (the waterfall shows
+    its own keys in its legend, and ``?`` lists every key)."""
+
+    def __init__(self, hints: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.hints = list(hints)
+
+    def line(self) -> Line:
+        out: Line = []
+        for key, what in self.hints:
+            out += [(f" {key}", "heading"), (f" {what} ", "text")]
+        return out
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            return self.strip(
+                truncate(self.line(), width, glyphs_for(self.ascii_only).ellipsis), width
+            )
         return Strip.blank(width, self.rich_style)
