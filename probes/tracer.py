@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,8 @@ MAX_SAMPLE_EVERY = 1_000_000
 MAX_SAMPLES_PER_S = 1_000_000
 TC_H_ROOT = 0xFFFFFFFF
 AGE_SCAN_INTERVAL_S = 1.0
+DEVICE_SCAN_INTERVAL_S = 5.0
+SYS_CLASS_NET = Path("/sys/class/net")
 EXIT_WAIT_S = 1.0  # how long a tied record waits for its syscall's separate exit record
 EXIT_KEEP_S = 10.0  # how long an unmatched exit record is kept
 
@@ -96,7 +98,7 @@ PROBES: tuple[Probe, ...] = (
     Probe("irq", "softirq_entry", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_entry", "softirq"),
     Probe("irq", "softirq_exit", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_exit", "softirq"),
 )
-RAW_DEV_QUEUE_FN = "txtop_raw_dev_queue"
+RAW_DEV_QUEUE_FN = b"txtop_raw_dev_queue"
 CFLAGS = [
     "-Wno-ignored-attributes",
     "-Wno-duplicate-decl-specifier",
@@ -288,11 +290,15 @@ class Tracer:
         self._evicted = 0
         self._evict_suspect = 0
         self._last_scan = 0.0
+        self._last_dev_scan = 0.0
+        self._completion_devs: set[str] = set()
         self._decode_errors = 0
         self._drop_reasons: dict[int, str] = {}
         self._ksyms = KernelSymbols()
         self._names = _Names()
         self.start_s: float | None = None  # how long start() took
+        # Called with each raw ring-buffer record (tests capture them as decode fixtures).
+        self.record_tap: Callable[[bytes], None] | None = None
         self.dql_stalls = 0
 
     # ---- validation ---------------------------------------------------------------------------
@@ -370,7 +376,7 @@ class Tracer:
 
         from bcc import BPF  # deferred: importing bcc costs time and needs root to be useful
 
-        text = SRC.read_text()
+        text = SRC.read_bytes()
         cflags = CFLAGS + [f"-D{d}" for d in defines]
         with _stderr_captured() as err:
             try:
@@ -385,8 +391,9 @@ class Tracer:
                 self._attach_raw()
                 self._write_config()
                 self._write_filters()
+                self._update_completion_devs()
                 self._set_dev_queue_mode()
-                bpf["events"].open_ring_buffer(self._on_record)
+                bpf[b"events"].open_ring_buffer(self._on_record)
         self._state = "running"
         self._reason = ""
         atexit.register(self.close)
@@ -425,7 +432,7 @@ class Tracer:
             if p.raw_fn is None or p.feature in self._unavailable:
                 continue
             try:
-                self._bpf.attach_raw_tracepoint(tp=p.event, fn_name=p.raw_fn)
+                self._bpf.attach_raw_tracepoint(tp=p.event.encode(), fn_name=p.raw_fn.encode())
                 self._raw_attached.append(p.event)
             except Exception as exc:
                 self._unavailable[p.feature] = _one_line(f"raw tracepoint {p.event}: {exc}")
@@ -439,22 +446,22 @@ class Tracer:
         if want == self._dev_queue_mode:
             return
         bpf = self._bpf
-        tp = "net:net_dev_queue"
+        tp = b"net:net_dev_queue"
         if want == "raw":
-            if self._dev_queue_mode != "raw" and tp.encode() in bpf.tracepoint_fds:
+            if tp in bpf.tracepoint_fds:
                 bpf.detach_tracepoint(tp=tp)
-            bpf.attach_raw_tracepoint(tp="net_dev_queue", fn_name=RAW_DEV_QUEUE_FN)
+            bpf.attach_raw_tracepoint(tp=b"net_dev_queue", fn_name=RAW_DEV_QUEUE_FN)
         else:
             if self._dev_queue_mode == "raw":
-                bpf.detach_raw_tracepoint(tp="net_dev_queue")
-            if tp.encode() not in bpf.tracepoint_fds:
-                bpf.attach_tracepoint(tp=tp, fn_name="tracepoint__net__net_dev_queue")
+                bpf.detach_raw_tracepoint(tp=b"net_dev_queue")
+            if tp not in bpf.tracepoint_fds:
+                bpf.attach_tracepoint(tp=tp, fn_name=b"tracepoint__net__net_dev_queue")
         self._dev_queue_mode = want
 
     # ---- run-time settings ---------------------------------------------------------------------
 
     def _write_config(self) -> None:
-        table = self._bpf["config"]
+        table = self._bpf[b"config"]
         cfg = table.Leaf()
         cfg.sample_every = self._every
         cfg.max_per_s = self._max_per_s
@@ -468,9 +475,9 @@ class Tracer:
     def _write_filters(self) -> None:
         bpf = self._bpf
         one = ctypes.c_uint8(1)
-        names = bpf["dev_filter"]
+        names = bpf[b"dev_filter"]
         names.clear()
-        idx = bpf["ifindex_filter"]
+        idx = bpf[b"ifindex_filter"]
         idx.clear()
         for i in self._ifindexes:
             name = self._names.name(i)
@@ -480,10 +487,34 @@ class Tracer:
             key.name = name.encode()
             names[key] = one
             idx[ctypes.c_int(i)] = one
-        pids = bpf["pid_filter"]
+        pids = bpf[b"pid_filter"]
         pids.clear()
         for p in self._pids:
             pids[ctypes.c_uint(p)] = one
+
+    def _update_completion_devs(self) -> None:
+        """Tell the kernel side which devices free skbs after sending (NICs: they have a
+        parent device in sysfs); on all others a track ends at net_dev_xmit."""
+        self._last_dev_scan = time.monotonic()
+        try:
+            names = {d.name for d in SYS_CLASS_NET.iterdir() if (d / "device").exists()}
+        except OSError:
+            return
+        if names == self._completion_devs:
+            return
+        table = self._bpf[b"tx_completion"]
+        for name in self._completion_devs - names:
+            key = table.Key()
+            key.name = name.encode()
+            try:
+                del table[key]
+            except KeyError:
+                pass
+        for name in names - self._completion_devs:
+            key = table.Key()
+            key.name = name.encode()
+            table[key] = ctypes.c_uint8(1)
+        self._completion_devs = names
 
     def set_sampling(self, every: int, max_per_s: int) -> None:
         """Change 1-in-N and the samples-per-second cap at run time."""
@@ -510,7 +541,10 @@ class Tracer:
     # ---- the worker's calls ----------------------------------------------------------------------
 
     def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
-        self._records.append(ctypes.string_at(data, size))
+        buf = ctypes.string_at(data, size)
+        self._records.append(buf)
+        if self.record_tap is not None:
+            self.record_tap(buf)
         return 0
 
     def poll(self, timeout_s: float) -> None:
@@ -533,6 +567,8 @@ class Tracer:
             bpf.ring_buffer_consume()
             packets = self._decode_pending()
             now = time.monotonic()
+            if now - self._last_dev_scan >= DEVICE_SCAN_INTERVAL_S:
+                self._update_completion_devs()
             if now - self._last_scan >= AGE_SCAN_INTERVAL_S:
                 self._last_scan = now
                 packets.extend(self._scan_tracks())
@@ -598,12 +634,12 @@ class Tracer:
         """Age out entries nobody touched (the user-space side of the timeout), and notice
         entries the LRU maps evicted: created - ended - live, when it persists across scans."""
         bpf = self._bpf
-        g = bpf["gate"][ctypes.c_int(0)]
+        g = bpf[b"gate"][ctypes.c_int(0)]
         created, ended = int(g.created), int(g.ended)
         now_ns = time.monotonic_ns()
         out: list[PacketTrace] = []
         live = 0
-        tracks = bpf["tracks"]
+        tracks = bpf[b"tracks"]
         for key, leaf in list(tracks.items()):
             try:
                 rec = decode.decode_record(bytes(leaf))
@@ -624,7 +660,7 @@ class Tracer:
                 self._waiting.append((time.monotonic(), rec))  # its return may still come
             else:
                 out.append(self._trace(rec, end="aged"))
-        pending = bpf["sys_pending"]
+        pending = bpf[b"sys_pending"]
         for key, leaf in list(pending.items()):
             if now_ns - int(leaf.first_ns) <= self._timeout_ns:
                 live += 1
@@ -649,7 +685,7 @@ class Tracer:
     # ---- counters ------------------------------------------------------------------------------
 
     def _sum_stats(self) -> list[int]:
-        table = self._bpf["stats"]
+        table = self._bpf[b"stats"]
         n = S_RB_FULL + len(PROBE_IDS)
         return [sum(int(v) for v in table.getvalue(ctypes.c_int(i))) for i in range(n)]
 
@@ -664,17 +700,17 @@ class Tracer:
             return acc.setdefault((ifindex, queue), [0, 0, 0, 0, 0])
 
         bpf = self._bpf
-        for k, per_cpu in bpf["txq_stats"].items():
+        for k, per_cpu in bpf[b"txq_stats"].items():
             s = slot(bytes(k.dev).split(b"\0", 1)[0], int(k.queue))
             if s is not None:
                 s[0] += sum(int(v.packets) for v in per_cpu)
                 s[1] += sum(int(v.bytes) for v in per_cpu)
                 s[2] += sum(int(v.gso_segs) for v in per_cpu)
-        for k, per_cpu in bpf["xmit_errors"].items():
+        for k, per_cpu in bpf[b"xmit_errors"].items():
             s = slot(bytes(k.dev).split(b"\0", 1)[0], int(k.queue))
             if s is not None:
                 s[3] += sum(int(v) for v in per_cpu)
-        for k, per_cpu in bpf["txq_stopped"].items():
+        for k, per_cpu in bpf[b"txq_stopped"].items():
             key = (int(k.ifindex), _queue_of_parent(int(k.parent)))
             acc.setdefault(key, [0, 0, 0, 0, 0])[4] += sum(int(v) for v in per_cpu)
         return {
@@ -688,7 +724,7 @@ class Tracer:
         with self._lock:
             if self._bpf is None:
                 return out
-            for k, per_cpu in self._bpf["xmit_errors"].items():
+            for k, per_cpu in self._bpf[b"xmit_errors"].items():
                 idx = self._names.ifindex(bytes(k.dev).split(b"\0", 1)[0].decode(errors="replace"))
                 if idx is not None:
                     key = (idx, int(k.queue), int(k.rc))
@@ -698,7 +734,7 @@ class Tracer:
     def _read_softirq(self) -> dict[int, CpuSoftirqCounters]:
         if "softirq" in self._unavailable:
             return {}
-        per_cpu = self._bpf["softirq"].getvalue(ctypes.c_int(0))
+        per_cpu = self._bpf[b"softirq"].getvalue(ctypes.c_int(0))
         online = _online_cpus()
         out = {}
         for cpu, v in enumerate(per_cpu):

@@ -219,6 +219,10 @@ BPF_PERCPU_ARRAY(softirq, struct txtop_softirq, 1);
 BPF_HASH(dev_filter, struct txtop_devname, u8, 256);
 BPF_HASH(ifindex_filter, s32, u8, 256);
 BPF_HASH(pid_filter, u32, u8, 1024);
+/* Devices whose driver frees the skb after transmission (TX completion: NICs). On the others
+ * (veth, lo, tun, bridges...) net_dev_xmit hands the skb to another stack: the track ends
+ * there, and whatever frees it later is not part of this packet's TX path. */
+BPF_HASH(tx_completion, struct txtop_devname, u8, 256);
 BPF_TABLE("lru_hash", u64, struct txtop_record, tracks, TXTOP_TRACK_ENTRIES);
 BPF_TABLE("lru_hash", u32, struct txtop_pending, sys_pending, 1024);
 BPF_PERCPU_HASH(txq_stats, struct txtop_qkey, struct txtop_qval, TXTOP_QUEUE_ENTRIES);
@@ -709,6 +713,8 @@ int txtop_raw_xmit(struct bpf_raw_tracepoint_args *ctx)
 	set_stage(t, ST_XMIT, now);
 	t->xmit_rc = rc;
 	t->flags |= F_RC;
+	if (rc == 0 && !tx_completion.lookup((struct txtop_devname *)t->dev))
+		end_track(t, END_COMPLETE, P_XMIT);
 	return 0;
 }
 #endif

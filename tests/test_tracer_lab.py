@@ -1,0 +1,612 @@
+"""The BPF tracer against real traffic in a veth lab (root, real BPF, real kernel).
+
+Every test sends a known, bounded amount of traffic from the root namespace to the lab peer
+and checks what the tracer reports against the sender, the kernel's own counters, or an
+independent bpftrace witness. Set TXTOP_CAPTURE_RINGBUF=<dir> to save the raw ring-buffer
+records of the UDP, TCP and tbf tests as decode fixtures (see tests/data/ringbuf/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from senders import Sink, sender_argv
+
+from txtop.probes import tracer as tracer_mod
+from txtop.probes.lab import Lab
+from txtop.probes.model import PacketTrace
+from txtop.probes.source import TracerReading
+from txtop.probes.tracer import Tracer, probe_prerequisites
+
+PORT = 5301
+UDP_PAYLOAD = 64
+UDP_FRAME = 14 + 20 + 8 + UDP_PAYLOAD
+ETH_P_IP = 0x0800
+CAPTURE = os.environ.get("TXTOP_CAPTURE_RINGBUF")
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def _skip_unless_probes() -> None:
+    why = probe_prerequisites()
+    if why:
+        pytest.skip(f"probes cannot run here: {why}")
+
+
+@pytest.fixture
+def fresh(lab: Lab) -> Iterator[Tracer]:
+    """A tracer for this test's lab device only (other processes on this machine send traffic
+    too; it must not disturb loss counts): every packet eligible, a cap far above test rates."""
+    _skip_unless_probes()
+    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=200_000, ringbuf_pages=512)
+    t.start()
+    try:
+        assert t.running, t.status.reason
+        yield t
+    finally:
+        t.close()
+
+
+def drain(t: Tracer) -> TracerReading:
+    t.poll(0.01)
+    return t.read()
+
+
+def collect(
+    t: Tracer,
+    done: Callable[[list[PacketTrace]], bool],
+    timeout_s: float = 10.0,
+) -> tuple[list[PacketTrace], TracerReading]:
+    """Poll and read until ``done(packets)`` or the deadline; the caller asserts."""
+    packets: list[PacketTrace] = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        t.poll(0.05)
+        reading = t.read()
+        packets.extend(reading.packets)
+        if done(packets) or time.monotonic() > deadline:
+            return packets, reading
+
+
+def run_sender(*args: str, timeout: float = 60) -> int:
+    """Run a bounded sender process to completion; return its pid."""
+    proc = subprocess.run(sender_argv(*args), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    words = proc.stdout.split()
+    assert words[0] == "sent" and int(words[1]) > 0, proc.stdout
+    return int(words[3])
+
+
+def udp_of(packets: list[PacketTrace], lab: Lab, pid: int | None = None) -> list[PacketTrace]:
+    return [
+        p
+        for p in packets
+        if p.dev == lab.dev
+        and p.protocol == ETH_P_IP
+        and p.len == UDP_FRAME
+        and (pid is None or p.pid == pid)
+    ]
+
+
+def warm_up(lab: Lab) -> None:
+    """Resolve the peer's MAC first so the measured packets do not wait behind ARP."""
+    run_sender("udp", lab.peer_ip, str(PORT), "--count", "2", "--size", "1")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["ip", "neigh", "show", lab.peer_ip, "dev", lab.dev], capture_output=True, text=True
+        ).stdout
+        if "REACHABLE" in out or "STALE" in out or "PERMANENT" in out:
+            return
+        time.sleep(0.02)
+
+
+def tc_queue_packets(dev: str) -> dict[int, int]:
+    """Per-TX-queue packets from the mq children (`tc -s -j qdisc`): parent 1:N is queue N-1."""
+    out = subprocess.run(
+        ["tc", "-s", "-j", "qdisc", "show", "dev", dev], capture_output=True, text=True, check=True
+    ).stdout
+    result = {}
+    for q in json.loads(out):
+        parent = q.get("parent", "")
+        if parent.startswith("1:"):
+            result[int(parent[2:], 16) - 1] = int(q["packets"])
+    return result
+
+
+def link_tx_packets(dev: str) -> int:
+    out = subprocess.run(
+        ["ip", "-s", "-j", "link", "show", "dev", dev], capture_output=True, text=True, check=True
+    ).stdout
+    return int(json.loads(out)[0]["stats64"]["tx"]["packets"])
+
+
+class Capture:
+    """Saves raw ring-buffer records (TXTOP_CAPTURE_RINGBUF) as decode fixtures."""
+
+    def __init__(self, t: Tracer, name: str, limit: int = 12) -> None:
+        self.t, self.name, self.limit = t, name, limit
+        self.records: list[bytes] = []
+
+    def __enter__(self) -> Capture:
+        if CAPTURE:
+            self.t.record_tap = self.records.append
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.t.record_tap = None
+        if not CAPTURE or not self.records:
+            return
+        out = Path(CAPTURE)
+        out.mkdir(parents=True, exist_ok=True)
+        # Keep a spread: the first records, and exit records if any.
+        picked = [r for r in self.records if len(r) != 32][: self.limit]
+        picked += [r for r in self.records if len(r) == 32][:2]
+        for i, rec in enumerate(picked):
+            path = out / f"{self.name}-{i:02d}.bin"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(rec)
+
+
+# ---- tests ------------------------------------------------------------------------------------
+
+root = pytest.mark.root
+
+
+@root
+def test_probes_ready_quickly(fresh: Tracer, lab: Lab) -> None:
+    assert fresh.start_s is not None
+    # The issue asks for 2 s; the bound leaves room for a loaded CI machine.
+    assert fresh.start_s < 4.0, f"start took {fresh.start_s:.2f} s"
+    st = fresh.status
+    assert st.state == "running" and not st.unavailable
+    assert st.sampling["every"] == 1 and st.sampling["max_per_s"] == 200_000
+    assert st.filters == {"ifindexes": [lab.ifindex], "pids": []}
+
+
+@root
+def test_udp_packets_attributed_to_sender_with_ordered_stages(fresh: Tracer, lab: Lab) -> None:
+    n = 300
+    with Sink(lab.ns_argv([]), PORT), Capture(fresh, "udp"):
+        warm_up(lab)
+        drain(fresh)
+        pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", str(n), "--size", "64")
+        packets, reading = collect(fresh, lambda ps: len(udp_of(ps, lab, pid)) >= n)
+    mine = udp_of(packets, lab, pid)
+    assert len(mine) >= n - 2, f"{len(mine)} of {n} traced with pid {pid}"
+    assert reading.status.lost_events == 0, reading.status.breakdown
+    for p in mine:
+        s = p.stages
+        assert p.tid == pid and p.syscall == "sendto" and p.dport == PORT
+        assert s["sendto"] <= s["dev_queue"] <= s["start_xmit"] <= s["xmit"], s
+        assert p.syscall_exit_ns is not None and s["xmit"] <= p.syscall_exit_ns
+        assert p.queue is not None and 0 <= p.queue < 4
+        assert p.ifindex == lab.ifindex and p.track == "complete"
+        assert p.xmit_rc == 0
+        assert p.sample_every == 1 and p.sample_max_per_s == 200_000
+        # Stages veth does not have are absent: noqueue has no qdisc, and veth hands the
+        # skb to the peer at net_dev_xmit (no TX completion, so no free stage).
+        assert set(s) == {"sendto", "dev_queue", "start_xmit", "xmit"}, s
+
+
+@root
+def test_queue_counters_match_kernel_counters(fresh: Tracer, lab: Lab) -> None:
+    lab.set_mq()
+    with Sink(lab.ns_argv([]), PORT):
+        warm_up(lab)
+        drain(fresh)
+        before = fresh.read().queues
+        tc_before = tc_queue_packets(lab.dev)
+        link_before = link_tx_packets(lab.dev)
+        # Several sender processes: different sockets hash to different TX queues.
+        for _ in range(6):
+            run_sender("udp", lab.peer_ip, str(PORT), "--count", "150", "--size", "64")
+        after = fresh.read().queues
+        tc_after = tc_queue_packets(lab.dev)
+        link_after = link_tx_packets(lab.dev)
+    probe = {}
+    for q in range(4):
+        a = after.get((lab.ifindex, q))
+        b = before.get((lab.ifindex, q))
+        probe[q] = (a.packets if a else 0) - (b.packets if b else 0)
+    kernel = {q: tc_after.get(q, 0) - tc_before.get(q, 0) for q in range(4)}
+    assert sum(kernel.values()) >= 900
+    for q in range(4):
+        assert abs(probe[q] - kernel[q]) <= 2, (probe, kernel)
+    assert abs(sum(probe.values()) - (link_after - link_before)) <= 3
+    assert sum(1 for v in kernel.values() if v) >= 2, "traffic should use several queues"
+    tx = after[(lab.ifindex, max(probe, key=probe.__getitem__))]
+    assert tx.bytes >= tx.packets * UDP_FRAME * 0.5 and tx.gso_segs >= tx.packets
+
+
+def _bpftrace_qdisc_waits(ifindex: int) -> subprocess.Popen:
+    prog = (
+        f"tracepoint:qdisc:qdisc_enqueue /args->ifindex == {ifindex}/ "
+        "{ @s[args->skbaddr] = nsecs; } "
+        f"tracepoint:qdisc:qdisc_dequeue /args->ifindex == {ifindex} && @s[args->skbaddr]/ "
+        '{ printf("wait %lld %lld\\n", @s[args->skbaddr], nsecs - @s[args->skbaddr]); '
+        "delete(@s[args->skbaddr]); }"
+    )
+    return subprocess.Popen(
+        ["bpftrace", "-e", prog], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+
+
+@root
+def test_tbf_backlog_wait_grows_and_matches_bpftrace(fresh: Tracer, lab: Lab) -> None:
+    if shutil.which("bpftrace") is None:
+        pytest.skip("bpftrace not installed")
+    n = 40
+    with Sink(lab.ns_argv([]), PORT):
+        warm_up(lab)
+        # 2 Mbit/s: a 1042-byte frame leaves every ~4.2 ms, so 40 of them queue ~170 ms.
+        lab.set_tbf(rate="2mbit", burst="2k", limit="200k")
+        witness = _bpftrace_qdisc_waits(lab.ifindex)
+        try:
+            assert witness.stdout is not None
+            line = witness.stdout.readline()  # "Attaching N probes..." once it is live
+            assert "Attaching" in line, line
+            drain(fresh)
+            with Capture(fresh, "tbf"):
+                pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", str(n), "--size", "1000")
+                packets, _ = collect(
+                    fresh,
+                    lambda ps: (
+                        sum(1 for p in ps if p.pid == pid and "qdisc_dequeue" in p.stages) >= n
+                    ),
+                    timeout_s=5,
+                )
+        finally:
+            witness.send_signal(signal.SIGINT)
+            out, _ = witness.communicate(timeout=20)
+            lab.clear_qdisc()
+    mine = sorted(
+        (p for p in packets if p.pid == pid and "qdisc_dequeue" in p.stages),
+        key=lambda p: p.stages["qdisc_enqueue"],
+    )
+    # A sender that migrates CPU inside sendto() before its packet is queued is not tied to
+    # it (the tie is per CPU); under load that can hit a packet or two.
+    assert len(mine) >= n - 2
+    n = len(mine)
+    waits = [p.stages["qdisc_dequeue"] - p.stages["qdisc_enqueue"] for p in mine]
+    for p in mine:
+        s = p.stages
+        assert s["dev_queue"] <= s["qdisc_enqueue"] <= s["qdisc_dequeue"] <= s["start_xmit"]
+        assert p.txq_state is not None
+    # The backlog builds: later packets wait longer, and the last waits well over 100 ms.
+    rising = sum(1 for a, b in zip(waits, waits[1:], strict=False) if b >= a)
+    assert rising >= 0.9 * (n - 1), waits
+    assert waits[-1] > 100_000_000 and waits[-1] > 10 * max(waits[0], 100_000), waits
+    # An independent witness on the same tracepoints saw the same waits, packet by packet
+    # (matched on the enqueue time; both read CLOCK_MONOTONIC a few microseconds apart).
+    theirs = [tuple(map(int, w.split()[1:3])) for w in out.splitlines() if w.startswith("wait ")]
+    assert len(theirs) >= n
+    matched = 0
+    for p, ours in zip(mine, waits, strict=True):
+        enq, wait = min(theirs, key=lambda w: abs(w[0] - p.stages["qdisc_enqueue"]))
+        if abs(enq - p.stages["qdisc_enqueue"]) < 200_000 and abs(wait - ours) < 200_000:
+            matched += 1
+    assert matched >= 0.95 * n, f"{matched}/{n} waits agree with bpftrace within 0.2 ms"
+
+
+@root
+@root
+def test_qdisc_drops_carry_reason_and_call_site(fresh: Tracer, lab: Lab) -> None:
+    with Sink(lab.ns_argv([]), PORT):
+        warm_up(lab)
+        # A queue that holds about three 1 KB packets at a crawl: the rest of a burst drops.
+        lab.set_tbf(rate="64kbit", burst="2k", limit="3k")
+        try:
+            drain(fresh)
+            pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "30", "--size", "1000")
+            packets, reading = collect(
+                fresh, lambda ps: sum(1 for p in ps if p.free_kind == "drop") >= 10
+            )
+        finally:
+            lab.clear_qdisc()
+    drops = [p for p in packets if p.pid == pid and p.free_kind == "drop"]
+    assert len(drops) >= 10
+    for p in drops:
+        assert p.drop_reason is not None and p.drop_reason.startswith("QDISC_"), p.drop_reason
+        assert p.free_location and "+0x" in p.free_location, p.free_location
+        assert p.stages["dev_queue"] <= p.stages["free"] and "start_xmit" not in p.stages
+        assert p.track == "complete"
+    assert reading.status.lost_events == 0, reading.status.breakdown
+
+
+@root
+def test_tcp_stream_is_traced(fresh: Tracer, lab: Lab) -> None:
+    with Sink(lab.ns_argv([]), PORT), Capture(fresh, "tcp"):
+        warm_up(lab)
+        drain(fresh)
+        pid = run_sender("tcp", lab.peer_ip, str(PORT), "--bytes", str(4 << 20))
+        packets, _ = collect(
+            fresh, lambda ps: sum(1 for p in ps if p.pid == pid) >= 10, timeout_s=10
+        )
+    tcp = [p for p in packets if p.dev == lab.dev and p.protocol == ETH_P_IP]
+    mine = [p for p in tcp if p.pid == pid]
+    assert len(mine) >= 10, f"{len(mine)} TCP packets tied to the sender of {len(tcp)}"
+    assert all(p.syscall in ("sendto", "sendmsg") for p in mine)
+    assert all(p.stages["dev_queue"] <= p.stages.get("xmit", p.stages["dev_queue"]) for p in mine)
+    # TSO over veth: some skbs carry many segments (counted per queue as gso_segs).
+    assert max(p.len for p in tcp) > 1500
+
+
+@root
+def test_no_lost_events_at_a_moderate_rate(fresh: Tracer, lab: Lab) -> None:
+    with Sink(lab.ns_argv([]), PORT):
+        warm_up(lab)
+        before = drain(fresh).status.lost_events
+        pid = run_sender(
+            "udp", lab.peer_ip, str(PORT), "--count", "3000", "--size", "64", "--gap-us", "50"
+        )
+        packets, reading = collect(fresh, lambda ps: len(udp_of(ps, lab, pid)) >= 2990)
+    assert len(udp_of(packets, lab, pid)) >= 2990
+    assert reading.status.lost_events == before, reading.status.breakdown
+
+
+@root
+def test_tiny_ring_buffer_reports_losses(lab: Lab) -> None:
+    _skip_unless_probes()
+    t = Tracer(sample_every=1, max_samples_per_s=1_000_000, ringbuf_pages=1)
+    t.start()
+    try:
+        assert t.running, t.status.reason
+        with Sink(lab.ns_argv([]), PORT):
+            warm_up(lab)
+            # Nobody drains while 2000 records arrive: a 4 KiB buffer holds about 20.
+            run_sender("udp", lab.peer_ip, str(PORT), "--count", "2000", "--size", "64")
+        reading = t.read()
+        st = reading.status
+        assert st.state == "running"
+        assert st.lost_events > 1000, st.breakdown
+        assert any(k.startswith("ringbuf_full:") for k in st.breakdown), st.breakdown
+        assert 0 < len(reading.packets) < 200
+    finally:
+        t.close()
+
+
+@root
+def test_aged_tracks_are_reported(lab: Lab) -> None:
+    _skip_unless_probes()
+    t = Tracer(sample_every=1, max_samples_per_s=100_000, track_timeout_s=0.3)
+    t.start()
+    try:
+        assert t.running, t.status.reason
+        with Sink(lab.ns_argv([]), PORT):
+            warm_up(lab)
+            lab.set_tbf(rate="32kbit", burst="2k", limit="100k")  # ~0.25 s per 1 KB frame
+            try:
+                drain(t)
+                pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "6", "--size", "1000")
+                packets, reading = collect(
+                    t, lambda ps: sum(1 for p in ps if p.pid == pid and p.track == "aged") >= 3
+                )
+            finally:
+                lab.clear_qdisc()
+        aged = [p for p in packets if p.pid == pid and p.track == "aged"]
+        assert len(aged) >= 3
+        assert all("qdisc_enqueue" in p.stages for p in aged)
+        assert reading.status.breakdown.get("track_aged", 0) >= 3
+        assert reading.status.lost_events >= 3
+    finally:
+        t.close()
+
+
+@root
+def test_runtime_sampling_and_filters(fresh: Tracer, lab: Lab) -> None:
+    with Sink(lab.ns_argv([]), PORT):
+        warm_up(lab)
+        # Cap 0: nothing sampled.
+        fresh.set_sampling(1, 0)
+        drain(fresh)
+        pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "100", "--size", "64")
+        packets, _ = collect(fresh, lambda ps: False, timeout_s=0.5)
+        assert not udp_of(packets, lab, pid)
+        fresh.set_sampling(1, 200_000)
+        # Interface filter on another device: nothing of the lab's (no filter: all of it).
+        fresh.set_filters(None, None)
+        drain(fresh)
+        pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "100", "--size", "64")
+        packets, _ = collect(fresh, lambda ps: len(udp_of(ps, lab, pid)) >= 98)
+        assert len(udp_of(packets, lab, pid)) >= 98
+        fresh.set_filters([socket.if_nametoindex("lo")])
+        drain(fresh)
+        pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "100", "--size", "64")
+        packets, reading = collect(fresh, lambda ps: False, timeout_s=0.5)
+        assert not [p for p in packets if p.dev == lab.dev]
+        assert reading.status.filters["ifindexes"] == [1]
+        # ... and on the lab's device: everything of it, nothing else.
+        fresh.set_filters([lab.ifindex])
+        drain(fresh)
+        pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "100", "--size", "64")
+        packets, _ = collect(fresh, lambda ps: len(udp_of(ps, lab, pid)) >= 98)
+        assert len(udp_of(packets, lab, pid)) >= 98
+        assert {p.dev for p in packets} == {lab.dev}
+        # Pid filter (and the lab filter): a process that is not listed is not sampled; a listed one is.
+        fresh.set_filters([lab.ifindex], [os.getpid()])
+        drain(fresh)
+        other = run_sender("udp", lab.peer_ip, str(PORT), "--count", "50", "--size", "64")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for _ in range(50):
+                s.sendto(b"m" * UDP_PAYLOAD, (lab.peer_ip, PORT))
+        finally:
+            s.close()
+        packets, _ = collect(fresh, lambda ps: len(udp_of(ps, lab, os.getpid())) >= 50)
+        assert len(udp_of(packets, lab, os.getpid())) >= 50
+        assert not [p for p in packets if p.pid == other]
+        assert {p.pid for p in packets} == {os.getpid()}
+
+
+@root
+def test_softirq_counters_move(fresh: Tracer, lab: Lab) -> None:
+    before = drain(fresh).cpus
+    with Sink(lab.ns_argv([]), PORT):
+        run_sender("udp", lab.peer_ip, str(PORT), "--count", "500", "--size", "64")
+    after = fresh.read().cpus
+    assert set(after) == set(before) and after
+    runs = sum(after[c].net_rx_runs - before[c].net_rx_runs for c in after)
+    ns = sum(after[c].net_rx_ns - before[c].net_rx_ns for c in after)
+    raises = sum(after[c].net_rx_raises - before[c].net_rx_raises for c in after)
+    assert runs > 0 and raises > 0 and ns > 0
+    assert ns < 10_000_000_000  # sane: below the wall time of the whole test
+
+
+@root
+def test_missing_tracepoint_is_reported_and_the_rest_runs(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _skip_unless_probes()
+    probes = tuple(
+        Probe if Probe.event != "qdisc_enqueue" else _renamed(Probe, "txtop_missing_enqueue")
+        for Probe in tracer_mod.PROBES
+    )
+    monkeypatch.setattr(tracer_mod, "PROBES", probes)
+    t = Tracer(sample_every=1, max_samples_per_s=100_000)
+    t.start()
+    try:
+        assert t.running, t.status.reason
+        assert "not in this kernel" in t.status.unavailable["qdisc_enqueue"]
+        lab.set_tbf(rate="100mbit", burst="16k", limit="200k")
+        with Sink(lab.ns_argv([]), PORT):
+            warm_up(lab)
+            drain(t)
+            pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "20", "--size", "64")
+            packets, reading = collect(t, lambda ps: len(udp_of(ps, lab, pid)) >= 20)
+        mine = udp_of(packets, lab, pid)
+        assert len(mine) >= 20
+        assert all("qdisc_enqueue" not in p.stages and "qdisc_dequeue" in p.stages for p in mine)
+        assert "qdisc_enqueue" in reading.status.unavailable
+    finally:
+        t.close()
+        lab.clear_qdisc()
+
+
+def _renamed(p: tracer_mod.Probe, event: str) -> tracer_mod.Probe:
+    import dataclasses
+
+    return dataclasses.replace(p, event=event)
+
+
+def _attached_count(pid: int) -> int:
+    out = subprocess.run(["bpftool", "perf", "show"], capture_output=True, text=True).stdout
+    return sum(1 for line in out.splitlines() if line.startswith(f"pid {pid} "))
+
+
+@root
+@pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool not installed")
+def test_close_from_another_thread_detaches_everything() -> None:
+    _skip_unless_probes()
+    base = _attached_count(os.getpid())
+    t = Tracer()
+    t.start()
+    assert t.running, t.status.reason
+    assert _attached_count(os.getpid()) >= base + 10
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            t.poll(0.05)
+            t.read()
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        time.sleep(0.1)  # let the worker be inside poll()
+        t.close()
+        t.close()  # idempotent
+        assert t.status.state == "off"
+        assert _attached_count(os.getpid()) == base
+    finally:
+        stop.set()
+        th.join(5)
+    assert not th.is_alive()
+
+
+CHILD = """
+import signal, sys, time
+from txtop.probes.tracer import Tracer
+t = Tracer()
+t.start()
+print(t.status.state, flush=True)
+time.sleep(60)
+"""
+
+
+@root
+@pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool not installed")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL])
+def test_programs_are_detached_when_the_process_dies(sig: signal.Signals) -> None:
+    _skip_unless_probes()
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "running"
+        assert _attached_count(child.pid) >= 10
+        child.send_signal(sig)
+        child.wait(20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(5)
+    assert _attached_count(child.pid) == 0
+
+
+# ---- without root / bad input: one-line reasons, never a traceback --------------------------
+
+
+def test_not_root_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracer_mod.os, "geteuid", lambda: 1000)
+    assert "root" in (probe_prerequisites() or "")
+    t = Tracer()
+    t.start()  # must not raise
+    st = t.status
+    assert st.state == "unavailable" and "root" in st.reason and "\n" not in st.reason
+    t.poll(0.01)  # just sleeps
+    assert t.read().status.state == "unavailable"
+    t.close()
+    t.close()
+
+
+def test_missing_bcc_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracer_mod.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(tracer_mod.importlib.util, "find_spec", lambda name: None)
+    why = probe_prerequisites() or ""
+    assert "python3-bpfcc" in why
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"sample_every": 0},
+        {"max_samples_per_s": -1},
+        {"ringbuf_pages": 3},
+        {"ifindexes": [0]},
+        {"pids": ["1"]},
+        {"sample_every": True},
+    ],
+)
+def test_bad_parameters_are_one_line_errors(kwargs: dict) -> None:
+    with pytest.raises(ValueError) as exc:
+        Tracer(**kwargs)
+    assert "\n" not in str(exc.value)
+
+
+def test_queue_of_parent() -> None:
+    assert tracer_mod._queue_of_parent(0xFFFFFFFF) == 0  # root qdisc
+    assert tracer_mod._queue_of_parent(0x00010001) == 0  # mq class 1:1 -> tx-0
+    assert tracer_mod._queue_of_parent(0x00010004) == 3
