@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import signal
 import struct
 import subprocess
@@ -228,10 +229,12 @@ def test_once_json_live_matches_sysfs():
 class PtyRun:
     """Runs txtop on a fresh pty as session leader with it as the controlling terminal."""
 
-    def __init__(self, *args: str, cols: int = 80, rows: int = 24) -> None:
+    def __init__(
+        self, *args: str, cols: int = 80, rows: int = 24, env: dict[str, str] | None = None
+    ) -> None:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color"}
+        env = {**os.environ, "TERM": "xterm-256color", **(env or {})}
         env.pop("TXTOP_DEBUG", None)
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
             [*TXTOP, *args],
@@ -341,3 +344,73 @@ def test_live_no_probes_under_a_pty_with_ascii_and_no_mouse():
         assert run.proc.wait(EXIT_DEADLINE_S) == 0
     finally:
         run.finish()
+
+
+def _colour_codes(output: str) -> set[str]:
+    """SGR parameters that set a colour (30-37, 38;..., 40-47, 48;..., 90-97, 100-107)."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", output):
+        parts = params.split(";")
+        i = 0
+        while i < len(parts):
+            p = parts[i]
+            if p in ("38", "48"):
+                found.add(";".join(parts[i : i + 3]))
+                i += 3 if i + 1 < len(parts) and parts[i + 1] == "5" else 5
+                continue
+            if p.isdigit() and (30 <= int(p) <= 37 or 40 <= int(p) <= 47 or 90 <= int(p) <= 107):
+                found.add(p)
+            i += 1
+    return found
+
+
+@pytest.mark.parametrize("args", [["--color", "none"], []], ids=["color-none", "NO_COLOR"])
+def test_no_colour_output_at_all(args):
+    env = {} if args else {"NO_COLOR": "1"}
+    run = PtyRun("--synthetic", "4x2", *args, env=env)
+    try:
+        run.wait_for("syn0")
+        time.sleep(0.3)
+        os.write(run.master, b"q")
+        assert run.proc.wait(EXIT_DEADLINE_S) == 0
+    finally:
+        run.finish()
+    text = run.text()
+    assert "\x1b[1" in text  # bold still carries meaning
+    assert _colour_codes(text) == set(), sorted(_colour_codes(text))[:10]
+
+
+def test_sixteen_colours_only():
+    run = PtyRun("--synthetic", "4x2", "--color", "16")
+    try:
+        run.wait_for("syn0")
+        os.write(run.master, b"q")
+        assert run.proc.wait(EXIT_DEADLINE_S) == 0
+    finally:
+        run.finish()
+    codes = _colour_codes(run.text())
+    assert codes and not any(c.startswith(("38", "48")) for c in codes), codes
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("how", ["SIGTERM", "hangup"])
+def test_live_dashboard_with_probes_exits_cleanly(how):
+    run = PtyRun("-d", "0.5")
+    try:
+        run.wait_for("TX queues")
+        deadline = time.monotonic() + 60
+        while "compiling probes" in run.text()[-3000:] and time.monotonic() < deadline:
+            time.sleep(0.1)  # let the BPF programs attach before pulling the plug
+        time.sleep(1.0)
+        if how == "hangup":
+            run.close_master()
+        else:
+            run.proc.send_signal(signal.SIGTERM)
+        rc = run.proc.wait(EXIT_DEADLINE_S)
+    finally:
+        run.finish()
+    assert rc in (143, 129)
+    gone_by = time.monotonic() + 3
+    while not run.group_gone() and time.monotonic() < gone_by:
+        time.sleep(0.05)
+    assert run.group_gone()

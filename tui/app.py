@@ -117,7 +117,11 @@ class TxtopApp(App[int]):
         driver_class: type[Driver] | None = None,
         control: Any = None,
     ) -> None:
-        super().__init__(driver_class=driver_class)
+        # With NO_COLOR, Textual picks its colour-stripping filter from the theme active at
+        # construction (its own default): ansi_color=True selects the filter that drops colour
+        # entirely instead of mapping it to greys (which 16-colour terminals render as black).
+        no_color = bool(os.environ.get("NO_COLOR"))
+        super().__init__(driver_class=driver_class, ansi_color=True if no_color else None)
         self.source = source
         # Optional tracer control (cli.TracerControl): set_sampling(every, max_per_s) and
         # set_filter(spec). None when no probes run (replay, synthetic, --no-probes).
