@@ -311,10 +311,11 @@ def test_qdisc_drops_carry_reason_and_call_site(fresh: Tracer, lab: Lab) -> None
         lab.set_tbf(rate="64kbit", burst="2k", limit="3k")
         try:
             drain(fresh)
-            pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "30", "--size", "1000")
-            packets, reading = collect(
-                fresh, lambda ps: sum(1 for p in ps if p.free_kind == "drop") >= 10
-            )
+            with Capture(fresh, "drop"):
+                pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "30", "--size", "1000")
+                packets, reading = collect(
+                    fresh, lambda ps: sum(1 for p in ps if p.free_kind == "drop") >= 10
+                )
         finally:
             lab.clear_qdisc()
     drops = [p for p in packets if p.pid == pid and p.free_kind == "drop"]
