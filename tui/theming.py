@@ -28,6 +28,14 @@ VARIABLE_DEFAULTS: dict[str, str] = {
     "txtop-heat-1": "#3d7ba3",
     "txtop-heat-2": "#e0a23c",
     "txtop-heat-3": "#ff6b7d",
+    "txtop-stage-stack": "#5f9fdf",
+    "txtop-stage-enqueue": "#4fc1b5",
+    "txtop-stage-qdisc": "#e0b040",
+    "txtop-stage-dequeue": "#b58fe0",
+    "txtop-stage-driver": "#7cc46a",
+    "txtop-stage-completion": "#b0b8c4",
+    "txtop-stage-gap": "#6c7480",
+    "txtop-drop": "#ff5f6f",
 }
 
 
