@@ -222,7 +222,7 @@ class Collector:
             softirqs=softirqs,
             softnet=softnet,
             cpu_times=cpu_times,
-            tracer_queues=reading.queues if reading else {},
+            tracer_queues=_current_queues(reading.queues, devices) if reading else {},
             tracer_cpus=reading.cpus if reading else {},
         )
         old = prev if prev is not None else _Raw(mono_ns=now_ns)
@@ -510,6 +510,16 @@ class Collector:
         finally:
             if tracer is not None:
                 tracer.close()
+
+
+def _current_queues(
+    counters: Mapping[tuple[int, int], QueueCounters], devices: Sequence[NetDevice]
+) -> dict[tuple[int, int], QueueCounters]:
+    """The tracer's per-queue counters for queues that exist now. Its maps may still hold
+    devices deleted long ago (or queues ethtool -L removed); kept as the previous reading,
+    those would grow with every device that ever came and went."""
+    present = {(d.ifindex, q) for d in devices for q in d.tx_queues}
+    return {k: v for k, v in counters.items() if k in present}
 
 
 def _share(before_ns: int | None, now_ns: int, interval_ns: float) -> float:

@@ -662,3 +662,46 @@ def test_collector_soak_under_churn(lab: Lab) -> None:
     # Flat memory: what the collector keeps between ticks does not grow with ticks.
     assert growth < 64 * 1024, f"traced memory grew {growth} bytes"
     assert rss1 - rss0 < 8 * 2**20
+
+
+def test_tracer_counters_of_departed_devices_are_not_kept(tmp_path: Path, data_dir: Path) -> None:
+    """The tracer's maps may still hold devices deleted long ago and queues ethtool -L
+    removed: the collector's previous reading keeps only what exists now."""
+    from txtop.probes.model import ProbeStatus
+    from txtop.probes.source import QueueCounters, TracerReading
+
+    class Tracer:
+        status = ProbeStatus("running")
+
+        def __init__(self) -> None:
+            self.queues: dict[tuple[int, int], QueueCounters] = {}
+
+        def start(self) -> None:
+            pass
+
+        def read(self) -> TracerReading:
+            return TracerReading(status=self.status, queues=dict(self.queues))
+
+        def poll(self, timeout_s: float) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    sysfs = tmp_path / "sysfs"
+    shutil.copytree(data_dir / "sysfs", sysfs)  # eth0 is ifindex 4 with one TX queue
+    tracer = Tracer()
+    clock = FakeClock()
+    c = Collector(sysfs_root=sysfs, proc_root=data_dir / "proc", qdisc_source=FakeQdiscs(),
+                  tracer=tracer, clock=clock)  # fmt: skip
+    c.start_tracer()
+    for n in range(50):  # devices 1000.. come and go in the tracer's maps
+        tracer.queues = {(4, 0): QueueCounters(packets=10 * n), (1000 + n, 0): QueueCounters(),
+                         (4, 7): QueueCounters(packets=5)}  # fmt: skip
+        clock.tick()
+        snap = c.collect()
+        check_snapshot(snap)
+    assert c._prev is not None and set(c._prev.tracer_queues) == {(4, 0)}
+    eth0 = next(q for q in snap.queues if q.dev == "eth0")
+    assert eth0.tx is not None and eth0.tx.pps == 10.0
+    c.close()
