@@ -575,6 +575,7 @@ def check_prev_maps(collector: Collector, snap: Snapshot) -> None:
 
 @pytest.mark.root
 @pytest.mark.slow
+@pytest.mark.timeout(SOAK_S + 240)  # warm-up, lab set-up and teardown on top of the soak
 def test_collector_soak_under_churn(lab: Lab) -> None:
     import gc
     import tracemalloc
