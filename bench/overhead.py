@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from senders import Sink  # noqa: E402
+from senders import Sink, free_lab_subnet  # noqa: E402
 
 from txtop.probes.lab import Lab  # noqa: E402
 from txtop.probes.tracer import Tracer  # noqa: E402
@@ -70,6 +70,7 @@ class Drainer:
         self.stop = threading.Event()
         self.packets = 0
         self.lost = 0
+        self.breakdown: dict[str, int] = {}
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
@@ -84,6 +85,7 @@ class Drainer:
         r = self.tracer.read()
         self.packets += len(r.packets)
         self.lost = r.status.lost_events
+        self.breakdown = dict(r.status.breakdown)
 
     def __enter__(self) -> Drainer:
         self.thread.start()
@@ -116,6 +118,8 @@ def run_overhead(binary: Path, lab: Lab, rounds: int, seconds: int) -> None:
                     row["B"] = flood(binary, lab.peer_ip, seconds)
                 lost = d.lost
                 sampled = d.packets
+                if d.breakdown:
+                    print(f"      lost events in round {r}: {d.breakdown}")
             finally:
                 tracer.close()
         base.append(row["A"])
@@ -134,8 +138,11 @@ def run_overhead(binary: Path, lab: Lab, rounds: int, seconds: int) -> None:
 
 
 def run_drain(binary: Path, lab: Lab, seconds: int) -> None:
-    print(f"{'cap/s':>8} {'records/s':>10} {'lost':>6} {'rate-limited':>12} {'flood pps':>10}")
-    for cap in (10_000, 30_000, 60_000, 100_000, 200_000):
+    print(
+        f"{'cap/s':>8} {'records/s':>10} {'ringbuf lost':>12} {'other lost':>10} "
+        f"{'rate-limited':>12} {'flood pps':>10}"
+    )
+    for cap in (5_000, 10_000, 20_000, 40_000, 80_000):
         tracer = Tracer(sample_every=1, max_samples_per_s=cap, ringbuf_pages=1024)
         tracer.start()
         if not tracer.running:
@@ -148,11 +155,14 @@ def run_drain(binary: Path, lab: Lab, seconds: int) -> None:
             st = tracer.read().status
         finally:
             tracer.close()
+        rb = sum(v for k, v in st.breakdown.items() if k.startswith("ringbuf_full:"))
         print(
-            f"{cap:>8} {d.packets / elapsed:>10,.0f} {st.lost_events:>6} "
+            f"{cap:>8} {d.packets / elapsed:>10,.0f} {rb:>12} {st.lost_events - rb:>10} "
             f"{st.sampling.get('rate_limited', 0):>12} {pps:>10,.0f}",
             flush=True,
         )
+        if st.lost_events - rb:
+            print(f"         other: {dict(st.breakdown)}")
 
 
 def main() -> int:
@@ -170,7 +180,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="txtop-bench-") as tmp:
         binary = build_flooder(Path(tmp))
         with (
-            Lab(tag="bench", queues=4, subnet=250) as lab,
+            Lab(tag="bench", queues=4, subnet=free_lab_subnet()) as lab,
             Sink(lab.ns_argv([]), PORT, seconds=ns.rounds * ns.seconds * 4 + 120, read=False),
         ):
             flood(binary, lab.peer_ip, 1)  # warm-up: ARP, caches

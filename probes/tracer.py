@@ -30,7 +30,7 @@ from .kallsyms import KernelSymbols
 from .model import PacketTrace, ProbeStatus
 from .source import CpuSoftirqCounters, QueueCounters, TracerReading
 
-DEFAULT_SAMPLE_EVERY = 64
+DEFAULT_SAMPLE_EVERY = 16  # 1-in-N at net_dev_queue, then at most the cap per second
 DEFAULT_MAX_SAMPLES_PER_S = 200
 DEFAULT_RINGBUF_PAGES = 64  # 256 KiB: ~1300 records of 200 bytes
 TRACK_TIMEOUT_S = 2.0

@@ -280,7 +280,10 @@ static __always_inline int take_token(struct txtop_config *c, u64 now)
 	if (!b || c->max_per_s == 0)
 		return 0;
 	u64 last = b->last_ns;
-	if (now > last + 1000000) { /* refill at most once a millisecond */
+	int refill_due = now > last + 1000000; /* refill at most once a millisecond */
+	if (!refill_due && b->nanotokens < 1000000000LL)
+		return 0; /* empty: refuse without touching the shared line */
+	if (refill_due) {
 		if (__sync_val_compare_and_swap(&b->last_ns, last, now) == last) {
 			u64 elapsed = now - last;
 			if (elapsed > 1000000000ULL)

@@ -24,6 +24,7 @@ import pytest
 from senders import Sink, sender_argv
 
 from txtop.probes import tracer as tracer_mod
+from txtop.probes.headers import current_plan
 from txtop.probes.lab import Lab
 from txtop.probes.model import PacketTrace
 from txtop.probes.source import TracerReading
@@ -175,6 +176,9 @@ def test_probes_ready_quickly(fresh: Tracer, lab: Lab) -> None:
     assert st.state == "running" and not st.unavailable
     assert st.sampling["every"] == 1 and st.sampling["max_per_s"] == 200_000
     assert st.filters == {"ifindexes": [lab.ifindex], "pids": []}
+    plan = current_plan()
+    if plan.kind in ("build", "cached") and plan.common_dir is not None:
+        assert "using linux-headers-" in st.notice and "BCC_KERNEL_SOURCE=" in st.notice
 
 
 @root
@@ -611,3 +615,36 @@ def test_queue_of_parent() -> None:
     assert tracer_mod._queue_of_parent(0xFFFFFFFF) == 0  # root qdisc
     assert tracer_mod._queue_of_parent(0x00010001) == 0  # mq class 1:1 -> tx-0
     assert tracer_mod._queue_of_parent(0x00010004) == 3
+
+
+def test_missing_headers_give_the_fix_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from txtop.probes.headers import HeaderPlan
+
+    monkeypatch.setattr(tracer_mod.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(tracer_mod.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(tracer_mod, "tracefs_root", lambda: Path("/sys/kernel/tracing"))
+    plan = HeaderPlan(
+        "none", "6.99.1-x", reason="no kernel headers for 6.99.1-x", fix="apt-get install x"
+    )
+    monkeypatch.setattr(tracer_mod, "current_plan", lambda: plan)
+    why = probe_prerequisites() or ""
+    assert why == "no kernel headers for 6.99.1-x; fix: apt-get install x"
+
+
+@root
+def test_compile_error_is_one_line_and_stays_off_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _skip_unless_probes()
+    broken = tmp_path / "broken.bpf.c"
+    broken.write_text("int this is not C;\n")
+    monkeypatch.setattr(tracer_mod, "SRC", broken)
+    t = Tracer()
+    t.start()
+    st = t.status
+    t.close()
+    assert st.state == "unavailable"
+    assert st.reason.startswith("BPF compile/load failed:") and "error:" in st.reason
+    assert "\n" not in st.reason
+    out, err = capfd.readouterr()
+    assert "error" not in err and "warning" not in err  # clang's output was captured
