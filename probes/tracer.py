@@ -58,10 +58,17 @@ PROBE_IDS = (
     "kfree_skb",
 )
 # enum S_* in txtop.bpf.c
-S_SAMPLED, S_RATE_LIMITED, S_EMITTED, S_TRACK_FULL, S_TRACK_LOST, S_TRACK_AGED, S_DQL_STALL = range(
-    7
-)
-S_RB_FULL = 7
+(
+    S_SAMPLED,
+    S_RATE_LIMITED,
+    S_EMITTED,
+    S_TRACK_FULL,
+    S_TRACK_LOST,
+    S_TRACK_AGED,
+    S_DQL_STALL,
+    S_COUNTER_FULL,
+    S_RB_FULL,
+) = range(9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,7 +457,11 @@ class Tracer:
         if want == "raw":
             if tp in bpf.tracepoint_fds:
                 bpf.detach_tracepoint(tp=tp)
-            bpf.attach_raw_tracepoint(tp=b"net_dev_queue", fn_name=RAW_DEV_QUEUE_FN)
+            try:
+                bpf.attach_raw_tracepoint(tp=b"net_dev_queue", fn_name=RAW_DEV_QUEUE_FN)
+            except Exception:  # no raw tracepoints here: the classic one does the same job
+                bpf.attach_tracepoint(tp=tp, fn_name=b"tracepoint__net__net_dev_queue")
+                want = "classic"
         else:
             if self._dev_queue_mode == "raw":
                 bpf.detach_raw_tracepoint(tp=b"net_dev_queue")
@@ -550,13 +561,12 @@ class Tracer:
     def poll(self, timeout_s: float) -> None:
         """Drain the ring buffer for up to ``timeout_s`` (capped at 0.1 s); sleep if not running."""
         timeout_s = max(0.0, min(timeout_s, 0.1))
-        if self._state != "running":
-            time.sleep(timeout_s)
-            return
-        with self._lock:
-            if self._bpf is None:
-                return
-            self._bpf.ring_buffer_poll(int(timeout_s * 1000))
+        if self._state == "running":
+            with self._lock:
+                if self._bpf is not None:
+                    self._bpf.ring_buffer_poll(int(timeout_s * 1000))
+                    return
+        time.sleep(timeout_s)  # never return at once: the caller's loop must not spin
 
     def read(self) -> TracerReading:
         """Everything since the last read: finished packets, cumulative counters, status."""
@@ -774,6 +784,7 @@ class Tracer:
                 breakdown[f"ringbuf_full:{probe}"] = stats[S_RB_FULL + i]
         extra = {
             "track_full": stats[S_TRACK_FULL],
+            "counter_map_full": stats[S_COUNTER_FULL],
             "track_lost": stats[S_TRACK_LOST],
             "track_aged": stats[S_TRACK_AGED] + self._user_aged,
             "track_evicted": self._evicted,

@@ -88,6 +88,7 @@ enum {
 	S_TRACK_LOST,     /* address seen again at dev_queue before its free: ended as lost */
 	S_TRACK_AGED,     /* found too old at a later touch: ended as aged */
 	S_DQL_STALL,      /* napi:dql_stall_detected */
+	S_COUNTER_FULL,   /* a per-queue counter map was full: that packet went uncounted */
 	S_RB_FULL,        /* + probe id: ring buffer reservation failed in that probe */
 	N_STATS = S_RB_FULL + N_PROBES,
 };
@@ -627,8 +628,8 @@ TRACEPOINT_PROBE(qdisc, qdisc_dequeue)
 		u64 one = 1, *v = txq_stopped.lookup(&k);
 		if (v)
 			(*v)++;
-		else
-			txq_stopped.update(&k, &one);
+		else if (txq_stopped.update(&k, &one) != 0)
+			stat_inc(S_COUNTER_FULL);
 	}
 	if (!tracks_live(c))
 		return 0;
@@ -666,7 +667,8 @@ TRACEPOINT_PROBE(net, net_dev_start_xmit)
 		v->gso_segs += segs;
 	} else {
 		struct txtop_qval first = {.packets = 1, .bytes = args->len, .gso_segs = segs};
-		txq_stats.update(&k, &first);
+		if (txq_stats.update(&k, &first) != 0)
+			stat_inc(S_COUNTER_FULL);
 	}
 	/* net_dev_xmit follows on this CPU (xmit_one): it learns the queue from here. */
 	pc->sx_skb = (u64)args->skbaddr;
@@ -707,8 +709,8 @@ int txtop_raw_xmit(struct bpf_raw_tracepoint_args *ctx)
 			u64 one = 1, *v = xmit_errors.lookup(&k);
 			if (v)
 				(*v)++;
-			else
-				xmit_errors.update(&k, &one);
+			else if (xmit_errors.update(&k, &one) != 0)
+				stat_inc(S_COUNTER_FULL);
 		}
 	}
 	if (!tracks_live(c))
