@@ -138,7 +138,7 @@ struct txtop_exit_record {
 _Static_assert(sizeof(struct txtop_exit_record) == 32, "decode.py EXIT_RECORD layout");
 
 struct txtop_config {
-	u32 sample_every;      /* 1-in-N at net_dev_queue (1 = every packet is eligible) */
+	u32 sample_every;      /* 1-in-N at net_dev_queue (1 = every packet); 0 = not configured */
 	u32 max_per_s;         /* token bucket rate */
 	u32 burst;             /* token bucket depth */
 	u32 filter_dev;        /* 1: only devices in dev_filter / ifindex_filter */
@@ -393,7 +393,7 @@ static __always_inline void on_sys_enter(u32 nr, u64 uaddr)
 {
 	struct txtop_config *c = get_config();
 	struct txtop_cpu *pc = get_cpu_state();
-	if (!c || !pc)
+	if (!c || !pc || !c->sample_every)
 		return;
 	u64 id = bpf_get_current_pid_tgid();
 	if (c->filter_pid) {
@@ -502,8 +502,8 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 {
 	struct txtop_config *c = get_config();
 	struct txtop_cpu *pc = get_cpu_state();
-	if (!c || !pc)
-		return 0;
+	if (!c || !pc || !c->sample_every)
+		return 0; /* user space has not configured us yet (programs attach first) */
 	u64 now = 0;
 	if (tracks_live(c)) {
 		/* An address already tracked: either a stacked device handing the skb on (it was
