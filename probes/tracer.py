@@ -2,8 +2,14 @@
 
 The collector owns one ``Tracer`` and calls it from its worker thread: ``start()`` (compile and
 attach; never raises, the status says why not), ``poll()`` between ticks (drains the ring
-buffer), ``read()`` once per tick, ``close()`` from any thread. Attachments are file
-descriptors of this process, so the kernel also removes them if the process dies.
+buffer), ``read()`` once per tick, ``close()`` from any thread, ``set_sampling()`` and
+``set_filters()`` from any thread (a lock serialises them with poll/read; poll holds it for at
+most 0.1 s). Attachments are file descriptors of this process, so the kernel also removes them
+when the process dies, however it dies.
+
+While bcc compiles (about half a second), file descriptor 2 goes to a private temporary file:
+clang's warnings would otherwise land on the dashboard's terminal; the first error line becomes
+the one-line reason when compiling fails.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from .source import CpuSoftirqCounters, QueueCounters, TracerReading
 
 DEFAULT_SAMPLE_EVERY = 16  # 1-in-N at net_dev_queue, then at most the cap per second
 DEFAULT_MAX_SAMPLES_PER_S = 200
-DEFAULT_RINGBUF_PAGES = 64  # 256 KiB: ~1300 records of 200 bytes
+DEFAULT_RINGBUF_PAGES = 64  # 256 KiB: ~1360 records of 192 bytes
 TRACK_TIMEOUT_S = 2.0
 MAX_SAMPLE_EVERY = 1_000_000
 MAX_SAMPLES_PER_S = 1_000_000

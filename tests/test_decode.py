@@ -239,3 +239,20 @@ def test_exit_record_pack_round_trip() -> None:
     buf = EXIT_RECORD.pack(1, 2, 3, 4)
     assert decode_any(buf) == ExitRecord(1, 2, 3, 4)
     assert struct.calcsize("<QQQI4x") == len(buf)
+
+
+def test_tracer_counter_indexes_match_the_c_enums() -> None:
+    from txtop.probes import tracer
+
+    text = BPF_SRC.read_text()
+    probes = re.search(r"enum \{\s*(P_SYS_EXIT.*?)N_PROBES", text, re.S)
+    stats = re.search(r"enum \{\s*(S_SAMPLED.*?)N_STATS", text, re.S)
+    assert probes is not None and stats is not None
+    p_names = [n.split("/*")[0].strip() for n in probes.group(1).split(",")]
+    p_names = [n.removeprefix("P_").lower() for n in p_names if n]
+    assert len(p_names) == len(tracer.PROBE_IDS)
+    for c_name, py_name in zip(p_names, tracer.PROBE_IDS, strict=True):
+        assert py_name.endswith(c_name), (c_name, py_name)
+    s_names = re.findall(r"\b(S_[A-Z_]+),", re.sub(r"/\*.*?\*/", "", stats.group(1)))
+    for i, name in enumerate(s_names):
+        assert getattr(tracer, name) == i, name
