@@ -14,12 +14,16 @@ killed run is cleaned before a new one is built.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 from . import lab as labmod
-from .lab import Lab
+from .collector import Collector, LiveSource
+from .lab import Lab, LabError
 
 # (kind, on the last CPU?, extra args) for each generator.
 GENERATORS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
@@ -67,19 +71,43 @@ GENERATORS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
 )
 
 
+DEMO_SUBNET = 250  # the demo lab's link is 10.253.250.0/30
+
+
+def lab_owner(tag: str) -> int | None:
+    """pid of a running process that owns a lab with ``tag`` (None when there is none)."""
+    for ns in labmod.list_lab_namespaces():
+        m = re.match(rf"^{labmod.NS_PREFIX}{re.escape(tag)}-(\d+)$", ns)
+        if m:
+            pid = int(m.group(1))
+            if pid != os.getpid() and Path(f"/proc/{pid}").exists():
+                return pid
+    return None
+
+
 class DemoLab:
-    def __init__(self, tag: str = "demo", duration_s: float = 24 * 3600) -> None:
-        self.lab = Lab(tag=tag, queues=4, subnet=250)
+    def __init__(
+        self, tag: str = "demo", duration_s: float = 24 * 3600, subnet: int = DEMO_SUBNET
+    ) -> None:
+        self.lab = Lab(tag=tag, queues=4, subnet=subnet)
         self.duration_s = duration_s
         self.procs: list[subprocess.Popen[bytes]] = []
         self.removed_stale: list[str] = []
+        self._stop_lock = threading.Lock()
+        self._started = False
 
     @property
     def dev(self) -> str:
         return self.lab.dev
 
     def start(self) -> None:
+        """Build the lab and start the traffic. Raises LabError when another running process
+        owns a lab of the same tag (building ours would tear down its interface)."""
         self.removed_stale = labmod.cleanup_stale()
+        owner = lab_owner(self.lab.tag)
+        if owner is not None:
+            raise LabError(f"another txtop --demo (pid {owner}) is running its lab")
+        self._started = True
         self.lab.create()
         try:
             self.lab.set_mq()
@@ -158,6 +186,14 @@ class DemoLab:
         return bool(self.procs) and all(p.poll() is None for p in self.procs)
 
     def stop(self) -> None:
+        """Stop the traffic and remove the lab. Idempotent; a second caller (signal path,
+        source thread) waits until the first one is done."""
+        with self._stop_lock:
+            if self._started:
+                self._stop()
+                self._started = False
+
+    def _stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
@@ -170,3 +206,30 @@ class DemoLab:
                 p.wait(1.0)
         self.procs.clear()
         self.lab.destroy()
+
+
+def stale_notice(removed: list[str]) -> str:
+    """One line saying what a start-up cleanup removed ("" when nothing)."""
+    if not removed:
+        return ""
+    shown = ", ".join(removed[:4]) + (f" and {len(removed) - 4} more" if len(removed) > 4 else "")
+    return f"demo: removed a stale lab left by a killed run ({shown})"
+
+
+class DemoSource(LiveSource):
+    """A LiveSource over the demo lab that owns the lab: closing the source (quit, signal,
+    lost terminal, --duration, a failed source thread) also stops the traffic and removes
+    the namespaces and links."""
+
+    def __init__(self, demo: DemoLab, collector: Collector, interval_s: float = 1.0) -> None:
+        super().__init__(collector, interval_s=interval_s, mode="demo")
+        self.demo = demo
+        self.notice = stale_notice(demo.removed_stale)
+        self._demo_lock = threading.Lock()
+
+    def _close(self) -> None:
+        with self._demo_lock:  # a second caller waits until the lab is really gone
+            try:
+                super()._close()
+            finally:
+                self.demo.stop()

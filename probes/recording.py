@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
+import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +31,7 @@ _HEADER = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")
 MAX_FRAME_BYTES = 64 << 20  # compressed; a bigger length means a corrupt file
 MAX_SNAPSHOT_JSON_BYTES = 256 << 20  # decompressed: refuse zlib bombs
+MAX_RECORDING_BYTES = 2 << 30  # read into memory whole: refuse anything absurd
 FSYNC_EVERY = 10
 
 
@@ -66,10 +69,23 @@ class Recorder:
             json.dumps(snapshot.to_dict(), separators=(",", ":")).encode(), level=6
         )
         # One write per frame: a crash leaves at most one partial frame at the end.
-        self._file.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+        self._write_all(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
         self.frames += 1
         if self.frames % FSYNC_EVERY == 0:
             os.fsync(self._file.fileno())
+
+    def _write_all(self, data: bytes) -> None:
+        assert self._file is not None
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            if not written:
+                raise OSError(28, "short write (disk full?)")
+            view = view[written:]
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
 
     def close(self) -> None:
         if self._file is not None:
@@ -87,8 +103,64 @@ class Recorder:
         self.close()
 
 
+class RecordingSink:
+    """A snapshot sink that writes every snapshot to a Recorder, then hands it on.
+
+    Sources call their sink on their own thread; this runs there, before the UI sees the
+    snapshot, so pausing or closing the display never stops the recording. A write error
+    (disk full, ...) stops the recording, is kept in ``error``, and never stops the data.
+    """
+
+    def __init__(
+        self, recorder: Recorder, downstream: Callable[[Snapshot], object] | None = None
+    ) -> None:
+        self.recorder = recorder
+        self.downstream = downstream
+        self.error = ""
+        self._lock = threading.Lock()
+
+    @property
+    def frames(self) -> int:
+        return self.recorder.frames
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            if not self.error and not self.recorder.closed:
+                try:
+                    self.recorder.write(snapshot)
+                except (OSError, ValueError) as exc:
+                    self.error = f"{self.recorder.path}: {getattr(exc, 'strerror', None) or exc}"
+                    self._close()
+        if self.downstream is not None:
+            self.downstream(snapshot)
+
+    def _close(self) -> None:
+        try:
+            self.recorder.close()
+        except OSError as exc:
+            if not self.error:
+                self.error = f"{self.recorder.path}: {exc.strerror or exc}"
+
+    def close(self) -> None:
+        """Idempotent; safe to call from any thread (waits for a write in progress)."""
+        with self._lock:
+            self._close()
+
+
 def check_header(path: Path) -> int:
     """Validate the header; return the format version. Raises RecordingError."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise RecordingError(f"{path}: is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise RecordingError(f"{path}: not a regular file")
+    if info.st_size > MAX_RECORDING_BYTES:
+        raise RecordingError(f"{path}: too large for a recording ({info.st_size} bytes)")
     try:
         with open(path, "rb") as f:
             head = f.read(_HEADER.size)

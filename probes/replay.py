@@ -19,7 +19,11 @@ class ReplaySource(SnapshotSource):
     """Emits the recorded snapshots at their recorded pace times ``speed``.
 
     Controls (thread-safe, called from the UI): pause, step, seek, speed. Every emitted
-    snapshot carries ``replay`` = position information for the header.
+    snapshot carries ``replay`` = position information for the header: ``index``, ``count``,
+    ``at_s``, ``total_s``, ``speed``, ``paused``, ``damage`` (why the recording ends early, or
+    ""), ``notice`` (a line for the header, or ""), and ``jump`` (True when this frame does
+    not follow the previous one: a seek, a step back, a loop). A jump's snapshot also carries
+    the packets of the ``history_s`` seconds before it, so a rolling packet view can be rebuilt.
     """
 
     mode = "replay"
@@ -30,20 +34,26 @@ class ReplaySource(SnapshotSource):
         speed: float = 1.0,
         damage: str = "",
         loop: bool = False,
+        notice: str = "",
+        history_s: float = 10.0,
     ) -> None:
         if not snapshots:
             raise ValueError("the recording holds no snapshot")
+        speed = min(SPEEDS[-1], max(SPEEDS[0], speed))
         super().__init__(max(0.1, snapshots[0].interval_s) / speed)
         self._snaps = list(snapshots)
         self._t0 = self._snaps[0].time - self._snaps[0].interval_s
         self._times = [s.time - self._t0 for s in self._snaps]
         self._lock = threading.Lock()
-        self._index = 0
-        self._emitted = -1
+        self._index = 0  # the frame the next tick shows
+        self._emitted = -1  # the frame shown last
+        self._pending = False  # show _index at the next tick even while paused
         self._speed = speed
         self._paused = False
         self._loop = loop
         self.damage = damage
+        self.notice = notice
+        self.history_s = history_s
 
     # --- controls ------------------------------------------------------------------------
     @property
@@ -62,18 +72,41 @@ class ReplaySource(SnapshotSource):
     def speed(self) -> float:
         return self._speed
 
+    @property
+    def position(self) -> int:
+        """Index of the frame shown last (-1 before the first)."""
+        return self._emitted
+
     def set_paused(self, paused: bool) -> None:
         with self._lock:
-            if self._paused and not paused and self._emitted == self._index:
-                # Resume after the frame on screen, not by showing it again.
-                self._index = min(self._index + 1, len(self._snaps) - 1)
+            if paused and not self._paused:
+                # Hold the frame on screen and show it again, marked paused, for the header.
+                if self._emitted >= 0:
+                    self._index = self._emitted
+                self._pending = True
+            elif not paused and self._paused and self._emitted == self._index:
+                # Resume after the frame on screen, not by showing it again; at the end,
+                # resuming starts over.
+                last = len(self._snaps) - 1
+                self._index = 0 if self._index >= last else self._index + 1
+                self._pending = True
             self._paused = paused
         self.request_tick()
 
     def set_speed(self, speed: float) -> None:
         with self._lock:
             self._speed = min(SPEEDS[-1], max(SPEEDS[0], speed))
-        self.request_tick()
+            self._interval_s = self._frame_interval(self._index)
+            if self._paused:
+                self._index = max(self._emitted, 0)
+                self._pending = True  # show the new speed in the header
+                tick = True
+            else:
+                tick = False
+        if tick:
+            self.request_tick()
+        else:
+            self._wake.set()  # the new pace applies from now, without skipping a frame
 
     def faster(self) -> None:
         i = bisect.bisect_right(SPEEDS, self._speed)
@@ -87,20 +120,21 @@ class ReplaySource(SnapshotSource):
         """Move by ``frames`` (negative: back) and pause there."""
         with self._lock:
             self._paused = True
-            self._index = min(max(self._emitted + frames, 0), len(self._snaps) - 1)
-            self._emitted = self._index - 1
+            base = self._index if self._pending else self._emitted  # quick repeats add up
+            self._index = min(max(base + frames, 0), len(self._snaps) - 1)
+            self._pending = True
         self.request_tick()
 
     def seek(self, at_s: float) -> None:
         """Jump to the frame at ``at_s`` seconds from the start of the recording."""
         with self._lock:
             self._index = index_at(self._times, at_s)
-            self._emitted = self._index - 1
+            self._pending = True
         self.request_tick()
 
     def seek_relative(self, delta_s: float) -> None:
         with self._lock:
-            cur = self._times[max(self._emitted, 0)]
+            cur = self._times[self._index if self._pending else max(self._emitted, 0)]
         self.seek(cur + delta_s)
 
     def set_interval(self, seconds: float) -> None:
@@ -111,11 +145,22 @@ class ReplaySource(SnapshotSource):
             self.slower()
 
     # --- tick ----------------------------------------------------------------------------
+    def _frame_interval(self, index: int) -> float:
+        return max(0.05, self._snaps[index].interval_s / self._speed)
+
+    def _prepare(self) -> None:
+        # The first frame at once, not after one (recorded) interval.
+        snap = self._produce()
+        if snap is not None and self._sink is not None and not self.stopped:
+            self._sink(snap)
+
     def _produce(self) -> Snapshot | None:
         with self._lock:
-            if self._paused and self._emitted == self._index:
+            if self._paused and not self._pending:
                 return None
+            self._pending = False
             i = self._index
+            prev = self._emitted
             snap = self._snaps[i]
             self._emitted = i
             if not self._paused:
@@ -125,8 +170,8 @@ class ReplaySource(SnapshotSource):
                     self._index = 0
                 else:
                     self._paused = True  # the end: hold the last frame
-            nxt = self._snaps[self._index]
-            self._interval_s = max(0.05, nxt.interval_s / self._speed)
+            self._interval_s = self._frame_interval(self._index)
+            jump = i not in (prev, prev + 1)  # from nothing to a later frame is one too
             info = {
                 "index": i,
                 "count": len(self._snaps),
@@ -135,8 +180,15 @@ class ReplaySource(SnapshotSource):
                 "speed": self._speed,
                 "paused": self._paused,
                 "damage": self.damage,
+                "notice": self.notice,
+                "jump": jump,
             }
-        return dataclasses.replace(snap, mode="replay", replay=info)
+            packets = snap.packets
+            if jump:
+                since = self._times[i] - self.history_s
+                first = bisect.bisect_left(self._times, since, 0, i)
+                packets = tuple(p for s in self._snaps[first:i] for p in s.packets) + packets
+        return dataclasses.replace(snap, mode="replay", replay=info, packets=packets)
 
 
 def index_at(times: Sequence[float], at_s: float) -> int:
@@ -150,7 +202,7 @@ def snapshot_at(snapshots: Sequence[Snapshot], at_s: float) -> Snapshot:
     return snapshots[index_at([s.time - t0 for s in snapshots], at_s)]
 
 
-def _weighted(rows: Iterable[tuple[float, Any]], names: Sequence[str]) -> dict[str, float]:
+def _weighted(rows: Iterable[tuple[float, Any]], names: Sequence[str]) -> dict[str, Any]:
     total_w = 0.0
     sums = dict.fromkeys(names, 0.0)
     for w, row in rows:
