@@ -230,14 +230,21 @@ class PtyRun:
     """Runs txtop on a fresh pty as session leader with it as the controlling terminal."""
 
     def __init__(
-        self, *args: str, cols: int = 80, rows: int = 24, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        cols: int = 80,
+        rows: int = 24,
+        env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         env = {**os.environ, "TERM": "xterm-256color", **(env or {})}
         env.pop("TXTOP_DEBUG", None)
+        if prefix:  # e.g. setpriv to another user: the pty must be theirs to open
+            os.fchown(slave, *_owner(prefix))
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [*TXTOP, *args],
+            [*prefix, *TXTOP, *args],
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -296,6 +303,17 @@ class PtyRun:
         except ProcessLookupError:
             return True
         return False
+
+
+def _owner(prefix: tuple[str, ...]) -> tuple[int, int]:
+    """uid/gid a setpriv prefix (--reuid=N --regid=N) switches to; root's otherwise."""
+    uid = gid = 0
+    for arg in prefix:
+        if arg.startswith("--reuid="):
+            uid = int(arg.split("=", 1)[1])
+        elif arg.startswith("--regid="):
+            gid = int(arg.split("=", 1)[1])
+    return uid, gid
 
 
 EXIT_DEADLINE_S = 6.0  # EXIT_GRACE_S (3 s) plus start-up slack on a shared 2-core machine

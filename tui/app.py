@@ -24,7 +24,9 @@ from textual.driver import Driver
 from textual.message import Message
 from textual.widgets import Static
 
+from txtop.probes.filters import FilterSpec
 from txtop.probes.model import PacketTrace, Snapshot
+from txtop.probes.replay import ReplaySource
 from txtop.probes.source import SnapshotSource
 from txtop.themes import DEFAULT_THEME
 from txtop.tui.filter import FilterChanged, SamplingChanged
@@ -51,6 +53,8 @@ INTERVAL_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 EXIT_GRACE_S = 3.0  # after a signal or a lost terminal, force the exit after this long
 HEADER_LINES = 2
 FOOTER_LINES = 1
+SEEK_STEP_S = 10.0  # < > (and left/right) in replay
+REPLAY_ACTIONS = ("replay_step", "replay_seek")
 
 
 _arrival_seq = itertools.count()
@@ -78,6 +82,8 @@ class SnapshotArrived(Message):
     def merged(self) -> Snapshot:
         if not self.carried:
             return self.snapshot
+        if self.snapshot.replay and self.snapshot.replay.get("jump"):
+            return self.snapshot  # a replay seek: packets from before the jump do not belong
         packets = self.carried + self.snapshot.packets
         return dataclasses.replace(self.snapshot, packets=packets)
 
@@ -105,6 +111,13 @@ class TxtopApp(App[int]):
         Binding("s", "cycle_sort", "Sort"),
         Binding("t", "next_theme", "Theme"),
         Binding("question_mark", "help", "Help", key_display="?"),
+        # Replay only (check_action hides them otherwise):
+        Binding("full_stop", "replay_step(1)", "Step", key_display=".", show=False),
+        Binding("comma", "replay_step(-1)", "Step back", key_display=",", show=False),
+        Binding(
+            "greater_than_sign,right", "replay_seek(1)", "Seek +10s", key_display=">", show=False
+        ),
+        Binding("less_than_sign,left", "replay_seek(-1)", "Seek -10s", key_display="<", show=False),
     ]
 
     def __init__(
@@ -116,6 +129,10 @@ class TxtopApp(App[int]):
         handle_signals: bool = False,
         driver_class: type[Driver] | None = None,
         control: Any = None,
+        recording: Any = None,
+        duration_s: float | None = None,
+        waterfall_filter: FilterSpec | None = None,
+        notices: list[str] | tuple[str, ...] = (),
     ) -> None:
         # With NO_COLOR, Textual picks its colour-stripping filter from the theme active at
         # construction (its own default): ansi_color=True selects the filter that drops colour
@@ -126,6 +143,14 @@ class TxtopApp(App[int]):
         # Optional tracer control (cli.TracerControl): set_sampling(every, max_per_s) and
         # set_filter(spec). None when no probes run (replay, synthetic, --no-probes).
         self.control = control
+        # Replay controls (pause, step, seek, speed) when the source is a recording.
+        self.replay = source if isinstance(source, ReplaySource) else None
+        # probes.recording.RecordingSink (or None): every snapshot is written on the source
+        # thread before it is posted here, so pausing the display never pauses the recording.
+        self.recording = recording
+        self.duration_s = duration_s
+        self.waterfall_filter = waterfall_filter
+        self.notices = [n for n in notices if n]
         self.theme_names = register_themes(self)
         self.theme = theme
         self.ascii_only = ascii_only
@@ -147,19 +172,45 @@ class TxtopApp(App[int]):
         return dict(VARIABLE_DEFAULTS)
 
     def compose(self) -> ComposeResult:
-        yield HeaderBar(HeaderState(self.source.interval_s, self.source.mode), id="header")
+        state = HeaderState(
+            self.source.interval_s, self.source.mode, recording=self.recording is not None
+        )
+        yield HeaderBar(state, id="header")
         with Container(id="main"):
             with Container(id="top"):
                 yield QueuesPanel(id="queues")
                 yield CpusPanel(id="cpus")
             with Container(id="wf-box"):
-                yield Waterfall(id="waterfall", ascii=self.ascii_only)
+                yield self._new_waterfall(self.waterfall_filter)
         yield Static("", id="too-small")
-        yield KeyHints(
-            [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show]
-            + [("tab", "Panels")],
-            id="keys",
-        )
+        yield KeyHints(self.key_hints(), id="keys")
+
+    def key_hints(self) -> list[tuple[str, str]]:
+        if self.replay is not None:
+            return [
+                ("q", "Quit"),
+                ("space", "Play/pause"),
+                (".", "Step"),
+                (",", "Back"),
+                ("< >", "Seek 10s"),
+                ("+ -", "Speed"),
+                ("?", "Help"),
+                ("t", "Theme"),
+                ("s", "Sort"),
+            ]
+        return [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show] + [
+            ("tab", "Panels")
+        ]
+
+    def _new_waterfall(self, spec: FilterSpec | None) -> Waterfall:
+        if spec is None or spec.empty:
+            return Waterfall(id="waterfall", ascii=self.ascii_only)
+        return Waterfall(id="waterfall", ascii=self.ascii_only, filter=spec)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in REPLAY_ACTIONS:
+            return self.replay is not None  # otherwise the key goes on to other bindings
+        return True
 
     def on_mount(self) -> None:
         self.set_class(self.ascii_only, "-ascii")
@@ -170,13 +221,30 @@ class TxtopApp(App[int]):
             self._install_signal_handlers()
         self.set_interval(1.0, self._check_source)
         self._apply_size()
-        self.source.start(self._sink)
+        for notice in self.notices:
+            self.notify(notice, timeout=10)
+        if self.duration_s is not None:
+            self.set_timer(self.duration_s, self._duration_over)
+        sink: Any = self._sink
+        if self.recording is not None:
+            self.recording.downstream = self._sink
+            sink = self.recording
+        self.source.start(sink)
 
     def on_unmount(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in self._signals:
             loop.remove_signal_handler(sig)
         self.source.stop()
+        self._close_recording()
+
+    def _close_recording(self) -> None:
+        if self.recording is not None:
+            self.recording.close()
+
+    def _duration_over(self) -> None:
+        self.exit_reason = "duration"
+        self.exit(0, return_code=0)
 
     def _queues_title(self) -> str:
         return f"TX queues - sort: {self.query_one(QueuesPanel).sort_key} (s)"
@@ -239,10 +307,14 @@ class TxtopApp(App[int]):
         """Called on the source's thread."""
         self.post_message(SnapshotArrived(snapshot))
 
-    def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
+    async def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
         snapshot = message.merged()
         self.ticks += 1
         self.latest = snapshot
+        if snapshot.replay and snapshot.replay.get("jump") and self.ticks > 1:
+            # A seek, a step back or a loop: the packet log starts over from this point
+            # (the snapshot carries the packets of the seconds before it).
+            await self._reset_waterfall()
         # The waterfall takes every snapshot, paused or not: it keeps the packets behind its
         # frozen view (set_frozen) so none are lost.
         self.query_one(Waterfall).update_snapshot(snapshot)
@@ -260,7 +332,27 @@ class TxtopApp(App[int]):
             self.query_one(QueuesPanel).update_snapshot(snapshot)
             self.query_one(CpusPanel).update_snapshot(snapshot)
 
+    async def _reset_waterfall(self) -> None:
+        old = self.query_one(Waterfall)
+        focused = self.focused is old
+        new = self._new_waterfall(old.filter)
+        new.max_rows = old.max_rows
+        await old.remove()
+        await self.query_one("#wf-box").mount(new)
+        new.set_scale(old.scale)
+        if old.show_stats:
+            new.action_toggle_stats()
+        if focused:
+            new.focus()
+
     def _check_source(self) -> None:
+        if self.recording is not None and self.recording.error:
+            header = self.query_one(HeaderBar)
+            if header.state.recording:
+                header.set(recording=False)
+                self.notify(
+                    f"recording stopped: {self.recording.error}", severity="error", timeout=10
+                )
         error = self.source.error
         if error is not None and not self._source_error_shown:
             self._source_error_shown = True
@@ -292,6 +384,10 @@ class TxtopApp(App[int]):
         self.exit(0, return_code=0)
 
     def action_toggle_pause(self) -> None:
+        if self.replay is not None:
+            # Replay: pause the recording itself (the header shows PAUSED from the frame).
+            self.replay.set_paused(not self.replay.paused)
+            return
         header = self.query_one(HeaderBar)
         self.paused = not self.paused
         self.paused_ticks = 0
@@ -301,9 +397,26 @@ class TxtopApp(App[int]):
             self._show(self.latest)
 
     def action_interval(self, direction: int) -> None:
+        if self.replay is not None:
+            # Replay: + and - act on the speed (+ slower, - faster, as they do on the
+            # refresh interval live).
+            if direction > 0:
+                self.replay.slower()
+            else:
+                self.replay.faster()
+            self.notify(f"replay speed {self.replay.speed:g}x", timeout=1.5)
+            return
         self.source.set_interval(next_interval(self.source.interval_s, direction))
         self.query_one(HeaderBar).set(interval_s=self.source.interval_s)
         self.notify(f"refresh every {fmt_interval(self.source.interval_s)}", timeout=1.5)
+
+    def action_replay_step(self, frames: int) -> None:
+        if self.replay is not None:
+            self.replay.step(frames)
+
+    def action_replay_seek(self, direction: int) -> None:
+        if self.replay is not None:
+            self.replay.seek_relative(direction * SEEK_STEP_S)
 
     def action_cycle_sort(self) -> None:
         panel = self.query_one(QueuesPanel)
@@ -350,7 +463,10 @@ class TxtopApp(App[int]):
             try:
                 self.source.stop(timeout=1.0)
             finally:
-                os._exit(code)
+                try:
+                    self._close_recording()
+                finally:
+                    os._exit(code)
 
         self._watchdog = threading.Timer(EXIT_GRACE_S, force_exit)
         self._watchdog.daemon = True

@@ -21,6 +21,12 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("t", "next colour theme (dark, light, mono)"),
     ("?", "this help; escape, ? or q closes it"),
     (
+        ".  ,",
+        "replay: step one tick forward / back (and pause there); space plays and pauses the "
+        "recording, + and - make it slower / faster (0.25x to 16x)",
+    ),
+    ("<  >", "replay: seek 10 s back / forward (also left / right arrows)"),
+    (
         "tab",
         "move focus: waterfall (focused at start), TX queues, softirqs; arrows and "
         "PgUp/PgDn act on the focused panel",

@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -682,6 +683,7 @@ class HeaderState:
     paused_ticks: int = 0
     source_error: str = ""
     theme: str = ""
+    recording: bool = False  # --record is writing every snapshot
 
 
 def probe_frags(snapshot: Snapshot | None) -> Line:
@@ -716,28 +718,66 @@ def probe_frags(snapshot: Snapshot | None) -> Line:
     return out
 
 
+def replay_frags(replay: Mapping[str, Any], glyphs: Glyphs, width: int = 8) -> Line:
+    """The replay position: ``replay 12.0/30.0s ▮▮▮▯▯▯▯▯ 2x PAUSED``."""
+    at = float(replay.get("at_s") or 0.0)
+    total = float(replay.get("total_s") or 0.0)
+    ratio = at / total if total > 0 else 1.0
+    filled = min(width, max(0, round(ratio * width)))
+    on, off = ("#", "-") if glyphs.ascii else ("▮", "▯")
+    out: Line = [
+        (f" replay {at:.1f}/{total:.1f}s ", "text"),
+        (on * filled, "bar"),
+        (off * (width - filled), "bar-empty"),
+    ]
+    speed = replay.get("speed")
+    if isinstance(speed, (int, float)):
+        out.append((f" {speed:g}x", "text"))
+    if replay.get("paused"):
+        out.append((" PAUSED", "badge"))
+    out.append((" ", "text"))
+    return out
+
+
+def replay_note_frags(replay: Mapping[str, Any] | None) -> Line:
+    """Line 2's start in replay: why the recording stops early, and the source's notice."""
+    if not replay:
+        return []
+    out: Line = []
+    damage = replay.get("damage")
+    if damage:
+        out += [("recording damaged: ", "alert"), (f"{damage} - showing the intact part", "warn")]
+    notice = replay.get("notice")
+    if notice:
+        out += [("  " if out else "", "text"), (str(notice), "warn")]
+    return out
+
+
 def header_lines(
     snapshot: Snapshot | None, state: HeaderState, width: int, glyphs: Glyphs
 ) -> list[Line]:
     sep = (f" {glyphs.sep} ", "dim")
+    replay = snapshot.replay if snapshot is not None else None
     first: Line = [(" ", "text"), ("txtop", "heading")]
     if snapshot is not None:
         first += [sep, (snapshot.host, "group"), sep, (snapshot.kernel, "text"), sep]
         first.append((",".join(snapshot.interfaces) or "no interfaces", "text"))
-    first += [sep, (f"every {fmt_interval(state.interval_s)}", "text"), sep, (state.mode, "text")]
-    if snapshot is not None and snapshot.replay:
-        r = snapshot.replay
-        first.append((f" {int(r.get('index', 0)) + 1}/{r.get('count', '?')}", "text"))
-        if r.get("speed") not in (None, 1, 1.0):
-            first.append((f" x{r.get('speed')}", "text"))
+    if not replay:  # in replay the position and speed (right) replace interval and mode
+        first += [sep, (f"every {fmt_interval(state.interval_s)}", "text"), sep]
+        first.append((state.mode, "text"))
     if snapshot is not None:
         first += [sep, (time.strftime("%H:%M:%S", time.localtime(snapshot.time)), "text")]
     badge: Line = []
+    if replay:
+        badge += replay_frags(replay, glyphs)
+    if state.recording:
+        badge += [(" REC ", "badge"), (" ", "text")]
     if state.paused:
-        badge = [(f" PAUSED +{state.paused_ticks} ", "badge")]
+        badge += [(f" PAUSED +{state.paused_ticks} ", "badge")]
     room = width - frag_len(badge)
     first = fit(first, max(0, room), "<", glyphs.ellipsis) + badge
-    second = [(" ", "text")] + probe_frags(snapshot)
+    note = replay_note_frags(replay)
+    second = [(" ", "text")] + note + ([sep] if note else []) + probe_frags(snapshot)
     if state.source_error:
         second = [(" ", "text"), ("data source failed: ", "alert"), (state.source_error, "text")]
     return [first, fit(second, width, "<", glyphs.ellipsis)]
