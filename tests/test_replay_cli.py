@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import random
 import re
 import shutil
 import stat
@@ -175,7 +176,7 @@ def test_a_file_that_is_not_a_recording_is_one_line_and_exit_2(tmp_path, kind, m
 def test_random_and_cut_files_never_give_a_traceback(tmp_path, recording):
     """Fuzz through the real command: damage anywhere gives exit 0 (intact part) or 2."""
     data = recording.read_bytes()
-    rng = __import__("random").Random(5)
+    rng = random.Random(5)
     for n in range(12):
         blob = bytearray(data[: rng.randrange(len(data))])
         for _ in range(rng.randrange(4)):
