@@ -71,7 +71,21 @@ GENERATORS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
 )
 
 
-DEMO_SUBNET = 250  # the demo lab's link is 10.253.250.0/30
+DEMO_SUBNET = 250  # the demo lab's link is 10.253.250.0/30 when that is free
+SPARE_SUBNETS = range(220, 250)  # else one of these (tests' labs use 20..219)
+
+
+def free_subnet(preferred: int = DEMO_SUBNET, spare: range = SPARE_SUBNETS) -> int:
+    """A third octet for the lab link (10.253.<n>.0/30) no interface here uses yet: two
+    links in one /30 would send the lab's traffic into another lab."""
+    res = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, timeout=10
+    )
+    used = {int(m) for m in re.findall(r"inet 10\.253\.(\d+)\.", res.stdout)}
+    for n in (preferred, *spare):
+        if n not in used:
+            return n
+    raise LabError("no free 10.253.x.0/30 subnet for the demo lab")
 
 
 def lab_owner(tag: str) -> int | None:
@@ -87,9 +101,10 @@ def lab_owner(tag: str) -> int | None:
 
 class DemoLab:
     def __init__(
-        self, tag: str = "demo", duration_s: float = 24 * 3600, subnet: int = DEMO_SUBNET
+        self, tag: str = "demo", duration_s: float = 24 * 3600, subnet: int | None = None
     ) -> None:
-        self.lab = Lab(tag=tag, queues=4, subnet=subnet)
+        self.lab = Lab(tag=tag, queues=4, subnet=DEMO_SUBNET if subnet is None else subnet)
+        self._pick_subnet = subnet is None
         self.duration_s = duration_s
         self.procs: list[subprocess.Popen[bytes]] = []
         self.removed_stale: list[str] = []
@@ -107,6 +122,8 @@ class DemoLab:
         owner = lab_owner(self.lab.tag)
         if owner is not None:
             raise LabError(f"another txtop --demo (pid {owner}) is running its lab")
+        if self._pick_subnet:
+            self.lab = Lab(tag=self.lab.tag, queues=self.lab.queues, subnet=free_subnet())
         self._started = True
         self.lab.create()
         try:

@@ -193,7 +193,7 @@ class ReplaySource(SnapshotSource):
 
 def index_at(times: Sequence[float], at_s: float) -> int:
     """Index of the frame covering ``at_s`` (the first frame ending at or after it)."""
-    i = bisect.bisect_left(times, at_s - 1e-9)
+    i = bisect.bisect_left(times, at_s - 1e-6)  # positions are printed to the microsecond
     return min(max(i, 0), len(times) - 1)
 
 

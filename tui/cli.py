@@ -20,7 +20,6 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -559,13 +558,10 @@ def _replay_source(args: argparse.Namespace, recording: Recording) -> SnapshotSo
 def _demo_source(args: argparse.Namespace) -> SnapshotSource:
     """As root: the lab, then a live source over it that removes the lab when it closes.
     When the lab cannot be built, the recording of it, saying why."""
-    from txtop.probes.demo import DEMO_SUBNET, DemoLab
+    from txtop.probes.demo import DemoLab
     from txtop.probes.lab import LabError
 
-    subnet = (
-        DEMO_SUBNET if args.demo_tag == "demo" else 200 + zlib.crc32(args.demo_tag.encode()) % 50
-    )
-    demo = DemoLab(tag=args.demo_tag, subnet=subnet)
+    demo = DemoLab(tag=args.demo_tag)
     try:
         demo.start()
     except LabError as exc:
