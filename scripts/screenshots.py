@@ -1,61 +1,134 @@
-"""Regenerate screenshots/*.svg and *.png from a real, live run on this machine.
+"""Regenerate screenshots/*.svg and *.png from the bundled recording of the demo lab.
 
-Builds the demo lab (probes/demo.py: a private veth with 4 TX queues under mq, two of them
-behind tbf, and bounded UDP/TCP traffic to the lab peer only), then runs the real dashboard -
-the real collector and BPF tracer, through the same ``build_source`` as ``txtop`` - headless
-at each size, waits until the probes run and a few ticks with traffic have been drawn, and
-saves Textual's SVG. PNGs come from rsvg-convert (Debian: apt-get install librsvg2-bin).
+probes/data/demo.txtop was recorded from the real demo lab (scripts/record_bundled.py: the
+real collector and BPF probes on a private veth with 4 TX queues under mq, tbf on two of
+them, bounded UDP/TCP traffic to the lab peer). This script feeds a fixed window of its frames
+to the real dashboard, headless, at 80x24 and 160x50: the dashboard in every theme, the
+waterfall (log scale, a row selected), its stage percentiles, the packet inspector, the help
+screen and the replay header. The same frames give the same pictures (time zone pinned to
+UTC), so a change in the screenshots is a change in the UI. PNGs come from rsvg-convert
+(Debian: apt-get install librsvg2-bin). Needs neither root nor a kernel.
 
-Needs root (netns, veth, BPF).  Usage:
-    .venv/bin/python scripts/screenshots.py [--out screenshots] [--ticks 5]
+Usage:
+    .venv/bin/python scripts/screenshots.py [--out screenshots] [--at 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHOTS: tuple[tuple[str, tuple[int, int], dict[str, object]], ...] = (
-    ("dashboard-80x24", (80, 24), {}),
-    ("dashboard-160x50", (160, 50), {}),
-    ("dashboard-mono-ascii-80x24", (80, 24), {"theme": "mono", "ascii_only": True}),
+SIZES = ((80, 24), (160, 50))
+WINDOW_S = 6.0  # frames fed before the one shown: the waterfall's packets of these seconds
+READY_TIMEOUT_S = 30.0
+
+# (name, app options, keys pressed before the shot, replay header?)
+VIEWS: tuple[tuple[str, dict[str, object], tuple[str, ...], bool], ...] = (
+    ("dashboard", {}, (), False),
+    ("theme-light", {"theme": "light"}, (), False),
+    ("theme-mono", {"theme": "mono"}, (), False),
+    ("waterfall", {}, ("l", "l", "down", "down", "down"), False),
+    ("percentiles", {}, ("p",), False),
+    ("inspector", {}, ("enter",), False),
+    ("help", {}, ("question_mark",), False),
+    ("replay", {}, (), True),
 )
-READY_TIMEOUT_S = 90.0
+EXTRA = (("dashboard-mono-ascii", (80, 24), {"theme": "mono", "ascii_only": True}, (), False),)
+
+
+def window(at_s: float) -> tuple[list, dict]:
+    """The frames of the WINDOW_S seconds up to ``at_s`` and the shown frame's replay info."""
+    from txtop.probes.replay import index_at
+    from txtop.tui.cli import bundled_recording_path, load_recording
+
+    with bundled_recording_path() as path:
+        recording = load_recording(path)
+    snaps = recording.snapshots
+    t0 = snaps[0].time - snaps[0].interval_s
+    times = [s.time - t0 for s in snaps]
+    last = index_at(times, at_s)
+    first = index_at(times, times[last] - WINDOW_S)
+    info = {
+        "index": last,
+        "count": len(snaps),
+        "at_s": round(times[last], 3),
+        "total_s": round(times[-1], 3),
+        "speed": 1.0,
+        "paused": True,
+        "damage": "",
+        "notice": "",
+        "jump": False,
+    }
+    return snaps[first : last + 1], info
+
+
+def frames_source(frames: Sequence, replay: bool) -> object:
+    """A source that hands the app all its frames at start (no thread, no timing); for the
+    replay view a ReplaySource, so the app offers its replay keys."""
+    from txtop.probes.replay import ReplaySource
+    from txtop.probes.source import SnapshotSource
+
+    base = ReplaySource if replay else SnapshotSource
+
+    class Frames(base):  # type: ignore[valid-type,misc]
+        mode = "replay" if replay else "demo"
+
+        def __init__(self, interval_s: float) -> None:
+            if replay:
+                super().__init__(frames)
+            else:
+                super().__init__(interval_s)
+
+        def start(self, sink) -> None:  # type: ignore[no-untyped-def]
+            self._sink = sink
+            for snap in frames:
+                sink(snap)
+
+        def _produce(self):  # type: ignore[no-untyped-def]
+            return None
+
+    # The -d it was recorded with (one tick's interval varies a little around it):
+    return Frames(interval_s=round(statistics.median(f.interval_s for f in frames), 1))
 
 
 async def shoot(
-    name: str, size: tuple[int, int], options: dict, argv: list[str], out: Path, ticks: int
+    name: str,
+    size: tuple[int, int],
+    options: dict,
+    keys: tuple[str, ...],
+    frames: Sequence,
+    out: Path,
+    replay: bool,
 ) -> Path:
-    from txtop.tui import cli
     from txtop.tui.app import TxtopApp
+    from txtop.tui.waterfall import Waterfall
 
-    source = cli.build_source(cli.parse_args(argv))
-    app = TxtopApp(source, **options)  # type: ignore[arg-type]
+    app = TxtopApp(frames_source(frames, replay), **options)  # type: ignore[arg-type]
     async with app.run_test(size=size) as pilot:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        running_at: int | None = None
-        while True:
-            shown = app.shown
-            if shown is not None and shown.probes.state != "starting" and running_at is None:
-                running_at = app.ticks
-            if running_at is not None and app.ticks >= running_at + ticks and shown is not None:
-                if shown.packets or shown.probes.state != "running":
-                    break
+        while app.latest is None or app.latest.time != frames[-1].time:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{name}: no live data within {READY_TIMEOUT_S:.0f}s")
-            await pilot.pause(0.1)
-        await pilot.pause(0.2)
+                raise RuntimeError(f"{name}: the frames never arrived")
+            await pilot.pause(0.05)
+        if "enter" in keys:  # select a packet that waited in the tbf queue
+            shown = app.query_one(Waterfall).shown_packets()
+            pick = next((i for i, p in enumerate(shown) if p.queue == 1), 0)
+            await pilot.press(*(["down"] * pick))
+        await pilot.press(*keys)
+        await pilot.pause(0.3)
         path = Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
-    source.stop()
     return path
 
 
@@ -80,31 +153,29 @@ def to_png(svg: Path) -> Path | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="regenerate screenshots from a live run")
+    parser = argparse.ArgumentParser(description="regenerate screenshots from the recording")
     parser.add_argument("--out", type=Path, default=REPO / "screenshots")
-    parser.add_argument("--ticks", type=int, default=5, help="ticks to wait after probes run")
-    parser.add_argument("--interval", default="1", help="refresh interval in seconds")
+    parser.add_argument(
+        "--at", type=float, default=8.0, help="second of the recording shown (8: tx-1 backs up)"
+    )
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("screenshots: needs root (network namespace lab and BPF)", file=sys.stderr)
-        return 2
-    if not 1 <= args.ticks <= 60:
-        print("screenshots: --ticks must be 1..60", file=sys.stderr)
-        return 2
-    from txtop.probes.demo import DemoLab
-
+    os.environ["TZ"] = "UTC"  # the header and the waterfall show wall-clock times
+    time.tzset()
+    frames, info = window(args.at)
+    plain = [dataclasses.replace(f, replay=None) for f in frames]
+    replayed = plain[:-1] + [dataclasses.replace(frames[-1], mode="replay", replay=info)]
     args.out.mkdir(parents=True, exist_ok=True)
-    demo = DemoLab(tag="shots", duration_s=300)  # traffic stops by itself after 5 minutes
-    demo.start()
-    try:
-        ifaces = ["-i", "eth0", "-i", demo.dev, "-i", "lo"]
-        argv = [*ifaces, "-d", args.interval]
-        for name, size, options in SHOTS:
-            svg = asyncio.run(shoot(name, size, options, argv, args.out, args.ticks))
-            png = to_png(svg)
-            print(f"{svg}" + (f"  {png}" if png else ""))
-    finally:
-        demo.stop()
+    shots = [
+        (f"{name}-{w}x{h}", (w, h), options, keys, replay)
+        for name, options, keys, replay in VIEWS
+        for w, h in SIZES
+    ]
+    shots += [(f"{name}-{w}x{h}", (w, h), o, k, r) for name, (w, h), o, k, r in EXTRA]
+    for name, size, options, keys, replay in shots:
+        feed = replayed if replay else plain
+        svg = asyncio.run(shoot(name, size, options, keys, feed, args.out, replay))
+        png = to_png(svg)
+        print(f"{svg}" + (f"  {png}" if png else ""))
     return 0
 
 

@@ -719,17 +719,12 @@ def probe_frags(snapshot: Snapshot | None) -> Line:
 
 
 def replay_frags(replay: Mapping[str, Any], glyphs: Glyphs, width: int = 8) -> Line:
-    """The replay position: ``replay 12.0/30.0s ▮▮▮▯▯▯▯▯ 2x PAUSED``."""
+    """The replay position: ``replay 12.0/30.0s ███▎···· 2x PAUSED``."""
     at = float(replay.get("at_s") or 0.0)
     total = float(replay.get("total_s") or 0.0)
     ratio = at / total if total > 0 else 1.0
-    filled = min(width, max(0, round(ratio * width)))
-    on, off = ("#", "-") if glyphs.ascii else ("▮", "▯")
-    out: Line = [
-        (f" replay {at:.1f}/{total:.1f}s ", "text"),
-        (on * filled, "bar"),
-        (off * (width - filled), "bar-empty"),
-    ]
+    out: Line = [(f" replay {at:.1f}/{total:.1f}s ", "text")]
+    out += bar(ratio, width, glyphs, high_at=2.0)
     speed = replay.get("speed")
     if isinstance(speed, (int, float)):
         out.append((f" {speed:g}x", "text"))
