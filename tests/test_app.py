@@ -418,3 +418,20 @@ def test_sampling_and_filter_messages_reach_the_tracer_control():
             assert tracer.calls[2] == ("filters", None, [4242])  # never "everything"
 
     run(main())
+
+
+def test_command_line_filter_starts_the_waterfall_filtered():
+    from txtop.probes.filters import FilterSpec
+    from txtop.tui.waterfall import Waterfall
+
+    async def main():
+        spec = FilterSpec.from_cli(port="41001-41002", proto="udp")
+        app = TxtopApp(fx.ManualSource(fx.busy_lab()), waterfall_filter=spec)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(pilot, lambda: app.shown is not None, "first snapshot")
+            waterfall = app.query_one(Waterfall)
+            await until(pilot, lambda: bool(waterfall.shown_packets()), "filtered rows")
+            assert waterfall.filter == spec
+            assert sorted(p.sport for p in waterfall.shown_packets()) == [41001, 41002]
+
+    run(main())

@@ -432,3 +432,42 @@ def test_live_dashboard_with_probes_exits_cleanly(how):
     while not run.group_gone() and time.monotonic() < gone_by:
         time.sleep(0.05)
     assert run.group_gone()
+
+
+# ---- waterfall filter flags -------------------------------------------------------------------
+
+
+def test_filter_flags_build_the_waterfall_filter():
+    args = cli.parse_args(
+        [
+            "--comm",
+            "udp*",
+            "--comm",
+            "iperf3",
+            "--port",
+            "9000-9100",
+            "--proto",
+            "udp",
+            "--pid",
+            "7",
+        ]
+    )
+    spec = args.filter_spec
+    assert spec.comms == ("udp*", "iperf3")
+    assert spec.ports == ((9000, 9100),) and spec.protocols == ("udp",) and spec.pids == (7,)
+    assert cli.parse_args([]).filter_spec.empty
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--port", "65536"],
+        ["--port", "a-b"],
+        ["--port", "10-1"],
+        ["--proto", "tcpx"],
+        ["--comm", ""],
+    ],
+)
+def test_bad_filter_flags_are_usage_errors(args):
+    with pytest.raises(cli.UsageError):
+        cli.parse_args(args)
