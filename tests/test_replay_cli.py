@@ -359,14 +359,14 @@ def test_replay_keys_pause_step_seek_and_speed():
             await until(pilot, lambda: index(app) == held + 1, "step forward")
             await pilot.press("comma", "comma")
             await until(pilot, lambda: index(app) == held - 1, "two steps back")
-            await pilot.press("greater_than_sign")
-            await until(pilot, lambda: index(app) == min(11, held + 9), "seek +10 s")
-            await pilot.press("less_than_sign")
-            await until(pilot, lambda: index(app) == max(0, held - 1), "seek -10 s")
-            await pilot.press("right")
-            await until(pilot, lambda: index(app) == min(11, held + 9), "right = +10 s")
-            await pilot.press("left")
-            await until(pilot, lambda: index(app) == max(0, held - 1), "left = -10 s")
+            # Frame i ends i + 1 s into the recording: +10 s from frame i is frame i + 10.
+            for key, delta in (("greater_than_sign", 10), ("less_than_sign", -10)) * 2:
+                want = min(11, max(0, index(app) + delta))
+                await pilot.press({"greater_than_sign": "right", "less_than_sign": "left"}[key])
+                await until(pilot, lambda w=want: index(app) == w, f"arrow for {key}")
+                want = min(11, max(0, index(app) + delta))
+                await pilot.press(key)
+                await until(pilot, lambda w=want: index(app) == w, f"seek {delta:+d} s")
             await pilot.press("plus")
             assert source.speed == 2.0
             await until(pilot, lambda: " 2x PAUSED" in header(app), "speed shown while paused")
