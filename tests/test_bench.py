@@ -1,0 +1,134 @@
+"""Cheap checks of the benchmark harness (bench/run, bench/harness.py): the command line works
+without root, and the maths and parsing behind bench/RESULTS.md are right. The benchmarks
+themselves run with `bench/run` (root, minutes), not here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RUN = REPO / "bench" / "run"
+
+
+def _harness():
+    spec = importlib.util.spec_from_file_location("bench_harness", REPO / "bench" / "harness.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+h = _harness()
+
+
+def test_run_is_executable_and_help_works() -> None:
+    assert RUN.stat().st_mode & 0o111
+    res = subprocess.run([str(RUN), "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    for word in ("--quick", "--only", "--out", "JSON"):
+        assert word in res.stdout
+
+
+def test_bad_section_is_a_usage_error() -> None:
+    res = subprocess.run(
+        [str(RUN), "--only", "nonsense"], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 2
+    assert "unknown section" in res.stderr
+
+
+def test_summary_median_min_max() -> None:
+    assert h.summary([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert h.summary([1, 2, 3, 4])["median"] == 2.5
+    assert h.summary([]) == {"median": None, "min": None, "max": None, "n": 0}
+    assert h.summary([0.123456], digits=2)["median"] == 0.12
+
+
+def test_round_ratios_pair_rounds_and_skip_missing() -> None:
+    assert h.round_ratios([100, 200], [95, 100]) == [0.95, 0.5]
+    assert h.round_ratios([0, 100], [50, None]) == []
+    with pytest.raises(ValueError):
+        h.round_ratios([1, 2], [1])
+
+
+def test_rotation_puts_each_side_first_in_turn() -> None:
+    sides = ["A", "txtop", "floor"]
+    firsts = [h.rotate(sides, r)[0] for r in range(6)]
+    assert firsts == ["A", "txtop", "floor", "A", "txtop", "floor"]
+    assert sorted(h.rotate(sides, 4)) == sorted(sides)
+
+
+def test_slope_per_min() -> None:
+    flat = [(t, 100.0) for t in range(10)]
+    assert h.slope_per_min(flat) == 0.0
+    growing = [(t, 100.0 + 0.5 * t) for t in range(10)]  # 0.5 MB/s
+    assert h.slope_per_min(growing) == pytest.approx(30.0)
+    assert h.slope_per_min([(0, 1.0), (1, 2.0)]) is None
+    assert h.slope_per_min([(5, 1.0), (5, 2.0), (5, 3.0)]) is None
+
+
+def test_last_json_line_skips_noise() -> None:
+    text = "progress\n{not json}\n" + json.dumps({"a": 1}) + "\n" + '{"b": 2}\n  \n'
+    assert h.last_json_line(text) == {"b": 2}
+    assert h.last_json_line("no json here\n[1, 2]\n") is None
+
+
+def test_goals() -> None:
+    met = h.check_goals({"overhead_pps_ratio": 0.96, "ui_cpu_pct_80x24": 5.0, "first_frame_s": 1.0})
+    assert met["overhead_pps_ratio"] is True
+    assert met["ui_cpu_pct_80x24"] is True  # <= 5
+    assert met["first_frame_s"] is False  # < 1
+    assert met["probes_ready_s"] is None
+
+
+def test_fdinfo_parsing() -> None:
+    text = "pos:\t0\nprog_type:\t5\nprog_id:\t7306\nrun_time_ns:\t0\n"
+    info = h.parse_fdinfo(text)
+    assert info["prog_id"] == "7306" and info["prog_type"] == "5"
+
+
+def test_shown_lost_reads_the_probe_line() -> None:
+    pane = "x\nprobes: running  sampling 1/1 (max 1M/s)  lost 12345\n TX queues lost 9\n"
+    assert h.shown_lost(pane) == 12345
+    assert h.shown_lost("probes: compiling probes...") is None
+
+
+def test_flat_result_has_the_promised_keys() -> None:
+    res = {"machine": {"kernel": "k", "cpu_model": "c", "cores": 2, "date": "d"}}
+    flat = h.flat_result(res)
+    for key in (
+        "overhead_pps_ratio", "overhead_pps_ratio_floor", "drain_events_per_s", "lost_events",
+        "ui_cpu_pct_80x24", "ui_cpu_pct_200x60", "first_frame_s", "probes_ready_s", "rss_mb",
+    ):  # fmt: skip
+        assert key in flat
+    json.dumps(flat)
+
+
+def test_ui_load_packets_are_varied_and_bounded() -> None:
+    from txtop.tui import synthetic
+
+    snap = synthetic.make_snapshot(16, 16, 1)
+    pkts = h.ui_load_packets(snap.packets[0], 100, snap.mono_ns, 16, 16, seed=3)
+    assert len(pkts) == 100
+    assert len({p.queue for p in pkts}) > 1
+    assert all(0 <= p.queue < 16 for p in pkts)
+    assert all(p.last_ns < snap.mono_ns for p in pkts)
+
+
+def test_harness_imports_without_bcc_or_root() -> None:
+    # --help must stay cheap: no bcc, no Textual at import time.
+    code = (
+        "import sys; sys.path.insert(0, 'bench'); import harness; "
+        "print('bcc' in sys.modules, 'textual' in sys.modules)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert res.stdout.split() == ["False", "False"], res.stderr
