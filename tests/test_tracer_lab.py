@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from senders import Sink, sender_argv
+from senders import Sink, free_lab_subnet, sender_argv
 
 from txtop.probes import tracer as tracer_mod
 from txtop.probes.headers import current_plan
@@ -44,6 +44,27 @@ def _skip_unless_probes() -> None:
     why = probe_prerequisites()
     if why:
         pytest.skip(f"probes cannot run here: {why}")
+
+
+def _route_dev(ip: str) -> str:
+    out = subprocess.run(["ip", "-j", "route", "get", ip], capture_output=True, text=True)
+    try:
+        return str(json.loads(out.stdout)[0].get("dev", ""))
+    except (ValueError, IndexError):
+        return ""
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """A 4-queue veth lab on a /30 no other interface uses (other test sessions run labs at
+    the same time; two links in one /30 would carry this test's packets elsewhere)."""
+    tag = f"tr{os.getpid() % 100000}"
+    for _ in range(5):
+        with Lab(tag=tag, queues=4, subnet=free_lab_subnet()) as created:
+            if _route_dev(created.peer_ip) == created.dev:
+                yield created
+                return
+    pytest.fail("could not get a lab subnet of our own")
 
 
 @pytest.fixture
@@ -79,6 +100,11 @@ def collect(
         packets.extend(reading.packets)
         if done(packets) or time.monotonic() > deadline:
             return packets, reading
+
+
+def pipeline_losses(reading: TracerReading) -> int:
+    """Lost events caused by the tracer's own pipeline (not kernel-skipped program runs)."""
+    return sum(v for k, v in reading.status.breakdown.items() if not k.startswith("skipped:"))
 
 
 def run_sender(*args: str, timeout: float = 60) -> int:
@@ -191,7 +217,7 @@ def test_udp_packets_attributed_to_sender_with_ordered_stages(fresh: Tracer, lab
         packets, reading = collect(fresh, lambda ps: len(udp_of(ps, lab, pid)) >= n)
     mine = udp_of(packets, lab, pid)
     assert len(mine) >= n - 2, f"{len(mine)} of {n} traced with pid {pid}"
-    assert reading.status.lost_events == 0, reading.status.breakdown
+    assert pipeline_losses(reading) == 0, reading.status.breakdown
     for p in mine:
         s = p.stages
         assert p.tid == pid and p.syscall == "sendto" and p.dport == PORT
@@ -329,7 +355,7 @@ def test_qdisc_drops_carry_reason_and_call_site(fresh: Tracer, lab: Lab) -> None
         assert p.free_location and "+0x" in p.free_location, p.free_location
         assert p.stages["dev_queue"] <= p.stages["free"] and "start_xmit" not in p.stages
         assert p.track == "complete"
-    assert reading.status.lost_events == 0, reading.status.breakdown
+    assert pipeline_losses(reading) == 0, reading.status.breakdown
 
 
 @root
@@ -354,19 +380,24 @@ def test_tcp_stream_is_traced(fresh: Tracer, lab: Lab) -> None:
 def test_no_lost_events_at_a_moderate_rate(fresh: Tracer, lab: Lab) -> None:
     with Sink(lab.ns_argv([]), PORT):
         warm_up(lab)
-        before = drain(fresh).status.lost_events
+        before = drain(fresh)
         pid = run_sender(
             "udp", lab.peer_ip, str(PORT), "--count", "3000", "--size", "64", "--gap-us", "50"
         )
         packets, reading = collect(fresh, lambda ps: len(udp_of(ps, lab, pid)) >= 2990)
     assert len(udp_of(packets, lab, pid)) >= 2990
-    assert reading.status.lost_events == before, reading.status.breakdown
+    # Nothing lost by the tracer itself: no ring-buffer overflow, no aged or evicted track.
+    assert pipeline_losses(reading) == pipeline_losses(before), reading.status.breakdown
+    # Runs the kernel skipped (a classic tracepoint program nested in another BPF program on
+    # the CPU, ours or another tool's) are counted too; they stay rare.
+    skipped = reading.status.lost_events - pipeline_losses(reading)
+    assert skipped - (before.status.lost_events - pipeline_losses(before)) < 30
 
 
 @root
 def test_tiny_ring_buffer_reports_losses(lab: Lab) -> None:
     _skip_unless_probes()
-    t = Tracer(sample_every=1, max_samples_per_s=1_000_000, ringbuf_pages=1)
+    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=1_000_000, ringbuf_pages=1)
     t.start()
     try:
         assert t.running, t.status.reason
@@ -387,7 +418,7 @@ def test_tiny_ring_buffer_reports_losses(lab: Lab) -> None:
 @root
 def test_aged_tracks_are_reported(lab: Lab) -> None:
     _skip_unless_probes()
-    t = Tracer(sample_every=1, max_samples_per_s=100_000, track_timeout_s=0.3)
+    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=100_000, track_timeout_s=0.3)
     t.start()
     try:
         assert t.running, t.status.reason
@@ -396,7 +427,7 @@ def test_aged_tracks_are_reported(lab: Lab) -> None:
             lab.set_tbf(rate="32kbit", burst="2k", limit="100k")  # ~0.25 s per 1 KB frame
             try:
                 drain(t)
-                pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "6", "--size", "1000")
+                pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "10", "--size", "1000")
                 packets, reading = collect(
                     t, lambda ps: sum(1 for p in ps if p.pid == pid and p.track == "aged") >= 3
                 )
@@ -422,12 +453,14 @@ def test_runtime_sampling_and_filters(fresh: Tracer, lab: Lab) -> None:
         packets, _ = collect(fresh, lambda ps: False, timeout_s=0.5)
         assert not udp_of(packets, lab, pid)
         fresh.set_sampling(1, 200_000)
-        # Interface filter on another device: nothing of the lab's (no filter: all of it).
-        fresh.set_filters(None, None)
+        # No interface filter (only this process, so that other processes' floods on this
+        # machine cannot use up the sampling cap): the lab's packets are traced.
+        fresh.set_filters(None, [os.getpid()])
         drain(fresh)
-        pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "100", "--size", "64")
-        packets, _ = collect(fresh, lambda ps: len(udp_of(ps, lab, pid)) >= 98)
-        assert len(udp_of(packets, lab, pid)) >= 98
+        _send_from_here(lab, 50)
+        packets, _ = collect(fresh, lambda ps: len(udp_of(ps, lab, os.getpid())) >= 50)
+        assert len(udp_of(packets, lab, os.getpid())) >= 50
+        # Interface filter on another device: nothing of the lab's.
         fresh.set_filters([socket.if_nametoindex("lo")])
         drain(fresh)
         pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "100", "--size", "64")
@@ -445,16 +478,20 @@ def test_runtime_sampling_and_filters(fresh: Tracer, lab: Lab) -> None:
         fresh.set_filters([lab.ifindex], [os.getpid()])
         drain(fresh)
         other = run_sender("udp", lab.peer_ip, str(PORT), "--count", "50", "--size", "64")
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            for _ in range(50):
-                s.sendto(b"m" * UDP_PAYLOAD, (lab.peer_ip, PORT))
-        finally:
-            s.close()
+        _send_from_here(lab, 50)
         packets, _ = collect(fresh, lambda ps: len(udp_of(ps, lab, os.getpid())) >= 50)
         assert len(udp_of(packets, lab, os.getpid())) >= 50
         assert not [p for p in packets if p.pid == other]
         assert {p.pid for p in packets} == {os.getpid()}
+
+
+def _send_from_here(lab: Lab, count: int) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(count):
+            s.sendto(b"m" * UDP_PAYLOAD, (lab.peer_ip, PORT))
+    finally:
+        s.close()
 
 
 @root
@@ -481,7 +518,7 @@ def test_missing_tracepoint_is_reported_and_the_rest_runs(
         for Probe in tracer_mod.PROBES
     )
     monkeypatch.setattr(tracer_mod, "PROBES", probes)
-    t = Tracer(sample_every=1, max_samples_per_s=100_000)
+    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=100_000)
     t.start()
     try:
         assert t.running, t.status.reason
