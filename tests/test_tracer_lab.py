@@ -485,6 +485,24 @@ def test_runtime_sampling_and_filters(fresh: Tracer, lab: Lab) -> None:
         assert {p.pid for p in packets} == {os.getpid()}
 
 
+@root
+def test_sendmsg_is_tied_and_its_destination_read(fresh: Tracer, lab: Lab) -> None:
+    with Sink(lab.ns_argv([]), PORT):
+        warm_up(lab)
+        drain(fresh)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for _ in range(20):
+                s.sendmsg([b"g" * UDP_PAYLOAD], [], 0, (lab.peer_ip, PORT))
+        finally:
+            s.close()
+        packets, _ = collect(fresh, lambda ps: len(udp_of(ps, lab, os.getpid())) >= 20)
+    mine = udp_of(packets, lab, os.getpid())
+    assert len(mine) >= 19
+    assert all(p.syscall == "sendmsg" and p.dport == PORT for p in mine)
+    assert all(p.tid == threading.get_native_id() for p in mine)
+
+
 def _send_from_here(lab: Lab, count: int) -> None:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
