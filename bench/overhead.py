@@ -2,6 +2,7 @@
 
   overhead.py overhead [--rounds N] [--seconds S]   pps with the tracer / pps without
   overhead.py drain [--seconds S]                   sampled records/s the worker drains
+  overhead.py floor [--rounds N] [--seconds S]      also no-op programs on the same hooks
 
 overhead: a 64-byte-frame UDP flood (bench/udpflood.c, built here with gcc into a private
 temporary directory) from the root namespace to the lab peer, in interleaved A/B rounds (the
@@ -9,7 +10,9 @@ order alternates each round so load from other processes hits both sides); each 
 starts a Tracer at default sampling, drains it from a thread like the collector does (poll
 between 1 s reads), and closes it afterwards. Prints per-round pps, medians, the ratio, the
 tracer's lost events and start time. drain: every packet eligible, the token bucket set to a
-series of rates; reports delivered records/s and losses per rate.
+series of rates; reports delivered records/s and losses per rate. floor: a third side that
+attaches programs doing nothing to the same tracepoints (same classic/raw kinds), which shows
+how much of the cost is the hooks themselves.
 
 Traffic goes only to the lab namespace this script creates, and every flood is bounded.
 """
@@ -137,6 +140,64 @@ def run_overhead(binary: Path, lab: Lab, rounds: int, seconds: int) -> None:
     )
 
 
+NOP_PROGRAMS = b"""
+enum skb_drop_reason { TXTOP_NOP };
+TRACEPOINT_PROBE(syscalls, sys_enter_sendto) { return 0; }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return 0; }
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return 0; }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return 0; }
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg) { return 0; }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg) { return 0; }
+TRACEPOINT_PROBE(qdisc, qdisc_enqueue) { return 0; }
+TRACEPOINT_PROBE(qdisc, qdisc_dequeue) { return 0; }
+TRACEPOINT_PROBE(net, net_dev_start_xmit) { return 0; }
+TRACEPOINT_PROBE(skb, kfree_skb) { return 0; }
+RAW_TRACEPOINT_PROBE(net_dev_queue) { return 0; }
+RAW_TRACEPOINT_PROBE(net_dev_xmit) { return 0; }
+RAW_TRACEPOINT_PROBE(consume_skb) { return 0; }
+RAW_TRACEPOINT_PROBE(softirq_raise) { return 0; }
+RAW_TRACEPOINT_PROBE(softirq_entry) { return 0; }
+RAW_TRACEPOINT_PROBE(softirq_exit) { return 0; }
+"""
+
+
+def run_floor(binary: Path, lab: Lab, rounds: int, seconds: int) -> None:
+    from txtop.probes.headers import prepare_headers
+    from txtop.probes.tracer import CFLAGS
+
+    prepare_headers()
+    from bcc import BPF
+
+    sides = ("none", "nop", "txtop")
+    pps: dict[str, list[float]] = {k: [] for k in sides}
+    for r in range(rounds):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            if side == "none":
+                pps[side].append(flood(binary, lab.peer_ip, seconds))
+            elif side == "nop":
+                nop = BPF(text=NOP_PROGRAMS, cflags=[*CFLAGS, "-w"])
+                try:
+                    pps[side].append(flood(binary, lab.peer_ip, seconds))
+                finally:
+                    nop.cleanup()
+            else:
+                tracer = Tracer()
+                tracer.start()
+                try:
+                    with Drainer(tracer):
+                        pps[side].append(flood(binary, lab.peer_ip, seconds))
+                finally:
+                    tracer.close()
+        print(f"round {r}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in pps.items()), flush=True)
+    for k in sides[1:]:
+        ratios = [b / a for a, b in zip(pps["none"], pps[k], strict=True)]
+        ns = [1e9 / b - 1e9 / a for a, b in zip(pps["none"], pps[k], strict=True)]
+        print(
+            f"{k}: median per-round ratio {statistics.median(ratios):.3f}, "
+            f"{statistics.median(ns):.0f} ns per packet"
+        )
+
+
 def run_drain(binary: Path, lab: Lab, seconds: int) -> None:
     print(
         f"{'cap/s':>8} {'records/s':>10} {'ringbuf lost':>12} {'other lost':>10} "
@@ -167,7 +228,7 @@ def run_drain(binary: Path, lab: Lab, seconds: int) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("mode", choices=("overhead", "drain"))
+    ap.add_argument("mode", choices=("overhead", "drain", "floor"))
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=2)
     ns = ap.parse_args()
@@ -186,6 +247,8 @@ def main() -> int:
             flood(binary, lab.peer_ip, 1)  # warm-up: ARP, caches
             if ns.mode == "overhead":
                 run_overhead(binary, lab, ns.rounds, ns.seconds)
+            elif ns.mode == "floor":
+                run_floor(binary, lab, ns.rounds, ns.seconds)
             else:
                 run_drain(binary, lab, ns.seconds)
     return 0
