@@ -143,14 +143,14 @@ def find_candidates(src_root: Path) -> list[_Candidate]:
 
 
 def _pick(candidates: list[_Candidate], release: str) -> _Candidate | None:
-    """Prefer the same major.minor as the running kernel, then the newest version."""
+    """Prefer the running kernel's own release, then its major.minor, then the newest."""
     if not candidates:
         return None
     running = version_key(release)
 
-    def score(c: _Candidate) -> tuple[int, tuple[int, int, int], str]:
+    def score(c: _Candidate) -> tuple[int, int, tuple[int, int, int], str]:
         v = version_key(c.name)
-        return (1 if v[:2] == running[:2] else 0, v, c.name)
+        return (c.version == release, v[:2] == running[:2], v, c.name)
 
     return max(candidates, key=score)
 

@@ -73,6 +73,13 @@ def test_closest_version_is_chosen(tmp_path: Path) -> None:
     assert plan(tmp_path, release="6.1.140-y").arch_dir.name.startswith("linux-headers-6.1.99")
 
 
+def test_exact_release_wins_over_a_newer_one(tmp_path: Path) -> None:
+    debian_pair(tmp_path / "src", "6.1.99")
+    debian_pair(tmp_path / "src", "6.1.120")
+    p = plan(tmp_path, release="6.1.99-cloud-amd64")
+    assert p.arch_dir is not None and p.arch_dir.name == "linux-headers-6.1.99-cloud-amd64"
+
+
 def test_arch_dir_without_common_is_not_a_candidate(tmp_path: Path) -> None:
     touch(tmp_path / "src/linux-headers-6.12.1-amd64/include/generated/autoconf.h")
     p = plan(tmp_path)
