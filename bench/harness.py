@@ -353,7 +353,10 @@ def lab_traffic(qdisc: str, seconds_hint: float) -> Iterator[Traffic]:
 
     with tempfile.TemporaryDirectory(prefix="txtop-bench-") as tmp:
         flooder = build_flooder(Path(tmp))
-        with Lab(tag="bench", queues=4, subnet=free_lab_subnet()) as lab:
+        # A tag of our own: Lab.create() first deletes any link of the same name, so a shared
+        # tag (overhead.py uses "bench") would let another run delete this lab's veth.
+        tag = f"h{os.getpid() % 10_000_000}"
+        with Lab(tag=tag, queues=4, subnet=free_lab_subnet()) as lab:
             if qdisc == "mq":
                 lab.set_mq()
             with Sink(lab.ns_argv([]), UDP_PORT, seconds=seconds_hint, read=False):
@@ -1363,7 +1366,7 @@ def run_all(ns: argparse.Namespace) -> dict[str, Any]:
                         f" (max {m['rss_max_mb']}), slope {m['slope_mb_per_min']} MB/min after "
                         f"warm-up, CPU {m['cpu_pct_under_flood']}%"
                     )
-            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            except Exception as exc:  # one failed section must not lose the others' figures
                 res[section] = {"error": f"{type(exc).__name__}: {exc}"}
                 log(f"  {section} failed: {exc}")
             res.setdefault("section_s", {})[section] = round(time.monotonic() - t, 1)
