@@ -20,7 +20,10 @@ from pathlib import Path
 
 NS_PREFIX = "txtop-lab-"
 DEV_PREFIX = "txl"
-_TAG_RE = re.compile(r"^[a-z0-9]{1,8}$")
+_TAG_RE = re.compile(r"[a-z0-9]{1,8}")
+# tc size/rate words ("8mbit", "4k", "200k") and class ids ("1:2"): nothing else reaches tc.
+_TC_WORD_RE = re.compile(r"[0-9]+(\.[0-9]+)?[a-zA-Z]{0,5}")
+_TC_PARENT_RE = re.compile(r"[0-9a-f]{1,4}:[0-9a-f]{0,4}")
 
 
 class LabError(RuntimeError):
@@ -64,7 +67,7 @@ def cleanup_stale(owner_alive: bool = True) -> list[str]:
     """
     removed = []
     for ns in list_lab_namespaces():
-        m = re.match(rf"^{NS_PREFIX}[a-z0-9]+-(\d+)$", ns)
+        m = re.fullmatch(rf"{NS_PREFIX}[a-z0-9]+-(\d+)", ns)
         pid = int(m.group(1)) if m else 0
         if owner_alive and pid and pid != os.getpid() and Path(f"/proc/{pid}").exists():
             continue
@@ -80,7 +83,7 @@ def cleanup_stale(owner_alive: bool = True) -> list[str]:
 
 
 def _ns_tag(ns: str) -> str:
-    m = re.match(rf"^{NS_PREFIX}([a-z0-9]+)-\d+$", ns)
+    m = re.fullmatch(rf"{NS_PREFIX}([a-z0-9]+)-\d+", ns)
     return m.group(1) if m else ""
 
 
@@ -99,7 +102,7 @@ class Lab:
     created: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        if not _TAG_RE.match(self.tag):
+        if not _TAG_RE.fullmatch(self.tag):
             raise LabError(f"invalid lab tag {self.tag!r}: use 1-8 of [a-z0-9]")
         if not 1 <= self.queues <= 64:
             raise LabError("queues must be 1..64")
@@ -169,6 +172,8 @@ class Lab:
     # --- qdisc set-ups used by tests and the demo -------------------------------------------
     def set_mq(self, child: str = "pfifo_fast") -> None:
         """mq root (handle 1:) with one ``child`` qdisc per TX queue (parent 1:N+1 -> tx-N)."""
+        if not re.fullmatch(r"[a-z_]{1,16}", child):
+            raise LabError(f"invalid qdisc kind {child!r}")
         _tc("qdisc", "replace", "dev", self.dev, "root", "handle", "1:", "mq")
         for n in range(self.queues):
             _tc("qdisc", "replace", "dev", self.dev, "parent", f"1:{n + 1:x}", child)
@@ -177,6 +182,11 @@ class Lab:
         self, rate: str = "8mbit", burst: str = "4k", limit: str = "200k", parent: str | None = None
     ) -> None:
         """A rate-limited tbf, at root or under ``parent`` (e.g. "1:1" for tx-0 under mq)."""
+        for word in (rate, burst, limit):
+            if not _TC_WORD_RE.fullmatch(word):
+                raise LabError(f"invalid tbf parameter {word!r}")
+        if parent is not None and not _TC_PARENT_RE.fullmatch(parent):
+            raise LabError(f"invalid qdisc parent {parent!r}")
         where = ["parent", parent] if parent else ["root"]
         _tc(
             "qdisc",

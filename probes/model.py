@@ -230,6 +230,31 @@ def _to_jsonable(obj: Any) -> Any:
     return obj
 
 
+# Scalar field types as written in the annotations above (``from __future__`` keeps them as
+# strings); nested dataclasses, mappings and tuples are checked by their own builders.
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "None": (type(None),),
+}
+
+
+def _check_scalars(cls: type, kwargs: Mapping[str, Any]) -> None:
+    """A recording is untrusted input: a wrongly typed scalar must not reach the panels."""
+    for f in dataclasses.fields(cls):
+        if f.name not in kwargs or not isinstance(f.type, str):
+            continue
+        parts = [p.strip() for p in f.type.split("|")]
+        if not all(p in _SCALARS for p in parts):
+            continue
+        value = kwargs[f.name]
+        allowed = tuple(t for p in parts for t in _SCALARS[p])
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise TypeError(f"{cls.__name__}.{f.name}: {type(value).__name__} is not {f.type}")
+
+
 def _build(cls: type, data: Mapping[str, Any], **nested: Any) -> Any:
     """Construct a dataclass from a dict, ignoring unknown keys (newer writers may add some)."""
     if not isinstance(data, Mapping):
@@ -237,6 +262,7 @@ def _build(cls: type, data: Mapping[str, Any], **nested: Any) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in data.items() if k in names}
     kwargs.update(nested)
+    _check_scalars(cls, kwargs)
     return cls(**kwargs)
 
 

@@ -107,8 +107,22 @@ def run_tcp(args: argparse.Namespace) -> None:
                 time.sleep(0.2)
 
 
+def in_initial_netns() -> bool:
+    """True when this process shares init's network namespace (i.e. is not inside a lab)."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        return True  # cannot tell: assume the worst
+
+
 def run_sink(args: argparse.Namespace) -> None:
-    """Accept TCP on --port and drain it; read (and drop) UDP on --udp-port..+flows."""
+    """Accept TCP on --port and drain it; read (and drop) UDP on --udp-port..+flows.
+
+    It binds every address of its namespace, so it runs only inside a lab namespace: a
+    listener on a production host's real interfaces is exactly what txtop must never open.
+    """
+    if in_initial_netns():
+        raise SystemExit("trafficgen: the sink runs only inside a lab network namespace")
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     tcp.bind(("0.0.0.0", args.port))

@@ -103,3 +103,23 @@ def test_stale_lab_of_a_killed_process_is_cleaned():
         if proc.poll() is None:
             proc.kill()
         labmod.cleanup_stale()
+
+
+def test_sink_refuses_to_listen_outside_a_lab_namespace():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "txtop.probes.trafficgen",
+            "sink",
+            "--port",
+            "5999",
+            "--duration",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert proc.returncode != 0
+    assert "only inside a lab network namespace" in proc.stderr

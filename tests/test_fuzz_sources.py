@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
@@ -396,11 +395,6 @@ def test_fuzz_recording_frames_with_damaged_snapshots(changes) -> None:
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model.Snapshot.from_dict does not check field types: a recording can hand the UI "
-    "cpu='zero' or interval_s=None (reported to model.py's owner)",
-)
 def test_recording_frame_with_wrongly_typed_fields_is_damage() -> None:
     doc = json.loads(json.dumps(SNAP_DICT))
     doc["cpus"][0]["cpu"] = "zero"
