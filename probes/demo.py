@@ -140,6 +140,8 @@ class DemoLab:
                         "-m",
                         "txtop.probes.trafficgen",
                         "sink",
+                        "--netns",
+                        self.lab.ns,
                         "--port",
                         "5201",
                         "--udp-port",

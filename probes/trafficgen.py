@@ -21,6 +21,7 @@ import socket
 import sys
 import time
 
+LAB_NS_PREFIX = "txtop-lab-"  # probes/lab.py NS_PREFIX (not imported: keep this module standalone)
 LAB_NET = ipaddress.ip_network("10.253.0.0/16")
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 PR_SET_PDEATHSIG = 1
@@ -107,12 +108,17 @@ def run_tcp(args: argparse.Namespace) -> None:
                 time.sleep(0.2)
 
 
-def in_initial_netns() -> bool:
-    """True when this process shares init's network namespace (i.e. is not inside a lab)."""
+def inside_lab_netns(ns: str) -> bool:
+    """True when this process runs in the lab namespace ``ns`` (ip netns keeps a handle to
+    each named namespace under /run/netns; its inode is the namespace's identity)."""
+    if not ns.startswith(LAB_NS_PREFIX) or "/" in ns or ns in (".", ".."):
+        return False
     try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+        here = os.stat("/proc/self/ns/net")
+        lab = os.stat(f"/run/netns/{ns}")
     except OSError:
-        return True  # cannot tell: assume the worst
+        return False
+    return (here.st_dev, here.st_ino) == (lab.st_dev, lab.st_ino)
 
 
 def run_sink(args: argparse.Namespace) -> None:
@@ -121,7 +127,7 @@ def run_sink(args: argparse.Namespace) -> None:
     It binds every address of its namespace, so it runs only inside a lab namespace: a
     listener on a production host's real interfaces is exactly what txtop must never open.
     """
-    if in_initial_netns():
+    if not inside_lab_netns(args.netns):
         raise SystemExit("trafficgen: the sink runs only inside a lab network namespace")
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -169,6 +175,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--burst-every", type=float, default=0.0)
     p.add_argument("--duration", type=float, default=3600.0)
     p.add_argument("--parent-pid", type=int, default=0)
+    p.add_argument("--netns", default="", help="sink: the lab namespace it must be running in")
     p.add_argument(
         "--cpu",
         type=int,
