@@ -75,17 +75,9 @@ DEMO_SUBNET = 250  # the demo lab's link is 10.253.250.0/30 when that is free
 SPARE_SUBNETS = range(220, 250)  # else one of these (tests' labs use 20..219)
 
 
-def free_subnet(preferred: int = DEMO_SUBNET, spare: range = SPARE_SUBNETS) -> int:
-    """A third octet for the lab link (10.253.<n>.0/30) no interface here uses yet: two
-    links in one /30 would send the lab's traffic into another lab."""
-    res = subprocess.run(
-        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, timeout=10
-    )
-    used = {int(m) for m in re.findall(r"inet 10\.253\.(\d+)\.", res.stdout)}
-    for n in (preferred, *spare):
-        if n not in used:
-            return n
-    raise LabError("no free 10.253.x.0/30 subnet for the demo lab")
+def free_subnet() -> int:
+    """The demo's link subnet: 10.253.250.0/30 when free, else one of the spares."""
+    return labmod.free_subnet((DEMO_SUBNET, *SPARE_SUBNETS))
 
 
 def lab_owner(tag: str) -> int | None:

@@ -59,6 +59,27 @@ def list_lab_links() -> list[str]:
     return sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(DEV_PREFIX))
 
 
+def used_subnets() -> set[int]:
+    """Third octets of the 10.253.<n>.0/30 lab links configured on this machine right now."""
+    res = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, timeout=10
+    )
+    return {int(m) for m in re.findall(r"inet 10\.253\.(\d+)\.", res.stdout)}
+
+
+def free_subnet(candidates: Sequence[int], start: int = 0) -> int:
+    """A third octet for a lab link that no interface uses yet, trying ``candidates`` from
+    position ``start`` on (callers spread by pid). Several labs (tests, demo, benchmarks, other
+    sessions) run at once, and two links in one /30 would route one lab's traffic into another.
+    """
+    used = used_subnets()
+    for i in range(len(candidates)):
+        n = candidates[(start + i) % len(candidates)]
+        if n not in used:
+            return n
+    raise LabError("no free 10.253.x.0/30 lab subnet")
+
+
 def cleanup_stale(owner_alive: bool = True) -> list[str]:
     """Remove labs whose creating process is gone. Returns what was removed.
 

@@ -29,8 +29,9 @@ def data_dir() -> Path:
 @pytest.fixture
 def lab():
     """A veth lab with 4 TX queues: TX end in this namespace, peer in a private netns."""
-    from txtop.probes.lab import Lab
+    from txtop.probes.lab import Lab, free_subnet
 
     tag = f"p{os.getpid() % 10000}"
-    with Lab(tag=tag, queues=4, subnet=os.getpid() % 200 + 20) as created:
+    # 20..199: test labs (200..219 tracer tests and benchmarks, 220..250 the demo)
+    with Lab(tag=tag, queues=4, subnet=free_subnet(range(20, 200), start=os.getpid())) as created:
         yield created

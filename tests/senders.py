@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import re
 import select
 import socket
 import subprocess
@@ -23,6 +22,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from txtop.probes.lab import free_subnet
 
 HERE = Path(__file__).resolve()
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.253.0.0/16"))
@@ -130,19 +131,9 @@ class Sink:
                 self.proc.wait(5)
 
 
-def free_lab_subnet(candidates: range = range(200, 250)) -> int:
-    """A third octet for a Lab (10.253.<n>.0/30) that no interface on this machine uses yet:
-    other developers' labs run at the same time, and two links in one /30 would misroute."""
-    out = subprocess.run(
-        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, timeout=10
-    ).stdout
-    used = {int(m) for m in re.findall(r"inet 10\.253\.(\d+)\.", out)}
-    start = os.getpid() % len(candidates)
-    for i in range(len(candidates)):
-        n = candidates[(start + i) % len(candidates)]
-        if n not in used:
-            return n
-    raise RuntimeError("no free 10.253.x.0/30 lab subnet")
+def free_lab_subnet(candidates: range = range(200, 220)) -> int:
+    """A free 10.253.<n>.0/30 for a tracer test or benchmark lab (probes/lab.py free_subnet)."""
+    return free_subnet(candidates, start=os.getpid())
 
 
 def sender_argv(mode: str, *args: str) -> list[str]:
