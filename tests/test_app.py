@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import Callable
 
 import pytest
 import ui_fixtures as fx
+from ui_fixtures import header, until
 
 from txtop.probes.model import ProbeStatus
 from txtop.themes import load_themes
@@ -33,18 +32,6 @@ from txtop.tui.panels import (
 from txtop.tui.theming import VARIABLE_DEFAULTS
 
 DEADLINE_S = 5.0
-
-
-async def until(pilot, condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-def header(app: TxtopApp) -> str:
-    return "\n".join(app.query_one(HeaderBar).text())
 
 
 def queues_text(app: TxtopApp) -> list[str]:

@@ -26,13 +26,13 @@ from pathlib import Path
 import pytest
 import ui_fixtures as fx
 from test_cli import EXIT_DEADLINE_S, TXTOP, PtyRun, txtop
+from ui_fixtures import header, until
 
 from txtop.probes.model import Snapshot
 from txtop.probes.recording import MAGIC, Recorder, RecordingSink, read_recording
 from txtop.probes.replay import ReplaySource, aggregate
 from txtop.tui.app import TxtopApp
 from txtop.tui.cli import BUNDLED_RECORDING, DEMO_REPLAY_NOTICE, bundled_recording_path
-from txtop.tui.panels import HeaderBar
 from txtop.tui.waterfall import Waterfall
 
 DEADLINE_S = 5.0
@@ -325,18 +325,6 @@ def test_demo_without_root_replays_the_bundled_recording_with_a_notice():
 
 
 # ---- the replay keys (Pilot, a ReplaySource over synthetic frames) ----------------------------
-
-
-async def until(pilot, condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-def header(app: TxtopApp) -> str:
-    return "\n".join(app.query_one(HeaderBar).text())
 
 
 def index(app: TxtopApp) -> int:

@@ -8,6 +8,9 @@ a tbf that backs up and drops. Wall-clock times are fixed so SVG snapshots are s
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from txtop.probes.model import (
     BqlStats,
     CpuRow,
@@ -290,3 +293,25 @@ class ManualSource(SnapshotSource):
 
     def _produce(self) -> Snapshot | None:
         return None
+
+
+# ---- Pilot helpers shared by the UI tests ------------------------------------------------------
+# Generous: a condition is normally met within a frame or two; the deadline only matters on
+# failure, and CI runs on a shared 2-core machine.
+PILOT_DEADLINE_S = 10.0
+
+
+async def until(pilot, condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until ``condition()`` holds; fail after PILOT_DEADLINE_S."""
+    deadline = time.monotonic() + PILOT_DEADLINE_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def header(app) -> str:
+    """The header bar's text (tui/panels.py HeaderBar)."""
+    from txtop.tui.panels import HeaderBar
+
+    return "\n".join(app.query_one(HeaderBar).text())
