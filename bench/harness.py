@@ -278,9 +278,16 @@ class Traffic:
     flooder: Path
     peer_ip: str
     dev: str
+    sinks: Sinks | None = None
+
+    def ready(self) -> None:
+        """Before every flood: the sinks must be listening (each lives at most 120 s)."""
+        if self.sinks is not None:
+            self.sinks.ensure()
 
     def udp(self, frame_bytes: int, seconds: float) -> float:
         """One bounded UDP flood of ``frame_bytes`` frames; returns packets/s sent."""
+        self.ready()
         payload = max(0, frame_bytes - FRAME_OVERHEAD)
         secs = max(1, round(seconds))
         res = subprocess.run(
@@ -294,6 +301,7 @@ class Traffic:
         return int(sent) / float(elapsed)
 
     def udp_background(self, frame_bytes: int, seconds: float) -> subprocess.Popen:
+        self.ready()
         payload = max(0, frame_bytes - FRAME_OVERHEAD)
         return subprocess.Popen(
             [str(self.flooder), self.peer_ip, str(UDP_PORT), str(payload), "1000000000",
@@ -303,6 +311,7 @@ class Traffic:
 
     def tcp(self, seconds: float) -> float:
         """One bounded TCP stream; returns bytes/s."""
+        self.ready()
         res = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "_tcp", self.peer_ip, str(TCP_PORT),
              str(seconds)],
@@ -343,7 +352,7 @@ def tcp_sender(dst: str, port: int, seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def lab_traffic(qdisc: str, seconds_hint: float) -> Iterator[Traffic]:
+def lab_traffic(qdisc: str) -> Iterator[Traffic]:
     sys.path.insert(0, str(REPO / "tests"))
     sys.path.insert(0, str(HERE))
     from overhead import build_flooder
@@ -359,11 +368,43 @@ def lab_traffic(qdisc: str, seconds_hint: float) -> Iterator[Traffic]:
         with Lab(tag=tag, queues=4, subnet=free_lab_subnet()) as lab:
             if qdisc == "mq":
                 lab.set_mq()
-            with Sink(lab.ns_argv([]), UDP_PORT, seconds=seconds_hint, read=False):
-                with Sink(lab.ns_argv([]), TCP_PORT, seconds=seconds_hint, read=False):
-                    traffic = Traffic(flooder, lab.peer_ip, lab.dev)
-                    traffic.udp(64, 1)  # warm-up: ARP, caches
-                    yield traffic
+            with Sinks(Sink, lab.ns_argv([])) as sinks:
+                traffic = Traffic(flooder, lab.peer_ip, lab.dev, sinks)
+                traffic.udp(64, 1)  # warm-up: ARP, caches
+                yield traffic
+
+
+class Sinks:
+    """The UDP (not read: the receiver frees each datagram) and TCP (read) sinks inside the
+    lab namespace (tests/senders.py). A sink stops by itself after at most 120 s, so
+    ``ensure`` starts a new one before a flood when one has ended or is about to."""
+
+    LIFETIME_S = 110.0  # senders.py caps a sink at 120 s
+
+    def __init__(self, sink_cls: Any, ns_argv: list[str]) -> None:
+        self.sink_cls = sink_cls
+        self.ns_argv = ns_argv
+        self.live: dict[int, tuple[Any, float]] = {}  # port -> (Sink, started)
+
+    def ensure(self, margin_s: float = 65.0) -> None:
+        now = time.monotonic()
+        for port in (UDP_PORT, TCP_PORT):
+            sink, started = self.live.get(port, (None, 0.0))
+            if sink is not None and sink.proc.poll() is None:
+                if now - started + margin_s < self.LIFETIME_S:
+                    continue
+                sink.stop()
+            sink = self.sink_cls(self.ns_argv, port, seconds=120, read=False)
+            sink.__enter__()  # waits until it listens
+            self.live[port] = (sink, time.monotonic())
+
+    def __enter__(self) -> Sinks:
+        self.ensure()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sink, _ in self.live.values():
+            sink.stop()
 
 
 # ---- observers (the B sides) ------------------------------------------------------------------
@@ -1341,8 +1382,7 @@ def run_all(ns: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     res: dict[str, Any] = {"machine": machine_info(), "quick": ns.quick, "qdisc": ns.qdisc}
     log(f"txtop bench ({'quick' if ns.quick else 'full'}) on {res['machine']}")
-    budget = 600 + ns.memory_s + ns.rounds * ns.seconds * 40
-    with lab_traffic(ns.qdisc, budget) as traffic:
+    with lab_traffic(ns.qdisc) as traffic:
         log(f"lab: {traffic.dev} -> {traffic.peer_ip} ({ns.qdisc})")
         for section in SECTIONS:
             if section not in ns.only:
