@@ -1338,6 +1338,102 @@ def flat_result(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _r(d: dict[str, Any] | None, digits: int = 3) -> str:
+    """'median [min..max]' of a summary() dict."""
+    if not d or d.get("median") is None:
+        return "n/a"
+    f = f"{{:.{digits}f}}"
+    return f"{f.format(d['median'])} [{f.format(d['min'])}..{f.format(d['max'])}] (n={d['n']})"
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    """bench/RESULTS.md tables from a --out file (``bench/run --report FILE``)."""
+    m = res["machine"]
+    out = [
+        f"Run {m['date']}, {'quick' if res.get('quick') else 'full'}, commit {m['commit']}: "
+        f"kernel {m['kernel']}, {m['cpu_model']}, {m['cores']} cores, {m['mem_gb']} GB, "
+        f"Python {m['python']}, bcc {m['bcc']}, Textual {m.get('textual')}; load average at "
+        f"start {m['load_avg_at_start']}; lab qdisc {res.get('qdisc')}; "
+        f"{res.get('elapsed_s')} s.",
+        "",
+    ]
+    ov = res.get("overhead", {})
+    if "workloads" in ov:
+        out += ["| workload | A (no observer) | observer | B / A per round | stable rounds only |",
+                "|---|---|---|---|---|"]  # fmt: skip
+        for wname, w in ov["workloads"].items():
+            for side, v in w.items():
+                if not isinstance(v, dict) or "ratio" not in v:
+                    continue
+                out.append(
+                    f"| {wname} ({w['unit']}) | {_r(w['A'], 0)} | {side} | {_r(v['ratio'])} "
+                    f"| {_r(v.get('ratio_stable_rounds'))} |"
+                )
+            if "txtop_vs_floor" in w:
+                out.append(f"| {wname} | | txtop / floor | {_r(w['txtop_vs_floor'])} | |")
+        out += ["", f"netqtop: {ov.get('netqtop')}", ""]
+        out += [
+            "| observer | program | runs/packet | ns/run | ns/packet |",
+            "|---|---|---|---|---|",
+        ]
+        for side, st in ov.get("bpf_stats", {}).items():
+            for prog in st.get("programs", []):
+                out.append(
+                    f"| {side} | {prog['name']} | {prog['runs_per_packet']} | "
+                    f"{prog['ns_per_run']} | {prog['ns_per_packet']} |"
+                )
+            out.append(
+                f"| **{side}** | **total** (flood {st.get('pps'):,} pps with stats on) | | | "
+                f"**{st.get('bpf_ns_per_packet')}** |"
+            )
+        out.append("")
+    dr = res.get("drain", {})
+    if "sweep" in dr:
+        out += ["| cap/s | ring pages | records/s delivered | traces/s | ring-buffer lost | "
+                "other lost | flood pps |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in dr["sweep"]:
+            out.append(
+                f"| {r['cap_per_s']:,} | {r['ringbuf_pages']} | {r['records_per_s']:,} | "
+                f"{r['traces_per_s']:,} | {r['ringbuf_lost']:,} | {r['other_lost']:,} | "
+                f"{r['flood_pps']:,} |"
+            )
+        o = dr.get("dashboard_overload", {})
+        out += ["", f"Dashboard uncapped under the flood: {o}", ""]
+    ui = res.get("ui", {})
+    if "runs" in ui:
+        out += ["| source QxC | size | refresh | CPU % of one core | first frame s | peak RSS MB |",
+                "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in ui["runs"]:
+            out.append(
+                f"| {r['shape']} | {r['size']} | {r['interval_s']:g} s | "
+                f"{_r(r.get('cpu_pct_runs'), 2)} | {r['first_frame_s']} | {r['peak_rss_mb']} |"
+            )
+        out += ["", f"(1000 sampled packets/s; generating them costs "
+                f"{ui.get('generator_cpu_pct_at_1000_per_s')}% of a core, included.)", ""]  # fmt: skip
+    st = res.get("startup", {})
+    if "warm" in st:
+        out += ["| start | first frame s | probes ready s | exit after q s |", "|---|---|---|---|"]
+        for kind in ("warm", "cold"):
+            k = st.get(kind, {})
+            out.append(
+                f"| {kind} | {_r(k.get('first_frame_s'))} | {_r(k.get('probes_ready_s'))} | "
+                f"{_r(k.get('exit_s'))} |"
+            )
+        out.append("")
+    mem = res.get("memory", {})
+    if "rss_end_mb" in mem:
+        out.append(
+            f"Memory: RSS {mem['rss_start_mb']} MB at start, {mem['rss_after_warmup_mb']} after "
+            f"the first third, {mem['rss_end_mb']} at the end of {mem['seconds']} s (max "
+            f"{mem['rss_max_mb']}); slope over the last two thirds {mem['slope_mb_per_min']} "
+            f"MB/min; CPU {mem['cpu_pct_under_flood']}% of a core; lost shown {mem['lost_shown']}."
+        )
+    for section in SECTIONS:
+        if isinstance(res.get(section), dict) and "error" in res[section]:
+            out.append(f"\n{section} failed: {res[section]['error']}")
+    return "\n".join(out) + "\n"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="bench/run",
@@ -1363,6 +1459,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="lab qdisc: mq with pfifo_fast children (default: every stage fires) or noqueue",
     )
     ap.add_argument("--out", help="also write the full results (every round) to this JSON file")
+    ap.add_argument(
+        "--report", metavar="FILE", help="print RESULTS.md tables from an --out FILE, run nothing"
+    )
     ns = ap.parse_args(argv)
     ns.only = [s.strip() for s in ns.only.split(",") if s.strip()]
     bad = [s for s in ns.only if s not in SECTIONS]
@@ -1430,6 +1529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cold_exec_main(args[2:])
         return 0
     ns = parse_args(args)
+    if ns.report:
+        print(render_markdown(json.loads(Path(ns.report).read_text())), end="")
+        return 0
     if os.geteuid() != 0:
         print("bench/run: needs root (BPF, network namespaces)", file=sys.stderr)
         return 2

@@ -132,3 +132,31 @@ def test_harness_imports_without_bcc_or_root() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert res.stdout.split() == ["False", "False"], res.stderr
+
+
+def test_report_renders_every_section() -> None:
+    s = {"median": 1.0, "min": 0.9, "max": 1.1, "n": 3}
+    res = {
+        "machine": {"date": "d", "commit": "c", "kernel": "k", "cpu_model": "cpu", "cores": 2,
+                    "mem_gb": 1, "python": "3", "bcc": "b", "load_avg_at_start": [0, 0, 0]},
+        "quick": True,
+        "overhead": {
+            "netqtop": "fails",
+            "workloads": {"udp64": {"unit": "pps", "A": s, "txtop": {"ratio": s},
+                                    "txtop_vs_floor": s}},
+            "bpf_stats": {"txtop": {"pps": 1000, "bpf_ns_per_packet": 400.0, "programs": [
+                {"name": "p", "runs_per_packet": 1.0, "ns_per_run": 40.0, "ns_per_packet": 40.0}
+            ]}},
+        },
+        "drain": {"sweep": [{"cap_per_s": 5000, "ringbuf_pages": 64, "records_per_s": 9000,
+                             "traces_per_s": 4500, "ringbuf_lost": 0, "other_lost": 0,
+                             "flood_pps": 500000}], "dashboard_overload": {}},
+        "ui": {"runs": [{"shape": "16x16", "size": "80x24", "interval_s": 1.0,
+                         "cpu_pct_runs": s, "first_frame_s": 0.3, "peak_rss_mb": 40}]},
+        "startup": {"warm": {"first_frame_s": s, "probes_ready_s": s, "exit_s": s}},
+        "memory": {"error": "boom"},
+    }  # fmt: skip
+    md = h.render_markdown(res)
+    for needle in ("| udp64 (pps)", "1.000 [0.900..1.100] (n=3)", "| 5,000 | 64 | 9,000",
+                   "| 16x16 | 80x24 | 1 s", "| warm |", "memory failed: boom"):  # fmt: skip
+        assert needle in md
