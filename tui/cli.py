@@ -895,6 +895,12 @@ def run_dashboard(args: argparse.Namespace, theme: str) -> int:
         raise UsageError(
             "the dashboard needs a terminal; for scripts use --once --format json or --headless"
         )
+    if os.environ.get("TERM", "").strip().lower() == "dumb":
+        # Textual would draw with escape sequences such a terminal prints as garbage.
+        raise UsageError(
+            "this terminal (TERM=dumb) cannot show the full-screen dashboard; "
+            "use --once --format json or --headless"
+        )
     source, recorder = _start(args, recording)
     sink = None
     try:
