@@ -54,7 +54,7 @@ pytestmark = [
 ]
 
 
-def _need_probes() -> None:
+def need_probes() -> None:
     why = probe_prerequisites()
     if why:
         pytest.skip(f"probes cannot run here: {why}")
@@ -144,7 +144,7 @@ def held_by_anyone() -> BpfIds:
     return out
 
 
-def _bpftool(*args: str) -> list[dict]:
+def bpftool_json(*args: str) -> list[dict]:
     res = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout or "[]") or []
@@ -160,9 +160,9 @@ class Loaded:
 
 
 def loaded() -> Loaded:
-    progs = _bpftool("prog", "show")
-    maps = _bpftool("map", "show")
-    links = _bpftool("link", "show")
+    progs = bpftool_json("prog", "show")
+    maps = bpftool_json("map", "show")
+    links = bpftool_json("link", "show")
     all_ids = BpfIds(
         frozenset(p["id"] for p in progs),
         frozenset(m["id"] for m in maps),
@@ -273,7 +273,7 @@ def report(what: str, **numbers: object) -> None:
 # ---- fixtures ----------------------------------------------------------------------------------
 
 
-def _route_dev(ip: str) -> str:
+def route_dev(ip: str) -> str:
     res = subprocess.run(["ip", "-j", "route", "get", ip], capture_output=True, text=True)
     try:
         return str(json.loads(res.stdout)[0].get("dev", ""))
@@ -285,11 +285,11 @@ def _route_dev(ip: str) -> str:
 def traffic_lab() -> Iterator[Lab]:
     """A 4-queue veth lab of this test with a sink in its namespace and a bounded UDP sender
     (at most 2 M datagrams, 110 s, about 5k/s) towards the peer while the test runs."""
-    _need_probes()
+    need_probes()
     tag = f"ss{os.getpid() % 100000}"
     for _ in range(5):
         with Lab(tag=tag, queues=4, subnet=free_lab_subnet()) as lab:
-            if _route_dev(lab.peer_ip) != lab.dev:
+            if route_dev(lab.peer_ip) != lab.dev:
                 continue  # another session's lab took the same /30 meanwhile
             with Sink(lab.ns_argv([]), PORT, seconds=120):
                 argv = sender_argv(
@@ -309,7 +309,7 @@ def traffic_lab() -> Iterator[Lab]:
 @pytest.fixture
 def demo_tag(request) -> Iterator[str]:
     """A demo lab tag of this test; nothing of it may exist before or after."""
-    _need_probes()
+    need_probes()
     name = f"s{os.getpid() % 10000}{len(request.node.name) % 100}"[:8]
     assert lab_state(name) == ([], []), f"a lab tagged {name} exists before the test"
     yield name
