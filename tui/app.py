@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import itertools
 import os
+import select
 import signal
 import threading
 from typing import IO, Any
@@ -51,6 +52,10 @@ MIN_HEIGHT = 24
 WIDE_WIDTH = 160  # from here the queues and softirq panels sit side by side
 INTERVAL_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 EXIT_GRACE_S = 3.0  # after a signal or a lost terminal, force the exit after this long
+# How often the terminal is checked for a hang-up. Without SIGHUP (txtop not the terminal's
+# controlling process) a closed terminal is otherwise noticed only at the next failed write,
+# up to a refresh interval later, while Textual's input thread spins on end-of-file.
+HANGUP_CHECK_S = 0.25
 HEADER_LINES = 2
 FOOTER_LINES = 1
 SEEK_STEP_S = 10.0  # < > (and left/right) in replay
@@ -220,6 +225,8 @@ class TxtopApp(App[int]):
         if self.handle_signals:
             self._install_signal_handlers()
         self.set_interval(1.0, self._check_source)
+        if callable(getattr(getattr(self, "_driver", None), "terminal_hung_up", None)):
+            self.set_interval(HANGUP_CHECK_S, self._check_terminal)
         self._apply_size()
         for notice in self.notices:
             self.notify(notice, timeout=10)
@@ -447,6 +454,11 @@ class TxtopApp(App[int]):
         self.arm_watchdog(128 + sig)
         self.exit(128 + sig, return_code=128 + sig)
 
+    def _check_terminal(self) -> None:
+        driver: Any = getattr(self, "_driver", None)
+        if self.exit_reason != "terminal lost" and driver.terminal_hung_up():
+            self.terminal_lost()
+
     def terminal_lost(self) -> None:
         """The TTY went away (EIO): leave quietly; nobody can see an error message."""
         self.exit_reason = "terminal lost"
@@ -513,6 +525,24 @@ def terminal_driver_class() -> type[Driver]:
         def __init__(self, app: App[Any], **kwargs: Any) -> None:
             super().__init__(app, **kwargs)
             self._file = _GuardedFile(self._file, self._lost)  # type: ignore[arg-type]
+
+        def terminal_hung_up(self) -> bool:
+            """True once the terminal is gone (the pty's other end closed, SSH dropped):
+            a hung-up tty polls as POLLHUP/POLLERR, a live one never does."""
+            poller = select.poll()
+            fds = {self.fileno}
+            try:
+                fds.add(self._file.fileno())
+            except (OSError, ValueError):
+                return True
+            for fd in fds:
+                poller.register(fd, select.POLLIN | select.POLLOUT)
+            try:
+                events = poller.poll(0)
+            except OSError:
+                return True
+            bad = select.POLLHUP | select.POLLERR | select.POLLNVAL
+            return any(mask & bad for _fd, mask in events)
 
         def _lost(self) -> None:
             app = self._app
