@@ -17,6 +17,7 @@ Traffic goes only to the peer of a lab made here (probes/lab.py), from bounded s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 from senders import Sink, free_lab_subnet, sender_argv
 from test_cli import TXTOP, PtyRun
@@ -44,6 +46,7 @@ FREED_S = 5.0  # the kernel frees programs of closed descriptors asynchronously 
 PORT = 5401
 STOP_HOW = ["SIGINT", "SIGTERM", "SIGHUP", "hangup"]
 EXIT_CODE = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129, "hangup": 129}
+TIOCVHANGUP = 0x5437  # <asm-generic/ioctls.h>; Python's termios does not name it
 ALT_SCREEN_OFF = b"\x1b[?1049l"
 CURSOR_ON = b"\x1b[?25h"
 _CSI = re.compile(rb"\x1b\[[0-9;?<>=]*[A-Za-z]")
@@ -254,11 +257,33 @@ def end(run: PtyRun) -> None:
     run.finish()
 
 
+def hang_up(pid: int) -> None:
+    """Hang up the terminal of process ``pid`` as the kernel does when the pty's master side
+    closes (an SSH connection dropping): tty_vhangup - SIGHUP to the session leader, reads
+    at end-of-file, writes fail with EIO. PtyRun.close_master alone is not enough: its reader
+    thread sits in read() on the master, which keeps it open until txtop next writes."""
+    fd = os.open(os.readlink(f"/proc/{pid}/fd/0"), os.O_RDWR | os.O_NOCTTY)
+    try:
+        fcntl.ioctl(fd, TIOCVHANGUP)
+    finally:
+        os.close(fd)
+
+
+def exited(pid: int) -> bool:
+    """Gone or a zombie (an orphan is reaped by init, which may take its time)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
 def stop(run: PtyRun, how: str) -> tuple[int, float]:
     """End the session ``how``; (exit status, seconds from the signal to the exit)."""
     started = time.monotonic()
-    if how == "hangup":
-        run.close_master()  # the SSH connection drops: SIGHUP, then EIO on the tty
+    if how == "hangup":  # the SSH connection drops: SIGHUP, then EIO on the tty
+        hang_up(run.proc.pid)
+        run.close_master()
     else:
         run.proc.send_signal(getattr(signal, how))
     rc = run.proc.wait(EXIT_LIMIT_S + 10)
@@ -351,6 +376,35 @@ def test_live_dashboard_stop_leaves_no_bpf_and_restores_the_terminal(traffic_lab
         txtop_progs_before=len(before.txtop.progs),
         txtop_progs_after=len(after.txtop.progs),
     )
+
+
+def test_hung_up_terminal_without_sighup_ends_the_session_quickly(traffic_lab: Lab):
+    """txtop is not the terminal's controlling process (`setsid --wait` in between, as when
+    a wrapper owns the session): the hang-up's SIGHUP goes to the wrapper, and txtop learns
+    of it only from the terminal itself. At -d 30 nothing is written for 30 s: it must not
+    wait for a failed write (it did: 28 s at ~80% CPU, Textual's input thread spinning on
+    end-of-file)."""
+    before = loaded()
+    run = PtyRun("-i", traffic_lab.dev, "-d", "30", cols=120, rows=30, prefix=("setsid", "--wait"))
+    child = 0
+    try:
+        wait_for(lambda: bool(psutil.Process(run.proc.pid).children()), "txtop under setsid", 10)
+        child = psutil.Process(run.proc.pid).children()[0].pid
+        assert os.getsid(child) == child != os.getsid(run.proc.pid)
+        held = wait_attached(child)
+        run.wait_for("sampling 1/", timeout=PROBES_UP_S)
+        started = time.monotonic()
+        hang_up(child)
+        wait_for(lambda: exited(child), "txtop to notice the hang-up", 35)
+        took = time.monotonic() - started
+        assert run.proc.wait(5) == -signal.SIGHUP  # the wrapper got the signal, not txtop
+    finally:
+        if child and not exited(child):
+            os.kill(child, signal.SIGKILL)
+        end(run)
+    assert took < EXIT_LIMIT_S, f"exit took {took:.2f} s after the hang-up"
+    assert_nothing_left(held, before)
+    report("live hang-up without SIGHUP", exit_s=f"{took:.2f}", held=held.counts())
 
 
 # ---- signals and hang-ups: --demo ----------------------------------------------------------------
