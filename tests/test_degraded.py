@@ -293,6 +293,41 @@ def test_too_small_terminal_says_so_recovers_and_quits(cols: int, rows: int):
     assert "\x1b[?1049l" in run.text()
 
 
+# ---- recordings that cannot be read ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["unreadable", "fifo", "device", "proc"])
+def test_a_recording_that_cannot_be_read_is_one_line_and_exit_2(tmp_path: Path, kind: str):
+    """Beside test_replay_cli's damaged files: no permission, and files that are not regular
+    (a FIFO would block an open() for ever, a device never ends)."""
+    prefix: tuple[str, ...] = ()
+    if kind == "unreadable":
+        if os.geteuid() != 0:
+            pytest.skip("needs root to make a file only root can read")
+        path = tmp_path / "secret.txtop"
+        shutil.copy(Path(__file__).parent.parent / "probes" / "data" / "demo.txtop", path)
+        os.chmod(path, 0o600)  # root's only (and so are the directories above it)
+        prefix = NOBODY
+    elif kind == "fifo":
+        path = tmp_path / "fifo.txtop"
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    else:
+        path = Path("/proc/self/mem")
+    for mode in (("--once",), ("--headless",)):
+        res = subprocess.run(  # noqa: S603 - fixed argv
+            [*prefix, *TXTOP, "--replay", str(path), *mode],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        assert res.returncode == 2, (mode, res.stderr)
+        assert res.stderr.startswith(f"txtop: error: {path}: "), res.stderr
+        assert res.stderr.count("\n") == 1 and res.stdout == "", res.stderr
+
+
 # ---- the helper: mount, then run ------------------------------------------------------------------
 
 
