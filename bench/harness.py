@@ -879,7 +879,7 @@ def key_latency(run: TmuxRun, key: str, needle: str, back: str, timeout: float =
 
 def run_drain(traffic: Traffic, quick: bool, seconds: float) -> dict[str, Any]:
     if quick:
-        plan = [(5_000, 64), (20_000, 64)]
+        plan = [(2_000, 64), (10_000, 64)]
     else:
         plan = [(c, 64) for c in (2_000, 5_000, 10_000, 20_000, 50_000, 1_000_000)]
         plan += [(c, 1024) for c in (20_000, 50_000, 1_000_000)]
