@@ -530,6 +530,7 @@ class BpftraceFloor(Observer):
             raise RuntimeError("bpftrace did not load its program within 15 s")
         time.sleep(0.05)
         self.ready_s = time.monotonic() - t0
+        self.info["ready_s"] = round(self.ready_s, 3)
 
     def stop(self) -> None:
         if self.proc is not None:
