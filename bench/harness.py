@@ -1034,7 +1034,9 @@ class TmuxRun:
         while self.alive() and time.monotonic() < t + 10:
             time.sleep(0.01)
         took = time.monotonic() - t
-        self.tmux("kill-session", "-t", self.session, check=False)
+        self.tmux("kill-server", check=False)  # our private server: nothing else lives there
+        tmpdir = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+        (tmpdir / self.socket).unlink(missing_ok=True)
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
