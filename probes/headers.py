@@ -13,11 +13,13 @@ trees); ``build_merged_tree`` does the work; ``prepare_headers`` is the thin glu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,7 @@ class HeaderPlan:
       "cached"   - a fallback tree built earlier is ready at ``tree``.
       "build"    - a fallback tree must be built at ``tree`` from ``arch_dir`` + ``common_dir``.
       "none"     - nothing usable: ``reason`` says why and ``fix`` how to fix it.
+      "user"     - the user exported BCC_KERNEL_SOURCE; it is used as given.
     """
 
     kind: str
@@ -305,17 +308,52 @@ def current_plan(cache_root: Path = DEFAULT_CACHE_ROOT) -> HeaderPlan:
     )
 
 
+# A BCC_KERNEL_SOURCE the user exported before starting txtop wins over our own choice.
+# Read once at import: later, this process's environment also holds our own fallback choice.
+_USER_KERNEL_SOURCE = os.environ.get("BCC_KERNEL_SOURCE", "")
+
+
+def user_kernel_source() -> str:
+    return _USER_KERNEL_SOURCE
+
+
 def prepare_headers(cache_root: Path = DEFAULT_CACHE_ROOT) -> tuple[HeaderPlan, str]:
     """Make headers usable for bcc in this process. Returns (plan, notice).
 
-    Sets ``BCC_KERNEL_SOURCE`` in this process's environment only when a fallback is used.
+    The environment is not touched here: wrap the compile in ``kernel_source_env(plan)`` so
+    the variable exists only while bcc compiles (never inherited by children or later code).
     Raises HeadersError with a one-line reason (and fix command) when there are none.
     """
+    if _USER_KERNEL_SOURCE:
+        user_tree = Path(_USER_KERNEL_SOURCE)
+        if not (user_tree / "include").is_dir():
+            raise HeadersError(
+                f"BCC_KERNEL_SOURCE={user_tree} has no include/ directory; fix: unset it or "
+                "point it at a kernel header tree"
+            )
+        plan = HeaderPlan(kind="user", release=os.uname().release, tree=user_tree)
+        return plan, f"kernel headers from BCC_KERNEL_SOURCE={user_tree} (set by you)"
     plan = current_plan(cache_root)
     if plan.kind == "none":
         raise HeadersError(f"{plan.reason}; fix: {plan.fix}")
     if plan.kind == "build":
         build_merged_tree(plan)
-    if plan.tree is not None:
-        os.environ["BCC_KERNEL_SOURCE"] = str(plan.tree)
     return plan, plan.notice
+
+
+@contextlib.contextmanager
+def kernel_source_env(plan: HeaderPlan) -> Iterator[None]:
+    """Point bcc (libbcc reads BCC_KERNEL_SOURCE with getenv at compile time) at the plan's
+    tree for the duration of the block, then restore what was there."""
+    if plan.tree is None:
+        yield
+        return
+    before = os.environ.get("BCC_KERNEL_SOURCE")
+    os.environ["BCC_KERNEL_SOURCE"] = str(plan.tree)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("BCC_KERNEL_SOURCE", None)
+        else:
+            os.environ["BCC_KERNEL_SOURCE"] = before

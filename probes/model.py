@@ -180,8 +180,11 @@ class PacketTrace:
 class ProbeStatus:
     state: str  # "running" | "unavailable" | "starting" | "off"
     reason: str = ""
-    lost_events: int = 0
-    breakdown: Mapping[str, int] = field(default_factory=dict)  # per-probe loss counters
+    lost_events: int = 0  # txtop's own pipeline: ring buffer full, track table full, lost tracks
+    breakdown: Mapping[str, int] = field(default_factory=dict)  # per-probe counters of both
+    # Tracepoint runs the kernel skipped because another BPF program was running on that CPU
+    # (bpf_prog_info.recursion_misses, "skipped:<program>" in the breakdown).
+    skipped_runs: int = 0
     sampling: Mapping[str, int] = field(default_factory=dict)  # {"every": N, "max_per_s": R}
     unavailable: Mapping[str, str] = field(default_factory=dict)  # stage/counter -> reason
     notice: str = ""  # e.g. "using fallback kernel headers from ..."

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import decode
+from . import headers as headers_mod
 from .headers import DEFAULT_CACHE_ROOT, HeadersError, current_plan, prepare_headers
 from .kallsyms import KernelSymbols
 from .model import PacketTrace, ProbeStatus
@@ -148,6 +149,8 @@ def probe_prerequisites() -> str | None:
         )
     if tracefs_root() is None and not TRACEFS_CANDIDATES[0].is_dir():
         return "no tracefs: this kernel has no /sys/kernel/tracing (CONFIG_FTRACE off?)"
+    if headers_mod.user_kernel_source():
+        return None  # the user's own header tree; prepare_headers checks it
     try:
         plan = current_plan()
     except OSError as exc:
@@ -380,18 +383,24 @@ class Tracer:
             raise TracerError(why)
         root = _mount_tracefs()
         try:
-            _plan, self._notice = prepare_headers(self._header_cache)
+            plan, self._notice = prepare_headers(self._header_cache)
         except HeadersError as exc:
             raise TracerError(str(exc)) from None
         defines, formats = self._probe_defines(root)
         kfree = formats.get("skb:kfree_skb", "")
         self._drop_reasons = decode.parse_drop_reasons(kfree)
 
-        from bcc import BPF  # deferred: importing bcc costs time and needs root to be useful
+        try:  # deferred: importing bcc costs time and needs root to be useful
+            from bcc import BPF
+        except Exception as exc:  # a broken install raises anything from ImportError to OSError
+            raise TracerError(
+                f"bcc is installed but fails to import ({str(exc)[:80] or type(exc).__name__}); "
+                "fix: apt-get install --reinstall python3-bpfcc, then ./setup.sh"
+            ) from None
 
         text = SRC.read_bytes()
         cflags = CFLAGS + [f"-D{d}" for d in defines]
-        with _stderr_captured() as err:
+        with _stderr_captured() as err, headers_mod.kernel_source_env(plan):
             try:
                 bpf = BPF(text=text, cflags=cflags)
             except Exception as exc:
@@ -797,11 +806,17 @@ class Tracer:
             "decode_errors": self._decode_errors,
         }
         breakdown.update({k: v for k, v in extra.items() if v})
-        breakdown.update(self._recursion_misses())
+        # Loss in txtop's own pipeline (full ring buffer or track table, dropped tracks) is
+        # kept apart from runs the kernel skipped because another BPF program was active on
+        # that CPU: those are real blind spots too, but no setting of ours can remove them.
+        lost = sum(breakdown.values())
+        skipped = self._recursion_misses()
+        breakdown.update(skipped)
         self.dql_stalls = stats[S_DQL_STALL]
         return ProbeStatus(
             state="running",
-            lost_events=sum(breakdown.values()),
+            lost_events=lost,
+            skipped_runs=sum(skipped.values()),
             breakdown=breakdown,
             sampling={
                 **self._sampling(stats[S_SAMPLED], stats[S_RATE_LIMITED]),

@@ -156,3 +156,24 @@ def test_real_distro_headers_build_a_usable_tree(tmp_path: Path) -> None:
     assert (tree / "include/linux/kconfig.h").is_file()
     assert (tree / "include/generated/autoconf.h").is_file()
     assert (tree / "arch/x86/include/asm/ptrace.h").is_file() or os.uname().machine != "x86_64"
+
+
+def test_a_users_bcc_kernel_source_wins(tmp_path, monkeypatch):
+    tree = tmp_path / "mytree"
+    (tree / "include").mkdir(parents=True)
+    monkeypatch.setattr(headers, "_USER_KERNEL_SOURCE", str(tree))
+    monkeypatch.delenv("BCC_KERNEL_SOURCE", raising=False)
+    plan, notice = headers.prepare_headers(tmp_path / "cache")
+    assert plan.kind == "user" and plan.tree == tree
+    with headers.kernel_source_env(plan):
+        assert os.environ["BCC_KERNEL_SOURCE"] == str(tree)
+    assert "BCC_KERNEL_SOURCE" not in os.environ  # only while bcc compiles
+    assert "set by you" in notice
+    assert not (tmp_path / "cache").exists()  # no fallback tree was built
+
+
+def test_a_users_bcc_kernel_source_without_headers_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(headers, "_USER_KERNEL_SOURCE", str(tmp_path / "empty"))
+    with pytest.raises(HeadersError) as exc:
+        headers.prepare_headers(tmp_path / "cache")
+    assert "BCC_KERNEL_SOURCE" in str(exc.value) and "\n" not in str(exc.value)

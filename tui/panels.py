@@ -703,6 +703,9 @@ def probe_frags(snapshot: Snapshot | None) -> Line:
                 out.append((f" (max {fmt_si(cap)}/s)", "text"))
         out.append(("  lost ", "text"))
         out.append((str(p.lost_events), "alert" if p.lost_events else "dim"))
+        if p.skipped_runs:  # another BPF program was running on that CPU: kernel's choice
+            out.append(("  skipped ", "text"))
+            out.append((fmt_si(p.skipped_runs), "warn"))
         if p.unavailable:
             out.append((f"  partial: {', '.join(sorted(p.unavailable))} unavailable", "warn"))
     elif p.state == "unavailable":
