@@ -422,3 +422,29 @@ def test_command_line_filter_starts_the_waterfall_filtered():
             assert sorted(p.sport for p in waterfall.shown_packets()) == [41001, 41002]
 
     run(main())
+
+
+def test_tables_refresh_at_most_twice_a_second_at_10_hz_but_catch_up():
+    """At a 0.1 s refresh the header follows every tick, the queue/CPU tables are rebuilt at
+    most every TABLE_MIN_INTERVAL_S, and the newest snapshot still reaches them."""
+    from txtop.tui import app as app_mod
+
+    async def main():
+        source = fx.ManualSource(fx.idle_vm(), interval_s=0.1)
+        app = TxtopApp(source)
+        rebuilds = []
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.shown is not None, "first snapshot")
+            original = app._show_tables
+            app._show_tables = lambda snap: (rebuilds.append(snap), original(snap))
+            busy = fx.busy_lab()
+            for _ in range(8):
+                source.push(busy)
+                await pilot.pause(0.02)
+            assert app.shown is busy
+            assert len(rebuilds) <= 2  # 8 ticks within ~0.2 s: not 8 rebuilds
+            await until(pilot, lambda: rebuilds and rebuilds[-1] is busy, "tables catch up")
+            assert any("tx-1" in line for line in queues_text(app))
+            assert app_mod.TABLE_MIN_INTERVAL_S <= 0.5
+
+    run(main())

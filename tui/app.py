@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import threading
+import time
 from typing import IO, Any
 
 from textual import events
@@ -63,6 +64,11 @@ REPLAY_ACTIONS = ("replay_step", "replay_seek")
 
 
 _arrival_seq = itertools.count()
+
+
+# Queue and CPU tables refresh at most twice a second (../shared/notes/textual.md: tables cost
+# several times more than meters; the waterfall is the part that moves at 10 Hz).
+TABLE_MIN_INTERVAL_S = 0.5
 
 
 class SnapshotArrived(Message):
@@ -165,6 +171,8 @@ class TxtopApp(App[int]):
         self.ticks = 0  # snapshots received in total
         self.latest: Snapshot | None = None  # newest snapshot received
         self.shown: Snapshot | None = None  # snapshot the panels currently show
+        self._tables_at = 0.0  # monotonic time the queue/CPU tables were last rebuilt
+        self._tables_timer: Any = None
         self.exit_reason = ""
         self._source_error_shown = False
         self._watchdog: threading.Timer | None = None
@@ -333,11 +341,30 @@ class TxtopApp(App[int]):
 
     def _show(self, snapshot: Snapshot) -> None:
         self.shown = snapshot
+        # The header and the waterfall follow every tick; the queue and CPU tables are
+        # rebuilt at most TABLE_MIN_INTERVAL_S apart (a person cannot read tables at 10 Hz,
+        # and rebuilding them was most of the UI's cost at a 0.1 s refresh). The newest
+        # snapshot always reaches them: a timer catches up when ticks stop.
+        now = time.monotonic()
+        wait_s = TABLE_MIN_INTERVAL_S - (now - self._tables_at)
         with self.batch_update():
             self.query_one(HeaderBar).set(snapshot, mode=snapshot.mode)
-            self._relayout()
-            self.query_one(QueuesPanel).update_snapshot(snapshot)
-            self.query_one(CpusPanel).update_snapshot(snapshot)
+            if self.source.interval_s >= TABLE_MIN_INTERVAL_S or wait_s <= 0:
+                self._show_tables(snapshot)
+            elif self._tables_timer is None:
+                self._tables_timer = self.set_timer(wait_s, self._catch_up_tables)
+
+    def _show_tables(self, snapshot: Snapshot) -> None:
+        self._tables_at = time.monotonic()
+        self._relayout()
+        self.query_one(QueuesPanel).update_snapshot(snapshot)
+        self.query_one(CpusPanel).update_snapshot(snapshot)
+
+    def _catch_up_tables(self) -> None:
+        self._tables_timer = None
+        if self.shown is not None:
+            with self.batch_update():
+                self._show_tables(self.shown)
 
     async def _reset_waterfall(self) -> None:
         old = self.query_one(Waterfall)
