@@ -515,3 +515,38 @@ async def test_mono_theme_uses_distinct_fills() -> None:
         await pilot.pause()
         assert wf.mono
         assert len(set(FILL_ASCII.values())) == len(FILL_ASCII)
+
+
+def test_inspector_says_hand_off_not_free_on_devices_without_tx_completion():
+    from txtop.probes.model import PacketTrace
+    from txtop.tui.inspector import _track_meaning
+
+    stages = {"sendto": 1, "dev_queue": 2, "start_xmit": 3, "xmit": 4}
+    veth = PacketTrace(
+        pid=1,
+        tid=1,
+        comm="x",
+        dev="veth0",
+        ifindex=3,
+        queue=0,
+        len=60,
+        gso_segs=0,
+        stages=stages,
+        cpus={},
+        track="complete",
+    )
+    assert "hand-off" in _track_meaning(veth) and "free was seen" not in _track_meaning(veth)
+    nic = PacketTrace(
+        pid=1,
+        tid=1,
+        comm="x",
+        dev="eth0",
+        ifindex=2,
+        queue=0,
+        len=60,
+        gso_segs=0,
+        stages={**stages, "free": 9},
+        cpus={},
+        track="complete",
+    )
+    assert "free was seen" in _track_meaning(nic)

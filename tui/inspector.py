@@ -39,8 +39,20 @@ IP_PROTOCOLS = {v: k for k, (f, v) in PROTOCOLS.items() if f == "l4"}
 TXQ_STATE_BITS = ("DRV_XOFF", "STACK_XOFF", "FROZEN")
 # ndo_start_xmit return codes (netdev_tx_t) and the qdisc-layer NET_XMIT_* values.
 XMIT_RC = {0x00: "NETDEV_TX_OK", 0x10: "NETDEV_TX_BUSY", 0x01: "NET_XMIT_DROP", 0x02: "NET_XMIT_CN"}
+
+
+def _track_meaning(packet: PacketTrace) -> str:
+    if packet.track == "complete" and "free" not in packet.stages and "xmit" in packet.stages:
+        return TRACK_MEANING["handed_on"]
+    return TRACK_MEANING.get(packet.track, "")
+
+
 TRACK_MEANING = {
     "complete": "every stage up to the free was seen for this skb",
+    # On devices without TX completion (veth, lo) the track ends when the driver hands the
+    # skb on at net_dev_xmit; the free happens on the receiving side and is not this packet's.
+    "handed_on": "every stage up to the hand-off was seen; this device has no TX completion "
+    "(the skb went on to the receiver at xmit)",
     "lost": "the skb was replaced before its next stage (software GSO segments or a copy); "
     "later stages are not shown because they belong to other skbs",
     "aged": "no further stage was seen before the tracer gave up on it "
@@ -177,7 +189,7 @@ def inspect_packet(
         ("device", f"{packet.dev} (ifindex {packet.ifindex}), TX queue {queue}"),
         ("length", f"{packet.len} bytes" + _gso(packet)),
         ("protocol", _protocol(packet)),
-        ("track", f"{packet.track}: {TRACK_MEANING.get(packet.track, '')}"),
+        ("track", f"{packet.track}: {_track_meaning(packet)}"),
         ("total", _total(packet, ascii)),
         ("txq_state", describe_txq_state(packet.txq_state)),
         ("xmit rc", describe_xmit_rc(packet.xmit_rc)),
