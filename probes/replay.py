@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .latency import LatencyWindow
-from .model import CpuRow, QueueRow, Snapshot, TxStats
+from .model import CpuRow, Snapshot, TxStats
 from .source import SnapshotSource
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -261,7 +261,8 @@ def aggregate(snapshots: Sequence[Snapshot]) -> Snapshot:
         if qdisc is not None:
             qs = [(w, r.qdisc) for w, r in hist if r.qdisc is not None]
             qdisc = dataclasses.replace(qdisc, **_weighted(qs, ("drops_per_s", "requeues_per_s")))
-        queues.append(_replace_queue(row, tx, qdisc, per_queue.get((row.ifindex, row.queue), {})))
+        latency = dict(per_queue.get((row.ifindex, row.queue), {}))
+        queues.append(dataclasses.replace(row, tx=tx, qdisc=qdisc, latency_ns=latency))
     return dataclasses.replace(
         last,
         interval_s=round(window_s, 6),
@@ -272,7 +273,3 @@ def aggregate(snapshots: Sequence[Snapshot]) -> Snapshot:
         latency_ns=dict(lat.overall()),
         replay=None,
     )
-
-
-def _replace_queue(row: QueueRow, tx: Any, qdisc: Any, latency: Any) -> QueueRow:
-    return dataclasses.replace(row, tx=tx, qdisc=qdisc, latency_ns=dict(latency))
