@@ -93,6 +93,36 @@ class _Raw:
     cpu_times: dict[int, CpuTimes] = field(default_factory=dict)
     tracer_queues: Mapping[tuple[int, int], QueueCounters] = field(default_factory=dict)
     tracer_cpus: Mapping[int, CpuSoftirqCounters] = field(default_factory=dict)
+    # Trace windows (probes/duty.py): cumulative seconds the probe groups were attached, and
+    # the last estimates, shown again for an interval in which no window was open.
+    traced_s: float | None = None
+    traced_late_s: float | None = None
+    tx_held: dict[tuple[int, int], TxStats] = field(default_factory=dict)
+    cpu_held: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Spans:
+    """Seconds over which this tick's tracer counters grew: the interval when the probes are
+    always attached, the open time of the trace windows otherwise (0: none was open)."""
+
+    sampling_s: float
+    late_s: float
+    windowed: bool  # attached for less than the whole interval
+
+
+WINDOWED_BELOW = 0.98  # attached for less than this share of the interval: rates are estimates
+
+
+def _spans(raw: _Raw, old: _Raw, interval_s: float) -> _Spans:
+    if raw.traced_s is None or raw.traced_late_s is None or old.traced_s is None:
+        return _Spans(interval_s, interval_s, False)
+    sampling_s = max(0.0, raw.traced_s - old.traced_s)
+    late_s = max(0.0, raw.traced_late_s - (old.traced_late_s or 0.0))
+    windowed = interval_s > 0 and sampling_s < WINDOWED_BELOW * interval_s
+    return _Spans(
+        sampling_s if windowed else interval_s, late_s if windowed else interval_s, windowed
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -224,8 +254,11 @@ class Collector:
             cpu_times=cpu_times,
             tracer_queues=_current_queues(reading.queues, devices) if reading else {},
             tracer_cpus=reading.cpus if reading else {},
+            traced_s=reading.traced_s if reading else None,
+            traced_late_s=reading.traced_late_s if reading else None,
         )
         old = prev if prev is not None else _Raw(mono_ns=now_ns)
+        spans = _spans(raw, old, interval_s)
 
         packets = tuple(sorted(reading.packets, key=lambda p: p.first_ns)) if reading else ()
         self.latency.add(packets, now_ns)
@@ -235,16 +268,19 @@ class Collector:
         queue_rows: list[QueueRow] = []
         for dev in devices:
             qrows, root_kind = self._queue_rows(
-                dev, qdiscs, raw, old, interval_s, per_queue_latency, problems
+                dev, qdiscs, raw, old, interval_s, spans, per_queue_latency, problems
             )
             queue_rows.extend(qrows)
             device_rows.append(self._device_row(dev, raw, old, interval_s, qrows, root_kind))
 
-        cpu_rows = self._cpu_rows(raw, old, interval_s, reading is not None)
+        cpu_rows = self._cpu_rows(raw, old, interval_s, spans, reading is not None)
         self._prev = raw
 
         if probes_override is not None:
             probes = probes_override
+        elif reading is not None and raw.traced_s is not None and interval_s > 0:
+            traced = 100.0 * spans.sampling_s / interval_s if spans.windowed else 100.0
+            probes = dataclasses.replace(probes, traced_pct=round(min(100.0, traced), 1))
         if problems:
             probes = dataclasses.replace(probes, unavailable={**probes.unavailable, **problems})
         return Snapshot(
@@ -320,6 +356,7 @@ class Collector:
         raw: _Raw,
         old: _Raw,
         interval_s: float,
+        spans: _Spans,
         latency: Mapping[tuple[int, int], Mapping],
         problems: dict[str, str],
     ) -> tuple[list[QueueRow], str | None]:
@@ -338,7 +375,7 @@ class Collector:
             qdisc = mapped.get(queue)
             if qdisc is not None:
                 qdisc = self._qdisc_rates(dev.ifindex, qdisc, raw, old, interval_s)
-            tx = self._tx_stats(dev.ifindex, queue, qdisc, raw, old, interval_s, probe_devs)
+            tx = self._tx_stats(dev.ifindex, queue, qdisc, raw, old, interval_s, spans, probe_devs)
             rows.append(
                 QueueRow(
                     dev=dev.name,
@@ -384,38 +421,66 @@ class Collector:
         raw: _Raw,
         old: _Raw,
         interval_s: float,
+        spans: _Spans,
         probe_devs: set[int],
     ) -> TxStats | None:
         key = (ifindex, queue)
         counters = raw.tracer_queues.get(key)
         if counters is None and ifindex in probe_devs:
             counters = QueueCounters()  # the tracer watches this device; no packets yet
-        if counters is not None:
-            # net_dev_start_xmit / net_dev_xmit / qdisc_dequeue counters from the BPF maps
-            b = old.tracer_queues.get(key)
-            return TxStats(
-                pps=rate(b.packets if b else None, counters.packets, interval_s),
-                bps=8 * rate(b.bytes if b else None, counters.bytes, interval_s),
-                packets=counters.packets,
-                bytes=counters.bytes,
-                source="probe",
-                gso_segs=counters.gso_segs,
-                errors=counters.errors,
-                stopped=counters.stopped,
-                errors_per_s=rate(b.errors if b else None, counters.errors, interval_s),
-                stopped_per_s=rate(b.stopped if b else None, counters.stopped, interval_s),
-            )
+        from_qdisc = None
         if qdisc is not None and qdisc.per_queue:
             # An mq child only sees this queue's packets: its dequeue counters are its rate.
             before = old.qdiscs.get(self._qdisc_key(ifindex, qdisc))
-            return TxStats(
+            from_qdisc = TxStats(
                 pps=rate(before[1] if before else None, qdisc.packets, interval_s, U32),
                 bps=8 * rate(before[0] if before else None, qdisc.bytes, interval_s),
                 packets=qdisc.packets,
                 bytes=qdisc.bytes,
                 source="qdisc",
             )
-        return None
+        if counters is None:
+            return from_qdisc
+        # net_dev_start_xmit / net_dev_xmit / qdisc_dequeue counters from the BPF maps; they
+        # grow only while the probes are attached (spans.late_s of this interval).
+        b = old.tracer_queues.get(key)
+        span = spans.late_s
+        if spans.windowed and span <= 0:
+            held = old.tx_held.get(key)  # no window this interval: the last estimate stands
+            if held is not None:
+                raw.tx_held[key] = held
+                return held if from_qdisc is None else self._exact_rates(held, from_qdisc)
+        tx = TxStats(
+            pps=rate(b.packets if b else None, counters.packets, span),
+            bps=8 * rate(b.bytes if b else None, counters.bytes, span),
+            packets=counters.packets,
+            bytes=counters.bytes,
+            source="probe",
+            gso_segs=counters.gso_segs,
+            errors=counters.errors,
+            stopped=counters.stopped,
+            errors_per_s=rate(b.errors if b else None, counters.errors, span),
+            stopped_per_s=rate(b.stopped if b else None, counters.stopped, span),
+            estimated=spans.windowed,
+        )
+        if spans.windowed:
+            raw.tx_held[key] = tx
+            if from_qdisc is not None:
+                return self._exact_rates(tx, from_qdisc)
+        return tx
+
+    @staticmethod
+    def _exact_rates(probe: TxStats, qdisc: TxStats) -> TxStats:
+        """Between trace windows an mq child's counters are still exact: its packet and byte
+        rates replace the estimates; the probes add what only they see."""
+        return dataclasses.replace(
+            qdisc,
+            gso_segs=probe.gso_segs,
+            errors=probe.errors,
+            stopped=probe.stopped,
+            errors_per_s=probe.errors_per_s,
+            stopped_per_s=probe.stopped_per_s,
+        )
 
     @staticmethod
     def _device_row(
@@ -446,10 +511,12 @@ class Collector:
         )
 
     @staticmethod
-    def _cpu_rows(raw: _Raw, old: _Raw, interval_s: float, probing: bool) -> list[CpuRow]:
+    def _cpu_rows(
+        raw: _Raw, old: _Raw, interval_s: float, spans: _Spans, probing: bool
+    ) -> list[CpuRow]:
         cpus = sorted(raw.cpu_times) or sorted(raw.softnet) or sorted(raw.softirqs)
         pct = softirq_time_pct(old.cpu_times, raw.cpu_times)
-        interval_ns = interval_s * 1e9
+        span_ns = spans.sampling_s * 1e9
         rows = []
         for cpu in cpus:
             tx_rx = raw.softirqs.get(cpu)
@@ -458,11 +525,18 @@ class Collector:
             b_sn = old.softnet.get(cpu)
             net_tx_time = net_rx_time = None
             if probing:
-                # irq:softirq_entry -> softirq_exit time summed per CPU by the tracer
+                # irq:softirq_entry -> softirq_exit time summed per CPU by the tracer, over the
+                # time its probes were attached
                 t = raw.tracer_cpus.get(cpu) or CpuSoftirqCounters()
                 bt = old.tracer_cpus.get(cpu)
-                net_tx_time = _share(bt.net_tx_ns if bt else None, t.net_tx_ns, interval_ns)
-                net_rx_time = _share(bt.net_rx_ns if bt else None, t.net_rx_ns, interval_ns)
+                held = old.cpu_held.get(cpu)
+                if spans.windowed and span_ns <= 0 and held is not None:
+                    net_tx_time, net_rx_time = held
+                else:
+                    net_tx_time = _share(bt.net_tx_ns if bt else None, t.net_tx_ns, span_ns)
+                    net_rx_time = _share(bt.net_rx_ns if bt else None, t.net_rx_ns, span_ns)
+                if spans.windowed:
+                    raw.cpu_held[cpu] = (net_tx_time, net_rx_time)
             rows.append(
                 CpuRow(
                     cpu=cpu,

@@ -79,6 +79,10 @@ class TxStats:
     stopped: int | None = None  # qdisc_dequeue saw the txq stopped (XOFF)
     errors_per_s: float | None = None
     stopped_per_s: float | None = None
+    # True when the probes were attached only part of the interval (trace windows): pps, bps
+    # and the per-second rates are extrapolated from the windows; the cumulative counters
+    # then count only what passed while attached.
+    estimated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,13 @@ class ProbeStatus:
     unavailable: Mapping[str, str] = field(default_factory=dict)  # stage/counter -> reason
     notice: str = ""  # e.g. "using fallback kernel headers from ..."
     filters: Mapping[str, Any] = field(default_factory=dict)
+    # Trace windows (probes/duty.py): "auto" | "fixed" ("" before the tracer ran, or from a
+    # recording made before windows existed); the duty in force (100 = always attached); and
+    # the share of the last interval the per-packet probes really were attached. Below 100,
+    # per-queue probe rates and softirq time shares are estimates from the windows.
+    trace_mode: str = ""
+    trace_duty_pct: float | None = None
+    traced_pct: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

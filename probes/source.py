@@ -51,6 +51,12 @@ class TracerReading:
     packets: tuple[PacketTrace, ...] = ()  # traces finished since the last reading
     queues: Mapping[tuple[int, int], QueueCounters] = field(default_factory=dict)
     cpus: Mapping[int, CpuSoftirqCounters] = field(default_factory=dict)
+    # Cumulative seconds the probes were attached (probes/duty.py trace windows): the sampling
+    # group (softirq raises/runs/time start there) and the late group (per-queue counters).
+    # Counters grow only while attached, so their rates are deltas over these, not over the
+    # wall clock. None: the source does not window (always attached).
+    traced_s: float | None = None
+    traced_late_s: float | None = None
 
 
 class SnapshotSource(ABC):

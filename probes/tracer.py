@@ -32,6 +32,7 @@ from typing import Any
 
 from . import decode
 from . import headers as headers_mod
+from .duty import CLOSED, CONTINUOUS_MEASURE_S, DEFAULT_BUDGET, OPEN, Step, TraceWindows
 from .headers import DEFAULT_CACHE_ROOT, HeadersError, current_plan, prepare_headers
 from .kallsyms import KernelSymbols
 from .model import PacketTrace, ProbeStatus
@@ -78,6 +79,12 @@ PROBE_IDS = (
 ) = range(9)
 
 
+# Hook groups (see probes/duty.py): "always" stays attached; between trace windows the
+# "sampling" group (where tracks and softirq timings start) is detached first, the "late"
+# group (later stages, syscall returns, per-queue counters) once the window's tracks ended.
+ALWAYS, LATE, SAMPLING = "always", "late", "sampling"
+
+
 @dataclass(frozen=True, slots=True)
 class Probe:
     """One tracepoint the program uses, and what is lost without it."""
@@ -85,8 +92,9 @@ class Probe:
     category: str
     event: str
     define: str  # -D symbol that compiles it in
-    raw_fn: str | None = None  # attached by hand as a raw tracepoint (else bcc autoloads it)
+    raw_fn: str | None = None  # a raw tracepoint program (else the classic TRACEPOINT_PROBE)
     feature: str = ""  # stage or counter name reported in status.unavailable
+    group: str = LATE
 
     @property
     def name(self) -> str:
@@ -94,25 +102,46 @@ class Probe:
 
 
 PROBES: tuple[Probe, ...] = (
-    Probe("syscalls", "sys_enter_sendto", "TXTOP_HAVE_SYS_SENDTO", feature="sendto"),
+    Probe("syscalls", "sys_enter_sendto", "TXTOP_HAVE_SYS_SENDTO", None, "sendto", SAMPLING),
     Probe("syscalls", "sys_exit_sendto", "TXTOP_HAVE_SYS_SENDTO", feature="sendto"),
-    Probe("syscalls", "sys_enter_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", feature="sendmsg"),
+    Probe("syscalls", "sys_enter_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", None, "sendmsg", SAMPLING),
     Probe("syscalls", "sys_exit_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", feature="sendmsg"),
-    Probe("syscalls", "sys_enter_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", feature="sendmmsg"),
+    Probe("syscalls", "sys_enter_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", None, "sendmmsg", SAMPLING),
     Probe("syscalls", "sys_exit_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", feature="sendmmsg"),
-    Probe("net", "net_dev_queue", "TXTOP_HAVE_DEV_QUEUE", feature="dev_queue"),
+    # raw or classic, chosen at run time (_dev_queue_classic)
+    Probe(
+        "net", "net_dev_queue", "TXTOP_HAVE_DEV_QUEUE", "txtop_raw_dev_queue", "dev_queue", SAMPLING
+    ),
     Probe("qdisc", "qdisc_enqueue", "TXTOP_HAVE_QDISC_ENQUEUE", feature="qdisc_enqueue"),
     Probe("qdisc", "qdisc_dequeue", "TXTOP_HAVE_QDISC_DEQUEUE", feature="qdisc_dequeue"),
     Probe("net", "net_dev_start_xmit", "TXTOP_HAVE_START_XMIT", feature="start_xmit"),
     Probe("net", "net_dev_xmit", "TXTOP_HAVE_XMIT", "txtop_raw_xmit", feature="xmit"),
     Probe("skb", "consume_skb", "TXTOP_HAVE_CONSUME_SKB", "txtop_raw_consume_skb", "free"),
-    Probe("skb", "kfree_skb", "TXTOP_HAVE_KFREE_SKB", feature="free"),
-    Probe("napi", "dql_stall_detected", "TXTOP_HAVE_DQL_STALL", feature="bql_stall"),
-    Probe("irq", "softirq_raise", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_raise", "softirq"),
-    Probe("irq", "softirq_entry", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_entry", "softirq"),
+    Probe("skb", "kfree_skb", "TXTOP_HAVE_KFREE_SKB", "txtop_raw_kfree_skb", "free"),
+    Probe("napi", "dql_stall_detected", "TXTOP_HAVE_DQL_STALL", None, "bql_stall", ALWAYS),
+    Probe(
+        "irq", "softirq_raise", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_raise", "softirq", SAMPLING
+    ),
+    Probe(
+        "irq", "softirq_entry", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_entry", "softirq", SAMPLING
+    ),
     Probe("irq", "softirq_exit", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_exit", "softirq"),
 )
-RAW_DEV_QUEUE_FN = b"txtop_raw_dev_queue"
+# What the kernel side calls the classic form of a probe (bcc's TRACEPOINT_PROBE naming).
+CLASSIC_DEV_QUEUE = "net:net_dev_queue"
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """One attachment: ("classic", b"cat:event") or ("raw", b"event"), and its program."""
+
+    kind: str
+    tp: bytes
+    fn: bytes
+    group: str
+    feature: str
+
+
 CFLAGS = [
     "-Wno-ignored-attributes",
     "-Wno-duplicate-decl-specifier",
@@ -272,6 +301,8 @@ class Tracer:
         *,
         track_timeout_s: float = TRACK_TIMEOUT_S,
         header_cache: Path = DEFAULT_CACHE_ROOT,
+        trace_duty: float | None = None,
+        trace_budget: float = DEFAULT_BUDGET,
     ) -> None:
         _check_int("sample_every", sample_every, 1, MAX_SAMPLE_EVERY)
         _check_int("max_samples_per_s", max_samples_per_s, 0, MAX_SAMPLES_PER_S)
@@ -287,6 +318,8 @@ class Tracer:
         self._pages = ringbuf_pages
         self._timeout_ns = int(track_timeout_s * 1e9)
         self._header_cache = header_cache
+        # Share of the time the per-packet probes are attached: None = auto (probes/duty.py).
+        self._windows = TraceWindows(trace_duty, trace_budget)
 
         self._lock = threading.RLock()  # guards the bcc object and everything below
         self._bpf: Any = None
@@ -295,8 +328,14 @@ class Tracer:
         self._reason = "compiling probes..."
         self._notice = ""
         self._unavailable: dict[str, str] = {}
-        self._raw_attached: list[str] = []
-        self._dev_queue_mode = ""  # "raw" | "classic"
+        self._hooks: list[Hook] = []  # every attachment the compiled program offers
+        self._attached: set[tuple[str, bytes]] = set()
+        self._closing: dict[bytes, threading.Thread] = {}  # classic detaches in progress
+        self._generation = 0  # config.generation: bumped as each trace window opens
+        self._measure_base: tuple[float, int, int] | None = None  # (late_s, packets, runs)
+        self._measure_last = 0.0
+        self._defines: set[str] = set()
+        self._raw_dev_queue_ok = True
         self._records: list[bytes] = []
         self._waiting: list[tuple[float, decode.RawRecord]] = []  # tied, awaiting sys_exit
         self._exits: dict[tuple[int, int], tuple[int, float]] = {}  # key -> (exit_ns, seen)
@@ -341,6 +380,8 @@ class Tracer:
             unavailable=dict(self._unavailable),
             notice=self._notice,
             filters=self._filters(),
+            trace_mode=self._windows.mode,
+            trace_duty_pct=round(100.0 * self._windows.duty, 2),
         )
 
     @property
@@ -387,6 +428,7 @@ class Tracer:
         except HeadersError as exc:
             raise TracerError(str(exc)) from None
         defines, formats = self._probe_defines(root)
+        self._defines = set(defines)
         kfree = formats.get("skb:kfree_skb", "")
         self._drop_reasons = decode.parse_drop_reasons(kfree)
 
@@ -410,12 +452,15 @@ class Tracer:
                     bpf.cleanup()
                     raise TracerError("tracer closed while starting")
                 self._bpf = bpf
-                self._attach_raw()
+                # bcc attached every classic TRACEPOINT_PROBE while loading; from here on
+                # _reconcile decides what is attached.
+                self._attached = {("classic", tp) for tp in bpf.tracepoint_fds}
+                self._hooks = self._hook_table()
                 self._write_config()
                 self._write_filters()
                 self._update_completion_devs()
-                self._set_dev_queue_mode()
                 bpf[b"events"].open_ring_buffer(self._on_record)
+                self._apply_step(self._windows.start(time.monotonic()))
         self._state = "running"
         self._reason = ""
         atexit.register(self.close)
@@ -449,40 +494,136 @@ class Tracer:
                 defines.add("TXTOP_CONSUME_LOCATION")
         return sorted(defines), formats
 
-    def _attach_raw(self) -> None:
-        for p in PROBES:
-            if p.raw_fn is None or p.feature in self._unavailable:
-                continue
-            try:
-                self._bpf.attach_raw_tracepoint(tp=p.event.encode(), fn_name=p.raw_fn.encode())
-                self._raw_attached.append(p.event)
-            except Exception as exc:
-                self._unavailable[p.feature] = _one_line(f"raw tracepoint {p.event}: {exc}")
+    # ---- attachments and trace windows -------------------------------------------------------
 
-    def _set_dev_queue_mode(self) -> None:
-        """Classic net_dev_queue when filtering by interface (it carries the name), else the
-        cheaper raw one. Detach before attach: a packet must never be seen by both."""
-        if "dev_queue" in self._unavailable:
-            return
-        want = "classic" if self._ifindexes else "raw"
-        if want == self._dev_queue_mode:
-            return
+    def _hook_table(self) -> list[Hook]:
+        hooks = []
+        for p in PROBES:
+            if p.define not in self._defines:
+                continue  # this kernel lacks the tracepoint: not compiled in
+            if p.raw_fn is not None:
+                hooks.append(Hook("raw", p.event.encode(), p.raw_fn.encode(), p.group, p.feature))
+            if p.raw_fn is None or p.name == CLASSIC_DEV_QUEUE:
+                fn = f"tracepoint__{p.category}__{p.event}".encode()
+                hooks.append(Hook("classic", p.name.encode(), fn, p.group, p.feature))
+        return hooks
+
+    def _dev_queue_classic(self) -> bool:
+        """Classic net_dev_queue when filtering by interface (it carries the name, so the
+        filter acts before any per-packet work), else the cheaper raw one."""
+        return bool(self._ifindexes) or not self._raw_dev_queue_ok
+
+    def _wanted(self, hook: Hook, late: bool, sampling: bool) -> bool:
+        if hook.tp in (b"net_dev_queue", CLASSIC_DEV_QUEUE.encode()):
+            if (hook.kind == "classic") != self._dev_queue_classic():
+                return False
+        if hook.group == ALWAYS:
+            return True
+        return late if hook.group == LATE else sampling
+
+    def _reconcile(self, late: bool, sampling: bool) -> None:
+        """Attach/detach so that exactly the wanted groups are attached. Detach before
+        attach (a packet must never be seen by both forms of net_dev_queue); sampling hooks
+        go first and come last, so a track never starts without its later stages."""
+        order = {SAMPLING: 0, LATE: 1, ALWAYS: 2}
+        for hook in sorted(self._hooks, key=lambda h: order[h.group]):
+            if (hook.kind, hook.tp) in self._attached and not self._wanted(hook, late, sampling):
+                self._detach(hook)
+        for hook in sorted(self._hooks, key=lambda h: -order[h.group]):
+            if (hook.kind, hook.tp) not in self._attached and self._wanted(hook, late, sampling):
+                self._attach(hook)
+
+    def _attach(self, hook: Hook) -> None:
         bpf = self._bpf
-        tp = b"net:net_dev_queue"
-        if want == "raw":
-            if tp in bpf.tracepoint_fds:
-                bpf.detach_tracepoint(tp=tp)
-            try:
-                bpf.attach_raw_tracepoint(tp=b"net_dev_queue", fn_name=RAW_DEV_QUEUE_FN)
-            except Exception:  # no raw tracepoints here: the classic one does the same job
-                bpf.attach_tracepoint(tp=tp, fn_name=b"tracepoint__net__net_dev_queue")
-                want = "classic"
-        else:
-            if self._dev_queue_mode == "raw":
-                bpf.detach_raw_tracepoint(tp=b"net_dev_queue")
-            if tp not in bpf.tracepoint_fds:
-                bpf.attach_tracepoint(tp=tp, fn_name=b"tracepoint__net__net_dev_queue")
-        self._dev_queue_mode = want
+        try:
+            if hook.kind == "raw":
+                bpf.attach_raw_tracepoint(tp=hook.tp, fn_name=hook.fn)
+            else:
+                closing = self._closing.pop(hook.tp, None)
+                if closing is not None:  # the kernel refuses a program attached twice
+                    closing.join(5.0)
+                bpf.attach_tracepoint(tp=hook.tp, fn_name=hook.fn)
+        except Exception as exc:
+            self._hooks.remove(hook)  # not retried every window
+            if hook.tp == b"net_dev_queue":  # no raw tracepoints: the classic form does it
+                self._raw_dev_queue_ok = False
+                return
+            self._unavailable[hook.feature] = _one_line(
+                f"{hook.kind} tracepoint {hook.tp.decode()}: {exc}"
+            )
+            return
+        self._attached.add((hook.kind, hook.tp))
+
+    def _detach(self, hook: Hook) -> None:
+        bpf = self._bpf
+        self._attached.discard((hook.kind, hook.tp))
+        if hook.kind == "raw":
+            if hook.tp in bpf.raw_tracepoint_fds:
+                bpf.detach_raw_tracepoint(tp=hook.tp)
+            return
+        fd = bpf.tracepoint_fds.pop(hook.tp, None)
+        if fd is None:
+            return
+        # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here): on a
+        # thread of its own, so neither the drain nor the other detaches wait for it.
+        th = threading.Thread(target=_close_fd, args=(fd,), name="txtop-detach", daemon=True)
+        th.start()
+        self._closing[hook.tp] = th
+
+    def _closing_busy(self) -> bool:
+        self._closing = {tp: th for tp, th in self._closing.items() if th.is_alive()}
+        return bool(self._closing)
+
+    def _live_tracks(self) -> int:
+        g = self._bpf[b"gate"][ctypes.c_int(0)]
+        return int(g.created) - int(g.ended) - self._user_ended
+
+    def _wants(self) -> tuple[bool, bool]:
+        """(late, sampling) groups attached in the current window state."""
+        state = self._windows.state
+        return state != CLOSED, state == OPEN
+
+    def _apply_step(self, step: Step) -> None:
+        if step.attach_sampling:
+            self._generation += 1  # syscalls entered before this window are never tied
+            self._write_config()
+        self._reconcile(*self._wants())
+        if step.attach_late:  # a window opens: measure the rates it sees from here
+            self._measure_base = self._measure_point()
+            self._measure_last = time.monotonic()
+        if step.window_ended:
+            self._measure()
+
+    def _measure_point(self) -> tuple[float, int, int]:
+        """(late-group seconds attached, packets counted, NET softirq runs counted)."""
+        _, late_s = self._windows.totals(time.monotonic())
+        packets = 0
+        for _k, per_cpu in self._bpf[b"txq_stats"].items():
+            packets += sum(int(v.packets) for v in per_cpu)
+        runs = 0
+        if "softirq" not in self._unavailable:
+            for v in self._bpf[b"softirq"].getvalue(ctypes.c_int(0)):
+                runs += int(v.runs[0]) + int(v.runs[1])
+        return late_s, packets, runs
+
+    def _measure(self) -> None:
+        """Auto duty: the packet and softirq rates seen since the last measurement."""
+        base, point = self._measure_base, self._measure_point()
+        self._measure_base = point
+        if base is not None and self._windows.fixed is None:
+            self._windows.measured(point[1] - base[1], point[2] - base[2], point[0] - base[0])
+
+    def _step_windows(self) -> float:
+        """Advance the trace windows; returns seconds until the next thing to do."""
+        now = time.monotonic()
+        step = self._windows.step(now, self._live_tracks(), self._closing_busy())
+        if step.attach_late or step.attach_sampling or step.detach_sampling or step.detach_late:
+            self._apply_step(step)
+        elif step.state == OPEN and now - self._measure_last >= CONTINUOUS_MEASURE_S:
+            self._measure_last = now  # continuous tracing: re-measure once a second
+            self._measure()
+        deadline = self._windows.next_deadline(now)
+        return 0.1 if deadline is None else max(0.0, deadline - now)
 
     # ---- run-time settings ---------------------------------------------------------------------
 
@@ -496,6 +637,7 @@ class Tracer:
         cfg.filter_pid = 1 if self._pids else 0
         cfg.track_timeout_ns = self._timeout_ns
         cfg.user_ended = self._user_ended
+        cfg.generation = self._generation & 0xFFFFFFFF
         table[ctypes.c_int(0)] = cfg
 
     def _write_filters(self) -> None:
@@ -551,6 +693,17 @@ class Tracer:
             if self._bpf is not None:
                 self._write_config()
 
+    def set_trace_duty(self, duty: float | None) -> None:
+        """A fixed share of the time with the per-packet probes attached (0 < duty <= 1), or
+        None for auto (probes/duty.py)."""
+        with self._lock:
+            self._windows.set_fixed(duty)
+
+    @property
+    def trace_state(self) -> str:
+        """ "open" | "draining" | "closed" (probes/duty.py)."""
+        return self._windows.state
+
     def set_filters(
         self, ifindexes: Sequence[int] | None = None, pids: Sequence[int] | None = None
     ) -> None:
@@ -562,7 +715,7 @@ class Tracer:
                 # Filters first, then the flags that enable them, then the attach mode.
                 self._write_filters()
                 self._write_config()
-                self._set_dev_queue_mode()
+                self._reconcile(*self._wants())  # the net_dev_queue form may change
 
     # ---- the worker's calls ----------------------------------------------------------------------
 
@@ -579,7 +732,8 @@ class Tracer:
         if self._state == "running":
             with self._lock:
                 if self._bpf is not None:
-                    self._bpf.ring_buffer_poll(int(timeout_s * 1000))
+                    due = self._step_windows()
+                    self._bpf.ring_buffer_poll(max(1, int(min(timeout_s, due) * 1000)))
                     return
         time.sleep(timeout_s)  # never return at once: the caller's loop must not spin
 
@@ -589,9 +743,11 @@ class Tracer:
             bpf = self._bpf
             if bpf is None or self._state != "running":
                 return TracerReading(status=self.status)
+            self._step_windows()
             bpf.ring_buffer_consume()
             packets = self._decode_pending()
             now = time.monotonic()
+            traced_s, traced_late_s = self._windows.totals(now)
             if now - self._last_dev_scan >= DEVICE_SCAN_INTERVAL_S:
                 self._update_completion_devs()
             if now - self._last_scan >= AGE_SCAN_INTERVAL_S:
@@ -602,7 +758,14 @@ class Tracer:
             cpus = self._read_softirq()
             status = self._status_from(stats)
         packets.sort(key=lambda p: p.first_ns)
-        return TracerReading(status=status, packets=tuple(packets), queues=queues, cpus=cpus)
+        return TracerReading(
+            status=status,
+            packets=tuple(packets),
+            queues=queues,
+            cpus=cpus,
+            traced_s=traced_s,
+            traced_late_s=traced_late_s,
+        )
 
     # ---- decoding ------------------------------------------------------------------------------
 
@@ -825,6 +988,8 @@ class Tracer:
             unavailable=dict(self._unavailable),
             notice=self._notice,
             filters=self._filters(),
+            trace_mode=self._windows.mode,
+            trace_duty_pct=round(100.0 * self._windows.duty, 2),
         )
 
     # ---- shutdown ------------------------------------------------------------------------------
@@ -833,8 +998,20 @@ class Tracer:
         with self._lock:
             bpf, self._bpf = self._bpf, None
             if bpf is not None:
+                # Classic tracepoints first, all at once: one by one, bcc's cleanup would
+                # wait for each one's RCU grace periods in turn (~70 ms each here).
+                fds = list(bpf.tracepoint_fds.values())
+                bpf.tracepoint_fds.clear()
+                threads = [
+                    threading.Thread(target=_close_fd, args=(fd,), daemon=True) for fd in fds
+                ]
+                for th in threads:
+                    th.start()
+                for th in [*threads, *self._closing.values()]:
+                    th.join(5.0)
+                self._closing.clear()
                 try:
-                    bpf.cleanup()  # detaches every program, frees the ring buffer
+                    bpf.cleanup()  # detaches every other program, frees the ring buffer
                 except Exception:  # noqa: S110 - closing fds; the kernel drops the rest on exit
                     pass
 
@@ -849,6 +1026,13 @@ class Tracer:
             atexit.unregister(self.close)
         except Exception:  # noqa: S110
             pass
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _online_cpus() -> set[int] | None:

@@ -25,14 +25,6 @@
 #define TXTOP_QUEUE_ENTRIES 4096
 #endif
 
-#ifdef TXTOP_HAVE_KFREE_SKB
-#ifdef TXTOP_KFREE_REASON
-/* The kfree_skb tracepoint struct bcc generates names this enum; a complete definition is all
- * it needs (values come from the tracepoint), and is far cheaper than including skbuff.h. */
-enum skb_drop_reason { TXTOP_SKB_DROP_REASON_UNUSED };
-#endif
-#endif
-
 #define IFNAMSIZ 16
 #define TASK_COMM_LEN 16
 #define NET_TX_SOFTIRQ 2  /* include/linux/interrupt.h: HI, TIMER, NET_TX, NET_RX, ... */
@@ -143,7 +135,7 @@ struct txtop_config {
 	u32 burst;             /* token bucket depth */
 	u32 filter_dev;        /* 1: only devices in dev_filter / ifindex_filter */
 	u32 filter_pid;        /* 1: only packets tied to a send syscall of a pid_filter tgid */
-	u32 pad;
+	u32 generation;        /* bumped by user space each time a trace window opens */
 	u64 track_timeout_ns;  /* older tracks are ended as aged at their next touch */
 	u64 user_ended;        /* entries user space removed (aging, evictions): see tracks_live */
 };
@@ -170,7 +162,8 @@ struct txtop_cpu {
 	u64 sx_skb;            /* last net_dev_start_xmit on this CPU, for net_dev_xmit's rc */
 	char sx_dev[IFNAMSIZ];
 	u32 sx_queue;
-	u32 pad;
+	u32 sys_gen;           /* config.generation when sys_tid was set: a syscall entered in an
+				* earlier trace window (its exit unseen) is never tied to a packet */
 };
 
 struct txtop_devname {
@@ -404,6 +397,7 @@ static __always_inline void on_sys_enter(u32 nr, u64 uaddr)
 		}
 	}
 	pc->sys_tid = (u32)id;
+	pc->sys_gen = c->generation;
 	pc->sys_nr = nr;
 	pc->sys_claimed = 0;
 	pc->sys_uaddr = uaddr;
@@ -520,7 +514,8 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		}
 	}
 	u32 tid = (u32)bpf_get_current_pid_tgid();
-	int tied = pc->sys_tid == tid && tid != 0 && !pc->sys_claimed;
+	int tied = pc->sys_tid == tid && tid != 0 && !pc->sys_claimed &&
+		   pc->sys_gen == c->generation;
 	if (tied)
 		pc->sys_claimed = 1; /* only the syscall's first dev_queue is its packet */
 	if (c->filter_pid && !tied)
@@ -764,13 +759,14 @@ int txtop_raw_consume_skb(struct bpf_raw_tracepoint_args *ctx)
 #endif
 
 #ifdef TXTOP_HAVE_KFREE_SKB
-TRACEPOINT_PROBE(skb, kfree_skb)
+/* Raw kfree_skb: TP_PROTO(struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+ * ...) since 5.17 (tracer.py checks the format file has "reason"), (skb, location) before. */
+int txtop_raw_kfree_skb(struct bpf_raw_tracepoint_args *ctx)
 {
 #ifdef TXTOP_KFREE_REASON
-	on_free((u64)args->skbaddr, (u64)args->location, (u32)args->reason, FREE_DROP,
-		P_KFREE_SKB);
+	on_free(ctx->args[0], ctx->args[1], (u32)ctx->args[2], FREE_DROP, P_KFREE_SKB);
 #else
-	on_free((u64)args->skbaddr, (u64)args->location, 0, FREE_DROP, P_KFREE_SKB);
+	on_free(ctx->args[0], ctx->args[1], 0, FREE_DROP, P_KFREE_SKB);
 #endif
 	return 0;
 }
@@ -791,6 +787,7 @@ TRACEPOINT_PROBE(napi, dql_stall_detected)
  * which then counts for that many runs: two clock reads per run are most of these probes' cost
  * when a softirq runs per packet, and the sum stays a monotonic, unbiased estimate. */
 #define SOFTIRQ_TIME_EVERY 8
+#define SOFTIRQ_MAX_RUN_NS 100000000ULL /* net_rx_action stops after 2 ms (netdev_budget_usecs) */
 
 #ifdef TXTOP_HAVE_SOFTIRQ
 static __always_inline struct txtop_softirq *net_softirq(u64 vec, u32 *i)
@@ -828,7 +825,11 @@ int txtop_raw_softirq_exit(struct bpf_raw_tracepoint_args *ctx)
 	u32 i = 0;
 	struct txtop_softirq *s = net_softirq(ctx->args[0], &i);
 	if (s && i < 2 && s->entry_ns[i]) {
-		s->ns[i] += (bpf_ktime_get_ns() - s->entry_ns[i]) * SOFTIRQ_TIME_EVERY;
+		u64 d = bpf_ktime_get_ns() - s->entry_ns[i];
+		/* An entry from an earlier trace window whose exit was not seen (the exit probe is
+		 * detached between windows) is far older than any softirq run: drop it. */
+		if (d < SOFTIRQ_MAX_RUN_NS)
+			s->ns[i] += d * SOFTIRQ_TIME_EVERY;
 		s->entry_ns[i] = 0;
 	}
 	return 0;

@@ -441,3 +441,78 @@ def test_live_source_stopped_while_compiling(trees) -> None:
     wait_for(lambda: source._thread is not None and not source._thread.is_alive())
     assert source.error is None
     assert [s.probes.state for s in snaps] == ["starting"]
+
+
+def test_trace_windows_rates_over_traced_time_and_held_between(trees) -> None:
+    """Counters that grow only while the probes are attached are divided by the attached time;
+    an interval without a window shows the last estimate again; an mq child's exact counters
+    replace the estimated packet rate."""
+    tracer = FakeTracer()
+    collector, clock, qdiscs = make(trees, tracer=tracer)
+    qdiscs.qdiscs = mq_setup(1)
+    assert collector.start_tracer()
+    status = ProbeStatus("running", trace_mode="auto", trace_duty_pct=10.0)
+
+    def reading(traced: float, late: float, eth0: int, ens: int, ns: int) -> TracerReading:
+        return TracerReading(
+            status=status,
+            queues={
+                (ETH0_IFINDEX, 0): QueueCounters(eth0, eth0 * 100, eth0, 0, 0),
+                (ENS_IFINDEX, 2): QueueCounters(ens, ens * 100, ens, 0, ens // 10),
+            },
+            cpus={0: CpuSoftirqCounters(net_rx_ns=ns)},
+            traced_s=traced,
+            traced_late_s=late,
+        )
+
+    tracer.reading = reading(5.0, 5.0, 0, 0, 0)
+    collector.collect()
+    # 1 s interval, of which a 0.1 s window (0.125 s with the late probes' drain)
+    tracer.reading = reading(5.1, 5.125, 1000, 500, 20_000_000)
+    qdiscs.qdiscs = mq_setup(4)  # ens1f0 tx-2's mq child: 3 x 3 packets more
+    clock.advance(1.0)
+    snap = collector.collect()
+    assert snap.probes.traced_pct == pytest.approx(10.0)
+    eth0 = next(q for q in snap.queues if q.dev == "eth0").tx
+    assert eth0 is not None and eth0.estimated and eth0.source == "probe"
+    assert eth0.pps == pytest.approx(1000 / 0.125) and eth0.packets == 1000
+    ens2 = next(q for q in snap.queues if q.dev == "ens1f0" and q.queue == 2).tx
+    assert ens2 is not None and ens2.source == "qdisc" and not ens2.estimated
+    assert ens2.pps == pytest.approx(9.0)  # exact, from the qdisc
+    assert ens2.stopped_per_s == pytest.approx(50 / 0.125)  # only the probes see this
+    assert snap.cpus[0].net_rx_time_pct == pytest.approx(20.0)  # 20 ms of 100 ms traced
+    # No window in the next interval: the estimates stand, the exact rate moves on.
+    qdiscs.qdiscs = mq_setup(5)
+    clock.advance(1.0)
+    snap = collector.collect()
+    assert snap.probes.traced_pct == 0.0
+    eth0 = next(q for q in snap.queues if q.dev == "eth0").tx
+    assert eth0 is not None and eth0.estimated and eth0.pps == pytest.approx(8000.0)
+    ens2 = next(q for q in snap.queues if q.dev == "ens1f0" and q.queue == 2).tx
+    assert ens2 is not None and ens2.pps == pytest.approx(3.0)
+    assert ens2.stopped_per_s == pytest.approx(400.0)
+    assert snap.cpus[0].net_rx_time_pct == pytest.approx(20.0)
+    Snapshot.from_dict(snap.to_dict())  # the new fields round-trip
+    collector.close()
+
+
+def test_always_attached_tracer_rates_are_exact(trees) -> None:
+    """traced_s growing with the clock (duty 100%) changes nothing: rates over the interval."""
+    tracer = FakeTracer()
+    collector, clock, qdiscs = make(trees, tracer=tracer)
+    assert collector.start_tracer()
+    q = {(ETH0_IFINDEX, 0): QueueCounters(0, 0, 0, 0, 0)}
+    tracer.reading = TracerReading(
+        status=ProbeStatus("running"), queues=q, traced_s=1.0, traced_late_s=1.0
+    )
+    collector.collect()
+    q = {(ETH0_IFINDEX, 0): QueueCounters(500, 50_000, 500, 0, 0)}
+    tracer.reading = TracerReading(
+        status=ProbeStatus("running"), queues=q, traced_s=1.999, traced_late_s=1.999
+    )
+    clock.advance(1.0)
+    snap = collector.collect()
+    tx = next(x for x in snap.queues if x.dev == "eth0").tx
+    assert tx is not None and not tx.estimated and tx.pps == 500.0
+    assert snap.probes.traced_pct == 100.0
+    collector.close()

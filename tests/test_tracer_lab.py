@@ -72,7 +72,13 @@ def fresh(lab: Lab) -> Iterator[Tracer]:
     """A tracer for this test's lab device only (other processes on this machine send traffic
     too; it must not disturb loss counts): every packet eligible, a cap far above test rates."""
     _skip_unless_probes()
-    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=200_000, ringbuf_pages=512)
+    t = Tracer(
+        [lab.ifindex],
+        sample_every=1,
+        max_samples_per_s=200_000,
+        ringbuf_pages=512,
+        trace_duty=1.0,  # exact counts: the probes stay attached (windows: see below)
+    )
     t.start()
     try:
         assert t.running, t.status.reason
@@ -405,7 +411,9 @@ def test_no_lost_events_at_a_moderate_rate(fresh: Tracer, lab: Lab) -> None:
 @root
 def test_tiny_ring_buffer_reports_losses(lab: Lab) -> None:
     _skip_unless_probes()
-    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=1_000_000, ringbuf_pages=1)
+    t = Tracer(
+        [lab.ifindex], sample_every=1, max_samples_per_s=1_000_000, ringbuf_pages=1, trace_duty=1.0
+    )
     t.start()
     try:
         assert t.running, t.status.reason
@@ -426,7 +434,13 @@ def test_tiny_ring_buffer_reports_losses(lab: Lab) -> None:
 @root
 def test_aged_tracks_are_reported(lab: Lab) -> None:
     _skip_unless_probes()
-    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=100_000, track_timeout_s=0.3)
+    t = Tracer(
+        [lab.ifindex],
+        sample_every=1,
+        max_samples_per_s=100_000,
+        track_timeout_s=0.3,
+        trace_duty=1.0,
+    )
     t.start()
     try:
         assert t.running, t.status.reason
@@ -562,6 +576,125 @@ def test_missing_tracepoint_is_reported_and_the_rest_runs(
     finally:
         t.close()
         lab.clear_qdisc()
+
+
+def _attached_names(pid: int) -> set[str]:
+    """Tracepoints with a BPF program of ``pid`` attached, as the kernel lists them."""
+    out = subprocess.run(["bpftool", "perf", "show", "-j"], capture_output=True, text=True)
+    return {str(e.get("tracepoint")) for e in json.loads(out.stdout or "[]") if e.get("pid") == pid}
+
+
+def _tx_packets(dev: str) -> int:
+    return int(Path(f"/sys/class/net/{dev}/statistics/tx_packets").read_text())
+
+
+PER_PACKET = {"net_dev_queue", "net_dev_start_xmit", "net_dev_xmit", "consume_skb", "kfree_skb"}
+
+
+@root
+@pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool not installed")
+def test_trace_windows_detach_between_windows_and_rates_stay_right(lab: Lab) -> None:
+    """--trace-duty 10: between 0.2 s windows no per-packet program is attached (bpftool is
+    the witness); packets traced in windows are whole; the probe counters divided by the
+    attached time give the sender's rate, as the kernel's own device counter does."""
+    _skip_unless_probes()
+    t = Tracer([lab.ifindex], trace_duty=0.1)
+    t.start()
+    try:
+        assert t.running, t.status.reason
+        assert PER_PACKET <= _attached_names(os.getpid())  # the first window is open
+        with Sink(lab.ns_argv([]), PORT):
+            warm_up(lab)
+            base = t.read()
+            kernel0, wall0 = _tx_packets(lab.dev), time.monotonic()
+            sender = subprocess.Popen(
+                sender_argv(
+                    "udp",
+                    lab.peer_ip,
+                    str(PORT),
+                    "--count",
+                    "10000000",
+                    "--gap-us",
+                    "50",
+                    "--seconds",
+                    "7",
+                ),
+                stdout=subprocess.DEVNULL,
+            )
+            closed_seen: set[str] | None = None
+            states: list[str] = []
+            packets: list[PacketTrace] = []
+            closed_since = None
+            deadline = time.monotonic() + 6.0
+            while time.monotonic() < deadline:
+                t.poll(0.05)
+                r = t.read()
+                packets.extend(r.packets)
+                state = t.trace_state
+                if not states or states[-1] != state:
+                    states.append(state)
+                closed_since = (closed_since or time.monotonic()) if state == "closed" else None
+                # detaches finish on their own threads within ~0.5 s of the window's end
+                if closed_seen is None and closed_since and time.monotonic() - closed_since > 0.8:
+                    if t.trace_state == "closed":
+                        closed_seen = _attached_names(os.getpid())
+            end = t.read()
+            kernel1, wall1 = _tx_packets(lab.dev), time.monotonic()
+            sender.wait(30)
+        assert closed_seen is not None, states
+        assert not closed_seen & PER_PACKET, closed_seen
+        assert states.count("open") >= 2, states  # windows came back
+        mine = [p for p in packets if p.dev == lab.dev and p.pid == sender.pid]
+        assert mine and all(p.track == "complete" for p in mine)
+        assert pipeline_losses(end) == 0, end.status.breakdown  # window edges lose nothing
+        assert end.status.trace_mode == "fixed" and end.status.trace_duty_pct == 10.0
+        traced = end.traced_late_s - base.traced_late_s
+        assert 0.03 * (wall1 - wall0) < traced < 0.3 * (wall1 - wall0)
+        counted = sum(c.packets for c in end.queues.values()) - sum(
+            c.packets for c in base.queues.values()
+        )
+        estimate = counted / traced
+        kernel_rate = (kernel1 - kernel0) / (wall1 - wall0)
+        assert 0.5 * kernel_rate < estimate < 1.5 * kernel_rate, (estimate, kernel_rate)
+    finally:
+        t.close()
+
+
+@root
+def test_auto_duty_windows_under_load_and_returns_to_continuous(lab: Lab) -> None:
+    """auto: with a budget this sender exceeds, the duty drops below 100% while it sends and
+    comes back to 100% (continuous) once the traffic stops."""
+    _skip_unless_probes()
+    t = Tracer([lab.ifindex], trace_budget=0.0005)
+    t.start()
+    try:
+        assert t.running, t.status.reason
+        assert t.status.trace_mode == "auto" and t.status.trace_duty_pct == 100.0
+        with Sink(lab.ns_argv([]), PORT):
+            warm_up(lab)
+            sender = subprocess.Popen(
+                sender_argv("udp", lab.peer_ip, str(PORT), "--count", "10000000", "--seconds", "4"),
+                stdout=subprocess.DEVNULL,
+            )
+            low = None
+            deadline = time.monotonic() + 4.0
+            while time.monotonic() < deadline and low is None:
+                t.poll(0.05)
+                duty = t.read().status.trace_duty_pct
+                if duty is not None and duty < 100:
+                    low = duty
+            sender.wait(30)
+        assert low is not None and low < 50, low
+        back = None
+        deadline = time.monotonic() + 25.0
+        while time.monotonic() < deadline and back is None:
+            t.poll(0.05)
+            # open again once the last window's detaches are done
+            if t.read().status.trace_duty_pct == 100.0 and t.trace_state == "open":
+                back = time.monotonic()
+        assert back is not None, (t.status, t.trace_state)
+    finally:
+        t.close()
 
 
 def _renamed(p: tracer_mod.Probe, event: str) -> tracer_mod.Probe:

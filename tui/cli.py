@@ -128,6 +128,19 @@ def _int_in(low: int, high: int, what: str) -> Any:
     return parse
 
 
+def _trace_duty(text: str) -> str | int:
+    """``auto`` or a percentage 1..100 of the time the per-packet probes stay attached."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not 'auto' or a whole number: {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"PCT must be 1..100 or auto, got {text!r}")
+    return value
+
+
 def _ifname(text: str) -> str:
     from txtop.probes.netdev import InterfaceError, validate_ifname
 
@@ -216,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="R",
         help="at most R traced packets per second",
+    )
+    add(
+        "--trace-duty",
+        type=_trace_duty,
+        default=None,
+        metavar="auto|PCT",
+        help="share of the time the per-packet probes are attached: auto (default: always "
+        "on a quiet machine, short windows under a flood, ~1%% of one CPU) or 1..100",
     )
     add(
         "--pid",
@@ -321,15 +342,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         raise UsageError("--format needs --once")
     if args.once and args.format is None:
         args.format = "json"
-    if args.no_probes and (args.sample or args.max_samples_per_s or args.pids):
+    if args.no_probes and (
+        args.sample or args.max_samples_per_s or args.pids or args.trace_duty is not None
+    ):
         raise UsageError(
-            "--sample, --max-samples-per-s and --pid need the probes (drop --no-probes)"
+            "--sample, --max-samples-per-s, --trace-duty and --pid need the probes "
+            "(drop --no-probes)"
         )
     if args.replay_bundled:
         args.demo = True
     if args.replay is not None:
         clash = _given(args, "demo", "interfaces", "record", "synthetic", "no_probes")
-        clash += _given(args, "sample", "max_samples_per_s")
+        clash += _given(args, "sample", "max_samples_per_s", "trace_duty")
         if clash:
             raise UsageError(f"--replay cannot be combined with {', '.join(clash)}")
     if args.once and args.headless:
@@ -410,6 +434,8 @@ def _make_tracer(args: argparse.Namespace, names: list[str] | None) -> Any:
         kwargs["sample_every"] = args.sample
     if args.max_samples_per_s is not None:
         kwargs["max_samples_per_s"] = args.max_samples_per_s
+    if isinstance(args.trace_duty, int):
+        kwargs["trace_duty"] = args.trace_duty / 100.0
     try:
         return tracer.Tracer(**kwargs)
     except ValueError as exc:  # a value the tracer refuses is bad input, not a crash
@@ -507,7 +533,9 @@ def replay_recording(args: argparse.Namespace) -> Recording | None:
 
 
 def _bundled(args: argparse.Namespace, notice: str, why: str) -> Recording:
-    clash = _given(args, "interfaces", "record", "no_probes", "sample", "max_samples_per_s")
+    clash = _given(
+        args, "interfaces", "record", "no_probes", "sample", "max_samples_per_s", "trace_duty"
+    )
     if clash:
         raise UsageError(f"{why} replays a recording: {', '.join(clash)} cannot be used")
     with bundled_recording_path() as path:

@@ -78,7 +78,10 @@ def help_text(width: int = 66) -> str:
     notes = (
         "'no BQL' marks devices without byte queue limits (veth, lo, ...). A device row "
         "carries device-wide rates; the tx-N rows under it are its queues. Latencies come "
-        "from sampled packets; '-' means none were sampled for that queue."
+        "from sampled packets; '-' means none were sampled for that queue. Under heavy "
+        "traffic the per-packet probes are attached only part of the time ('traced N% of the "
+        "time' on the probes line, --trace-duty): a '~' marks a rate extrapolated from those "
+        "trace windows."
     )
     lines += textwrap.wrap(notes, width=width, initial_indent="  ", subsequent_indent="  ")
     lines += _entries(

@@ -408,10 +408,12 @@ def _tx_cells(q: QueueRow, glyphs: Glyphs) -> dict[str, Line]:
     cells: dict[str, Line] = {}
     tx = q.tx
     if tx is not None:
-        cells["pps"] = [(fmt_si(tx.pps), "text" if tx.pps else "dim")]
-        cells["bps"] = [(fmt_si(tx.bps), "text" if tx.bps else "dim")]
-        cells["xoff"] = value_frag(fmt_si(tx.stopped_per_s), tx.stopped_per_s, "warn")
-        cells["errors"] = value_frag(fmt_si(tx.errors_per_s), tx.errors_per_s)
+        # "~": extrapolated from trace windows (the probes were attached part of the time)
+        est = "~" if tx.estimated else ""
+        cells["pps"] = [(est + fmt_si(tx.pps), "text" if tx.pps else "dim")]
+        cells["bps"] = [(est + fmt_si(tx.bps), "text" if tx.bps else "dim")]
+        cells["xoff"] = value_frag(est + fmt_si(tx.stopped_per_s), tx.stopped_per_s, "warn")
+        cells["errors"] = value_frag(est + fmt_si(tx.errors_per_s), tx.errors_per_s)
     else:
         for key in ("pps", "bps", "xoff", "errors"):
             cells[key] = [("-", "dim")]
@@ -701,6 +703,11 @@ def probe_frags(snapshot: Snapshot | None) -> Line:
             out.append((f"  sampling 1/{every}", "text"))
             if cap:
                 out.append((f" (max {fmt_si(cap)}/s)", "text"))
+        duty = p.trace_duty_pct
+        if duty is not None and duty < 100:
+            # trace windows: the per-packet probes are attached this share of the time (the
+            # duty, not this tick's share: a window comes every 1-10 s)
+            out.append((f"  traced {duty:.2g}% of the time ({p.trace_mode or 'auto'})", "warn"))
         out.append(("  lost ", "text"))
         out.append((str(p.lost_events), "alert" if p.lost_events else "dim"))
         if p.skipped_runs:  # another BPF program was running on that CPU: kernel's choice

@@ -1,0 +1,188 @@
+"""Trace windows: how much of the time the per-packet probes are attached.
+
+An attached tracepoint costs every packet that passes it, whether or not the packet is sampled:
+on this project's reference flood (64-byte UDP over veth, bench/RESULTS.md) the kernel's
+dispatch of one classic tracepoint (``perf_trace_<event>`` building the record, then
+``trace_call_bpf``) costs more than the program body, and all of txtop's per-packet probes
+together cost about a third of the sender's time. Sampling 1 in N cannot remove that: the
+1-in-N decision is itself made in a probe.
+
+So on a busy box the probes are attached only part of the time: a *window* of W seconds in
+every P, with W / P = the duty. Between windows no per-packet program is attached at all and
+the traffic runs at full speed. Counts and times measured inside windows are divided by the
+time the windows were open, which makes them rates over the whole interval (an unbiased
+estimate when the traffic is steady over a period). With ``duty = 1`` nothing changes: the
+probes stay attached and every counter is exact.
+
+``auto`` (the default) picks the duty from the packet rate the last window saw, so that the
+estimated cost of the probes stays under a budget (a share of one CPU): quiet machines and
+labs are traced continuously, a flood gets short windows.
+
+This module is pure (no kernel access): the tracer feeds it the clock, the packet rates and
+the number of live tracks, and carries out what it says (attach / detach hook groups).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Estimated cost of the attached probes per event while tracing, measured on the reference
+# flood (bench/RESULTS.md, "trace windows"): about 280 ns per 64-byte packet in all, of which
+# the NET_RX softirq programs run once per packet on veth. Real NICs raise far fewer softirqs.
+COST_NS_PER_PACKET = 200.0
+COST_NS_PER_SOFTIRQ = 80.0
+DEFAULT_BUDGET = 0.01  # auto keeps the probes under ~1% of one CPU
+MIN_DUTY = 0.005  # at least 50 ms traced every 10 s, however busy
+MIN_WINDOW_S = 0.05
+MAX_WINDOW_S = 0.25
+# Detaching a classic tracepoint waits for RCU grace periods in the kernel (tens of ms each,
+# ~0.4 s for all of txtop's together, done on background threads): the closed part of a
+# period must leave room for that, so long windows are used above this.
+MIN_CLOSED_S = 0.6
+MAX_LONG_WINDOW_S = 2.0
+# When a window ends, the later-stage probes stay attached until the tracks begun in it end
+# (or this long), so a sampled packet is seen to its free and not cut off at the window edge.
+DRAIN_GRACE_S = 0.5
+# Auto: a packet rate measured over less than this is not trusted to change the duty.
+MIN_MEASURE_S = 0.04
+CONTINUOUS_MEASURE_S = 0.1  # continuous tracing re-checks the rate this often
+
+OPEN, DRAINING, CLOSED = "open", "draining", "closed"
+
+
+def window_geometry(duty: float) -> tuple[float, float] | None:
+    """(window_s, period_s) for a duty below 1, or None when the probes should stay attached.
+
+    Short windows (50-250 ms, about every 1-10 s) at low duties; when that would leave too
+    little closed time for the detach to finish, longer windows; above that, continuous."""
+    if duty >= 1.0:
+        return None
+    duty = max(MIN_DUTY, duty)
+    window = min(MAX_WINDOW_S, max(MIN_WINDOW_S, duty * 2.0))
+    if window / duty - window < MIN_CLOSED_S:
+        window = MIN_CLOSED_S * duty / (1.0 - duty)
+        if window > MAX_LONG_WINDOW_S:
+            return None
+    return window, window / duty
+
+
+def auto_duty(packets_per_s: float, softirqs_per_s: float, budget: float = DEFAULT_BUDGET) -> float:
+    """The duty that keeps the probes' estimated cost within ``budget`` of one CPU."""
+    cost = (packets_per_s * COST_NS_PER_PACKET + softirqs_per_s * COST_NS_PER_SOFTIRQ) / 1e9
+    if cost <= 0:
+        return 1.0
+    duty = budget / cost
+    if duty >= 1.0 or window_geometry(duty) is None:
+        return 1.0
+    return max(MIN_DUTY, duty)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What the tracer must do now: attach the late-stage group, the sampling group, both, or
+    detach them. ``state`` is the state after the step."""
+
+    state: str
+    attach_late: bool = False
+    attach_sampling: bool = False
+    detach_sampling: bool = False
+    detach_late: bool = False
+    window_ended: bool = False  # a window just closed: its measurements are complete
+
+
+class TraceWindows:
+    """The open/draining/closed state machine. ``fixed`` is a duty in (0, 1], or None for
+    auto. Times are seconds of a monotonic clock, given by the caller."""
+
+    def __init__(self, fixed: float | None = None, budget: float = DEFAULT_BUDGET) -> None:
+        if fixed is not None and not 0.0 < fixed <= 1.0:
+            raise ValueError(f"trace duty must be in (0, 1], got {fixed!r}")
+        if not 0.0 < budget <= 1.0:
+            raise ValueError(f"trace budget must be in (0, 1], got {budget!r}")
+        self.fixed = fixed
+        self.budget = budget
+        self.duty = 1.0 if fixed is None else fixed
+        self.state = CLOSED
+        self.opened_at = 0.0
+        self.drain_at = 0.0
+        self.next_open = 0.0
+        self.open_s = 0.0  # cumulative time in OPEN (sampling probes attached)
+        self.late_s = 0.0  # cumulative time in OPEN or DRAINING (late probes attached)
+        self._since = 0.0  # when open_s / late_s were last brought up to date
+
+    @property
+    def mode(self) -> str:
+        return "auto" if self.fixed is None else "fixed"
+
+    def set_fixed(self, fixed: float | None) -> None:
+        if fixed is not None and not 0.0 < fixed <= 1.0:
+            raise ValueError(f"trace duty must be in (0, 1], got {fixed!r}")
+        self.fixed = fixed
+        self.duty = 1.0 if fixed is None else fixed
+
+    def _account(self, now: float) -> None:
+        dt = max(0.0, now - self._since)
+        if self.state == OPEN:
+            self.open_s += dt
+            self.late_s += dt
+        elif self.state == DRAINING:
+            self.late_s += dt
+        self._since = now
+
+    def totals(self, now: float) -> tuple[float, float]:
+        """(open_s, late_s) up to ``now``."""
+        self._account(now)
+        return self.open_s, self.late_s
+
+    def measured(self, packets: int, softirqs: int, seconds: float) -> None:
+        """Auto mode: the packets and softirq runs the probes counted over ``seconds`` of
+        open time. Fixed mode ignores it."""
+        if self.fixed is not None or seconds < MIN_MEASURE_S:
+            return
+        self.duty = auto_duty(packets / seconds, softirqs / seconds, self.budget)
+
+    def start(self, now: float) -> Step:
+        """At attach time: open the first window (auto measures the rate in it)."""
+        self._since = now
+        self.state = OPEN
+        self.opened_at = now
+        return Step(OPEN, attach_late=True, attach_sampling=True)
+
+    def next_deadline(self, now: float) -> float | None:
+        """When ``step`` next has something to do (None: only on a measurement)."""
+        geom = window_geometry(self.duty)
+        if self.state == OPEN:
+            return None if geom is None else self.opened_at + geom[0]
+        if self.state == DRAINING:
+            return now  # checked every poll: it ends when the tracks do
+        return self.next_open
+
+    def step(self, now: float, live_tracks: int, closing_busy: bool = False) -> Step:
+        """Advance to ``now``. ``live_tracks``: tracks begun and not yet ended;
+        ``closing_busy``: detaches from the last window are still running in the kernel (a
+        classic tracepoint cannot be attached again until they finish)."""
+        self._account(now)
+        geom = window_geometry(self.duty)
+        if self.state == OPEN:
+            if geom is not None and now >= self.opened_at + geom[0]:
+                self.state = DRAINING
+                self.drain_at = now
+                self.next_open = self.opened_at + geom[1]
+                return Step(DRAINING, detach_sampling=True)
+            return Step(OPEN)
+        if self.state == DRAINING:
+            if geom is None:  # the duty went up to continuous meanwhile
+                self.state = OPEN
+                self.opened_at = now
+                return Step(OPEN, attach_sampling=True)
+            if live_tracks <= 0 or now >= self.drain_at + DRAIN_GRACE_S:
+                self.state = CLOSED
+                self.next_open = max(self.next_open, now + MIN_CLOSED_S / 2)
+                return Step(CLOSED, detach_late=True, window_ended=True)
+            return Step(DRAINING)
+        # CLOSED
+        if (geom is None or now >= self.next_open) and not closing_busy:
+            self.state = OPEN
+            self.opened_at = now
+            return Step(OPEN, attach_late=True, attach_sampling=True)
+        return Step(CLOSED)

@@ -1,0 +1,126 @@
+"""Trace windows (probes/duty.py): geometry, the auto duty, and the state machine, on a fake
+clock. The tracer side (what really gets attached) is tested in tests/test_tracer_lab.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from txtop.probes import duty
+from txtop.probes.duty import CLOSED, DRAINING, OPEN, TraceWindows, auto_duty, window_geometry
+
+
+def test_geometry_short_windows_at_low_duty() -> None:
+    assert window_geometry(1.0) is None
+    w, p = window_geometry(0.05)  # type: ignore[misc]
+    assert w == pytest.approx(0.1) and p == pytest.approx(2.0)
+    w, p = window_geometry(0.001)  # type: ignore[misc]  # clamped to MIN_DUTY
+    assert w == pytest.approx(duty.MIN_WINDOW_S) and p == pytest.approx(10.0)
+
+
+def test_geometry_leaves_room_for_detach_or_goes_continuous() -> None:
+    for d in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7):
+        geom = window_geometry(d)
+        assert geom is not None, d
+        w, p = geom
+        assert p - w >= duty.MIN_CLOSED_S - 1e-9 and w / p == pytest.approx(d)
+    assert window_geometry(0.9) is None  # would need windows longer than MAX_LONG_WINDOW_S
+
+
+def test_auto_duty_follows_the_packet_rate() -> None:
+    assert auto_duty(0, 0) == 1.0
+    assert auto_duty(10_000, 10_000) == 1.0  # a quiet box is traced all the time
+    busy = auto_duty(1_200_000, 1_200_000)  # the reference flood: ~3%
+    assert 0.02 < busy < 0.04
+    cost = (1_200_000 * duty.COST_NS_PER_PACKET + 1_200_000 * duty.COST_NS_PER_SOFTIRQ) / 1e9
+    assert busy * cost == pytest.approx(duty.DEFAULT_BUDGET)
+    assert auto_duty(1e9, 0) == duty.MIN_DUTY
+    assert auto_duty(1_200_000, 0, budget=0.5) == 1.0
+
+
+def test_bad_duty_and_budget_refused() -> None:
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError):
+            TraceWindows(bad)
+    with pytest.raises(ValueError):
+        TraceWindows(None, budget=0)
+    with pytest.raises(ValueError):
+        TraceWindows().set_fixed(2.0)
+
+
+def test_continuous_never_closes() -> None:
+    w = TraceWindows(1.0)
+    assert w.start(0.0).attach_sampling
+    for t in range(1, 100):
+        step = w.step(t / 10, live_tracks=0)
+        assert step.state == OPEN and not step.detach_sampling
+    assert w.totals(10.0) == (10.0, 10.0)
+
+
+def test_fixed_duty_cycle_and_accounting() -> None:
+    w = TraceWindows(0.1)  # 0.2 s every 2 s
+    assert w.mode == "fixed"
+    first = w.start(0.0)
+    assert first.state == OPEN and first.attach_late and first.attach_sampling
+    assert w.step(0.1, 0).state == OPEN
+    drain = w.step(0.2, live_tracks=3)
+    assert drain.state == DRAINING and drain.detach_sampling and not drain.detach_late
+    assert w.step(0.3, live_tracks=1).state == DRAINING  # a track still in flight
+    closed = w.step(0.35, live_tracks=0)
+    assert closed.state == CLOSED and closed.detach_late and closed.window_ended
+    assert w.step(1.0, 0).state == CLOSED
+    # The next window waits for the detach threads of the last one.
+    assert w.step(2.0, 0, closing_busy=True).state == CLOSED
+    reopen = w.step(2.05, 0)
+    assert reopen.state == OPEN and reopen.attach_late and reopen.attach_sampling
+    open_s, late_s = w.totals(2.15)
+    assert open_s == pytest.approx(0.2 + 0.1) and late_s == pytest.approx(0.35 + 0.1)
+
+
+def test_drain_gives_up_after_the_grace() -> None:
+    w = TraceWindows(0.05)
+    w.start(0.0)
+    assert w.step(0.1, 5).state == DRAINING
+    assert w.step(0.1 + duty.DRAIN_GRACE_S - 0.01, 5).state == DRAINING
+    assert w.step(0.1 + duty.DRAIN_GRACE_S, 5).state == CLOSED
+
+
+def test_auto_measures_then_windows_then_back_to_continuous() -> None:
+    w = TraceWindows(None)
+    assert w.mode == "auto" and w.duty == 1.0
+    w.start(0.0)
+    w.measured(packets=0, softirqs=0, seconds=0.01)  # too short to trust: no change
+    assert w.duty == 1.0
+    w.measured(packets=120_000, softirqs=120_000, seconds=0.1)  # 1.2 Mpps
+    assert w.duty < 0.05
+    step = w.step(0.2, 0)
+    assert step.state == DRAINING  # the open window is over at once
+    assert w.step(0.21, 0).state == CLOSED
+    geom = window_geometry(w.duty)
+    assert geom is not None
+    t = 0.21
+    while w.state == CLOSED and t < 20:
+        t += 0.05
+        w.step(t, 0)
+    assert w.state == OPEN and t == pytest.approx(
+        max(geom[1], 0.21 + duty.MIN_CLOSED_S / 2), abs=0.06
+    )
+    w.measured(packets=10, softirqs=10, seconds=0.1)  # the flood stopped
+    assert w.duty == 1.0
+    # continuous again: a draining window re-opens instead of closing
+    w2 = TraceWindows(None)
+    w2.start(0.0)
+    w2.measured(packets=120_000, softirqs=0, seconds=0.1)
+    assert w2.step(0.3, 4).state == DRAINING
+    w2.measured(packets=0, softirqs=0, seconds=0.1)
+    back = w2.step(0.31, 4)
+    assert back.state == OPEN and back.attach_sampling
+
+
+def test_fixed_ignores_measurements_and_set_fixed_switches() -> None:
+    w = TraceWindows(0.2)
+    w.measured(10**9, 10**9, 1.0)
+    assert w.duty == 0.2
+    w.set_fixed(None)
+    assert w.mode == "auto" and w.duty == 1.0
+    w.set_fixed(0.5)
+    assert w.mode == "fixed" and w.duty == 0.5
