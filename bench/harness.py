@@ -691,6 +691,8 @@ def run_overhead(traffic: Traffic, quick: bool, rounds: int, seconds: float) -> 
     makers: dict[str, Callable[[], Observer]] = {
         "txtop": lambda: TxtopHeadless(dev),
         "txtop_sample1": lambda: TxtopHeadless(dev, ["--sample", "1"], name="txtop_sample1"),
+        # the probes always attached (no trace windows): what the windows save
+        "txtop_always": lambda: TxtopHeadless(dev, ["--trace-duty", "100"], name="txtop_always"),
         "floor": BpftraceFloor,
     }
     netqtop_status = "not installed"
@@ -708,7 +710,7 @@ def run_overhead(traffic: Traffic, quick: bool, rounds: int, seconds: float) -> 
     if quick:
         plans = [("udp64", ["A", "txtop", "floor"], rounds)]
     else:
-        udp_sides = ["A", "txtop", "txtop_sample1", "floor"] + (
+        udp_sides = ["A", "txtop", "txtop_always", "txtop_sample1", "floor"] + (
             ["netqtop"] if "netqtop" in makers else []
         )
         plans = [
@@ -782,7 +784,9 @@ def run_overhead(traffic: Traffic, quick: bool, rounds: int, seconds: float) -> 
             )
         )
     # Precise figure: per-program BPF run time, one round per observer with stats on.
-    stats_sides = ["txtop", "floor"] if quick else ["txtop", "txtop_sample1", "floor"]
+    stats_sides = (
+        ["txtop", "floor"] if quick else ["txtop", "txtop_always", "txtop_sample1", "floor"]
+    )
     out["bpf_stats"] = {}
     for side in stats_sides:
         try:
@@ -1324,6 +1328,7 @@ def flat_result(res: dict[str, Any]) -> dict[str, Any]:
         "overhead_pps_ratio_1400": med(w, "udp1400", "txtop", "ratio", "median"),
         "overhead_tcp_ratio": med(w, "tcp", "txtop", "ratio", "median"),
         "overhead_pps_ratio_sample1": med(w, "udp64", "txtop_sample1", "ratio", "median"),
+        "overhead_pps_ratio_always": med(w, "udp64", "txtop_always", "ratio", "median"),
         "overhead_pps_ratio_netqtop": med(w, "udp64", "netqtop", "ratio", "median"),
         "bpf_ns_per_packet": med(ov, "bpf_stats", "txtop", "bpf_ns_per_packet"),
         "bpf_ns_per_packet_floor": med(ov, "bpf_stats", "floor", "bpf_ns_per_packet"),

@@ -456,10 +456,11 @@ class Tracer:
                 # _reconcile decides what is attached.
                 self._attached = {("classic", tp) for tp in bpf.tracepoint_fds}
                 self._hooks = self._hook_table()
-                self._write_config()
                 self._write_filters()
                 self._update_completion_devs()
                 bpf[b"events"].open_ring_buffer(self._on_record)
+                # Until the config is written (sample_every 0) every program returns at
+                # once: no track starts before all of its stages are attached.
                 self._apply_step(self._windows.start(time.monotonic()))
         self._state = "running"
         self._reason = ""
@@ -584,10 +585,10 @@ class Tracer:
         return state != CLOSED, state == OPEN
 
     def _apply_step(self, step: Step) -> None:
+        self._reconcile(*self._wants())
         if step.attach_sampling:
             self._generation += 1  # syscalls entered before this window are never tied
             self._write_config()
-        self._reconcile(*self._wants())
         if step.attach_late:  # a window opens: measure the rates it sees from here
             self._measure_base = self._measure_point()
             self._measure_last = time.monotonic()

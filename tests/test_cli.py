@@ -64,6 +64,11 @@ BAD_ARGS = [
     ["--bogus-flag"],
     ["--synthetic", "0x4"],
     ["--no-probes", "--sample", "8"],
+    ["--trace-duty", "0"],
+    ["--trace-duty", "101"],
+    ["--trace-duty", "often"],
+    ["--trace-duty", "0.5"],
+    ["--no-probes", "--trace-duty", "50"],
     ["extra-positional"],
 ]
 
@@ -471,3 +476,20 @@ def test_filter_flags_build_the_waterfall_filter():
 def test_bad_filter_flags_are_usage_errors(args):
     with pytest.raises(cli.UsageError):
         cli.parse_args(args)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the probes need root")
+def test_trace_duty_reaches_the_probes_and_the_json():
+    import json
+
+    from txtop.probes.tracer import probe_prerequisites
+
+    why = probe_prerequisites()
+    if why:
+        pytest.skip(why)
+    res = txtop("-i", "lo", "-d", "0.3", "--once", "--format", "json", "--trace-duty", "5")
+    assert res.returncode == 0, res.stderr
+    probes = json.loads(res.stdout)["probes"]
+    assert probes["state"] == "running", probes
+    assert (probes["trace_mode"], probes["trace_duty_pct"]) == ("fixed", 5.0)
+    assert 0.0 <= probes["traced_pct"] <= 100.0
