@@ -75,8 +75,9 @@ PROBE_IDS = (
     S_TRACK_AGED,
     S_DQL_STALL,
     S_COUNTER_FULL,
+    S_XMIT_PACKETS,
     S_RB_FULL,
-) = range(9)
+) = range(10)
 
 
 # Hook groups (see probes/duty.py): "always" stays attached; between trace windows the
@@ -589,6 +590,8 @@ class Tracer:
         if step.attach_sampling:
             self._generation += 1  # syscalls entered before this window are never tied
             self._write_config()
+        if self._windows.fixed is not None:
+            return  # only auto measures the rates
         if step.attach_late:  # a window opens: measure the rates it sees from here
             self._measure_base = self._measure_point()
             self._measure_last = time.monotonic()
@@ -598,9 +601,9 @@ class Tracer:
     def _measure_point(self) -> tuple[float, int, int]:
         """(late-group seconds attached, packets counted, NET softirq runs counted)."""
         _, late_s = self._windows.totals(time.monotonic())
-        packets = 0
-        for _k, per_cpu in self._bpf[b"txq_stats"].items():
-            packets += sum(int(v.packets) for v in per_cpu)
+        # two per-CPU array reads: cheap enough for every 0.1 s (a walk of the per-queue
+        # hash would cost milliseconds on a many-queue NIC)
+        packets = sum(int(v) for v in self._bpf[b"stats"].getvalue(ctypes.c_int(S_XMIT_PACKETS)))
         runs = 0
         if "softirq" not in self._unavailable:
             for v in self._bpf[b"softirq"].getvalue(ctypes.c_int(0)):
@@ -620,7 +623,11 @@ class Tracer:
         step = self._windows.step(now, self._live_tracks(), self._closing_busy())
         if step.attach_late or step.attach_sampling or step.detach_sampling or step.detach_late:
             self._apply_step(step)
-        elif step.state == OPEN and now - self._measure_last >= CONTINUOUS_MEASURE_S:
+        elif (
+            step.state == OPEN
+            and self._windows.fixed is None
+            and now - self._measure_last >= CONTINUOUS_MEASURE_S
+        ):
             self._measure_last = now  # continuous tracing: re-measure once a second
             self._measure()
         deadline = self._windows.next_deadline(now)
@@ -991,6 +998,7 @@ class Tracer:
             filters=self._filters(),
             trace_mode=self._windows.mode,
             trace_duty_pct=round(100.0 * self._windows.duty, 2),
+            bql_stalls=None if "bql_stall" in self._unavailable else stats[S_DQL_STALL],
         )
 
     # ---- shutdown ------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ enum {
 	S_TRACK_AGED,     /* found too old at a later touch: ended as aged */
 	S_DQL_STALL,      /* napi:dql_stall_detected */
 	S_COUNTER_FULL,   /* a per-queue counter map was full: that packet went uncounted */
+	S_XMIT_PACKETS,   /* net_dev_start_xmit runs, all devices: the rate auto duty reads */
 	S_RB_FULL,        /* + probe id: ring buffer reservation failed in that probe */
 	N_STATS = S_RB_FULL + N_PROBES,
 };
@@ -650,6 +651,7 @@ TRACEPOINT_PROBE(net, net_dev_start_xmit)
 	struct txtop_qkey k = {};
 	if (!c || !pc)
 		return 0;
+	stat_inc(S_XMIT_PACKETS); /* before the filter: every run costs, filtered or not */
 	TP_DATA_LOC_READ_STR(k.dev, name, IFNAMSIZ);
 	if (c->filter_dev && !dev_filter.lookup((struct txtop_devname *)&k.dev))
 		return 0;

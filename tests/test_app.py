@@ -448,3 +448,31 @@ def test_tables_refresh_at_most_twice_a_second_at_10_hz_but_catch_up():
             assert app_mod.TABLE_MIN_INTERVAL_S <= 0.5
 
     run(main())
+
+
+def test_trace_windows_shown_in_header_and_estimates_marked():
+    """Below 100% duty the probe line says how much of the time is traced, and queue rates
+    extrapolated from the windows carry a '~'; BQL stalls seen by the probes are counted."""
+
+    async def main():
+        busy = fx.busy_lab()
+        probes = dataclasses.replace(
+            busy.probes, trace_mode="auto", trace_duty_pct=3.2, traced_pct=0.0, bql_stalls=4
+        )
+        queues = tuple(
+            dataclasses.replace(q, tx=dataclasses.replace(q.tx, estimated=True))
+            if q.dev == "txlp1a" and q.queue == 1 and q.tx is not None
+            else q
+            for q in busy.queues
+        )
+        source = fx.ManualSource(dataclasses.replace(busy, probes=probes, queues=queues))
+        app = TxtopApp(source)
+        async with app.run_test(size=(200, 40)) as pilot:
+            await until(pilot, lambda: app.shown is not None, "first snapshot")
+            text = header(app)
+            assert "traced 3.2% of the time (auto)" in text and "BQL stalls 4" in text
+            rows = [line for line in queues_text(app) if "tx-1" in line]
+            assert rows and "~41k" in rows[0], rows
+            assert "~" not in "".join(line for line in queues_text(app) if "tx-2" in line)
+
+    run(main())

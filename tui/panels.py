@@ -710,6 +710,9 @@ def probe_frags(snapshot: Snapshot | None) -> Line:
             out.append((f"  traced {duty:.2g}% of the time ({p.trace_mode or 'auto'})", "warn"))
         out.append(("  lost ", "text"))
         out.append((str(p.lost_events), "alert" if p.lost_events else "dim"))
+        if p.bql_stalls:  # napi:dql_stall_detected: a TX completion stalled (see bql stall_cnt)
+            out.append(("  BQL stalls ", "text"))
+            out.append((fmt_si(p.bql_stalls), "warn"))
         if p.skipped_runs:  # another BPF program was running on that CPU: kernel's choice
             out.append(("  skipped ", "text"))
             out.append((fmt_si(p.skipped_runs), "warn"))
