@@ -32,20 +32,25 @@ from dataclasses import dataclass
 COST_NS_PER_PACKET = 200.0
 COST_NS_PER_SOFTIRQ = 80.0
 DEFAULT_BUDGET = 0.01  # auto keeps the probes under ~1% of one CPU
-MIN_DUTY = 0.005  # at least 50 ms traced every 10 s, however busy
-MIN_WINDOW_S = 0.05
-MAX_WINDOW_S = 0.25
-# Detaching a classic tracepoint waits for RCU grace periods in the kernel (tens of ms each,
-# ~0.4 s for all of txtop's together, done on background threads): the closed part of a
-# period must leave room for that, so long windows are used above this.
-MIN_CLOSED_S = 0.6
+MIN_DUTY = 0.005  # at least 100 ms traced every 20 s, however busy
+MIN_WINDOW_S = 0.1
+MAX_WINDOW_S = 0.3
+WINDOW_PER_DUTY_S = 3.0  # window = duty x this, within the bounds above
+# A classic tracepoint keeps costing every packet until its detach completes (closes run one
+# after the other, ~70-100 ms each, the busiest first): on the reference flood the sender lost
+# about as much in the 0.4 s after each window as in 80 ms fully traced. Auto counts it.
+DETACH_TAIL_S = 0.08
+# Detaching a classic tracepoint waits for RCU grace periods in the kernel (~70 ms each,
+# ~0.75 s for all of txtop's, closed one after the other on a background thread): the closed
+# part of a period must leave room for that, so long windows are used above this.
+MIN_CLOSED_S = 1.0
 MAX_LONG_WINDOW_S = 2.0
 # When a window ends, the later-stage probes stay attached until the tracks begun in it end
 # (or this long), so a sampled packet is seen to its free and not cut off at the window edge.
 DRAIN_GRACE_S = 0.5
 # Auto: a packet rate measured over less than this is not trusted to change the duty.
 MIN_MEASURE_S = 0.04
-CONTINUOUS_MEASURE_S = 0.1  # continuous tracing re-checks the rate this often
+CONTINUOUS_MEASURE_S = 0.05  # continuous tracing re-checks the rate this often
 
 OPEN, DRAINING, CLOSED = "open", "draining", "closed"
 
@@ -53,12 +58,12 @@ OPEN, DRAINING, CLOSED = "open", "draining", "closed"
 def window_geometry(duty: float) -> tuple[float, float] | None:
     """(window_s, period_s) for a duty below 1, or None when the probes should stay attached.
 
-    Short windows (50-250 ms, about every 1-10 s) at low duties; when that would leave too
+    Short windows (100-300 ms, about every 1-20 s) at low duties; when that would leave too
     little closed time for the detach to finish, longer windows; above that, continuous."""
     if duty >= 1.0:
         return None
     duty = max(MIN_DUTY, duty)
-    window = min(MAX_WINDOW_S, max(MIN_WINDOW_S, duty * 2.0))
+    window = min(MAX_WINDOW_S, max(MIN_WINDOW_S, duty * WINDOW_PER_DUTY_S))
     if window / duty - window < MIN_CLOSED_S:
         window = MIN_CLOSED_S * duty / (1.0 - duty)
         if window > MAX_LONG_WINDOW_S:
@@ -67,14 +72,18 @@ def window_geometry(duty: float) -> tuple[float, float] | None:
 
 
 def auto_duty(packets_per_s: float, softirqs_per_s: float, budget: float = DEFAULT_BUDGET) -> float:
-    """The duty that keeps the probes' estimated cost within ``budget`` of one CPU."""
+    """The duty that keeps the probes' estimated cost within ``budget`` of one CPU: traced
+    time plus each window's detach tail, cost * duty * (1 + tail / window) <= budget."""
     cost = (packets_per_s * COST_NS_PER_PACKET + softirqs_per_s * COST_NS_PER_SOFTIRQ) / 1e9
     if cost <= 0:
         return 1.0
     duty = budget / cost
-    if duty >= 1.0 or window_geometry(duty) is None:
-        return 1.0
-    return max(MIN_DUTY, duty)
+    for _ in range(3):  # the window depends on the duty: a few rounds settle it
+        geom = window_geometry(duty)
+        if duty >= 1.0 or geom is None:
+            return 1.0
+        duty = budget / (cost * (1.0 + DETACH_TAIL_S / geom[0]))
+    return max(MIN_DUTY, min(duty, 1.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -331,7 +331,7 @@ class Tracer:
         self._unavailable: dict[str, str] = {}
         self._hooks: list[Hook] = []  # every attachment the compiled program offers
         self._attached: set[tuple[str, bytes]] = set()
-        self._closing: dict[bytes, threading.Thread] = {}  # classic detaches in progress
+        self._closer = _Closer()  # classic detaches in progress
         self._generation = 0  # config.generation: bumped as each trace window opens
         self._measure_base: tuple[float, int, int] | None = None  # (late_s, packets, runs)
         self._measure_last = 0.0
@@ -342,6 +342,8 @@ class Tracer:
         self._exits: dict[tuple[int, int], tuple[int, float]] = {}  # key -> (exit_ns, seen)
         self._user_ended = 0
         self._user_aged = 0
+        self._window_cut = 0  # tracks ended because their window closed (not a loss)
+        self._cut_out: list[PacketTrace] = []  # their traces, handed out by the next read()
         self._user_exit_missed = 0
         self._evicted = 0
         self._evict_suspect = 0
@@ -541,9 +543,8 @@ class Tracer:
             if hook.kind == "raw":
                 bpf.attach_raw_tracepoint(tp=hook.tp, fn_name=hook.fn)
             else:
-                closing = self._closing.pop(hook.tp, None)
-                if closing is not None:  # the kernel refuses a program attached twice
-                    closing.join(5.0)
+                # the kernel refuses a program attached twice to one tracepoint
+                self._closer.wait_for(hook.tp, 5.0)
                 bpf.attach_tracepoint(tp=hook.tp, fn_name=hook.fn)
         except Exception as exc:
             self._hooks.remove(hook)  # not retried every window
@@ -566,15 +567,10 @@ class Tracer:
         fd = bpf.tracepoint_fds.pop(hook.tp, None)
         if fd is None:
             return
-        # Closing a tracepoint's perf event waits for RCU grace periods (~70 ms here): on a
-        # thread of its own, so neither the drain nor the other detaches wait for it.
-        th = threading.Thread(target=_close_fd, args=(fd,), name="txtop-detach", daemon=True)
-        th.start()
-        self._closing[hook.tp] = th
+        self._closer.close(hook.tp, fd)
 
     def _closing_busy(self) -> bool:
-        self._closing = {tp: th for tp, th in self._closing.items() if th.is_alive()}
-        return bool(self._closing)
+        return self._closer.busy()
 
     def _live_tracks(self) -> int:
         g = self._bpf[b"gate"][ctypes.c_int(0)]
@@ -586,7 +582,15 @@ class Tracer:
         return state != CLOSED, state == OPEN
 
     def _apply_step(self, step: Step) -> None:
+        if step.detach_sampling:
+            # Sampling off first, in the map: a detached classic tracepoint (net_dev_queue
+            # with -i) keeps running until its close completes, a few hundred ms later.
+            self._write_config()
         self._reconcile(*self._wants())
+        if step.detach_late and self._live_tracks() > 0:
+            # Tracks the drain grace did not see end (a packet held in a shaping qdisc): end
+            # them here rather than let them age into "lost" two seconds from now.
+            self._cut_out.extend(self._scan_tracks(cut=True))
         if step.attach_sampling:
             self._generation += 1  # syscalls entered before this window are never tied
             self._write_config()
@@ -638,7 +642,9 @@ class Tracer:
     def _write_config(self) -> None:
         table = self._bpf[b"config"]
         cfg = table.Leaf()
-        cfg.sample_every = self._every
+        # 0 = no new tracks: outside the open part of a trace window (txtop.bpf.c checks it
+        # in net_dev_queue and the send syscalls)
+        cfg.sample_every = self._every if self._windows.state == OPEN else 0
         cfg.max_per_s = self._max_per_s
         cfg.burst = _burst(self._max_per_s)
         cfg.filter_dev = 1 if self._ifindexes else 0
@@ -761,6 +767,8 @@ class Tracer:
             if now - self._last_scan >= AGE_SCAN_INTERVAL_S:
                 self._last_scan = now
                 packets.extend(self._scan_tracks())
+            packets.extend(self._cut_out)
+            self._cut_out = []
             stats = self._sum_stats()
             queues = self._read_queues()
             cpus = self._read_softirq()
@@ -826,9 +834,11 @@ class Tracer:
             self._exits = {k: v for k, v in self._exits.items() if now - v[1] < EXIT_KEEP_S}
         return out
 
-    def _scan_tracks(self) -> list[PacketTrace]:
+    def _scan_tracks(self, cut: bool = False) -> list[PacketTrace]:
         """Age out entries nobody touched (the user-space side of the timeout), and notice
-        entries the LRU maps evicted: created - ended - live, when it persists across scans."""
+        entries the LRU maps evicted: created - ended - live, when it persists across scans.
+        ``cut``: a trace window just closed, so every track still live ends now (its later
+        stages can no longer be seen); reported as aged, counted apart from losses."""
         bpf = self._bpf
         g = bpf[b"gate"][ctypes.c_int(0)]
         created, ended = int(g.created), int(g.ended)
@@ -842,7 +852,7 @@ class Tracer:
             except decode.DecodeError:
                 self._decode_errors += 1
                 continue
-            if now_ns - rec.first_ns <= self._timeout_ns:
+            if not cut and now_ns - rec.first_ns <= self._timeout_ns:
                 live += 1
                 continue
             try:
@@ -850,7 +860,10 @@ class Tracer:
             except KeyError:
                 continue  # the kernel ended it meanwhile and reports it
             self._user_ended += 1
-            self._user_aged += 1
+            if cut:
+                self._window_cut += 1
+            else:
+                self._user_aged += 1
             rec = dataclasses.replace(rec, end=decode.END_AGED)
             if rec.syscall and not rec.sys_exit_ns:
                 self._waiting.append((time.monotonic(), rec))  # its return may still come
@@ -992,6 +1005,7 @@ class Tracer:
             sampling={
                 **self._sampling(stats[S_SAMPLED], stats[S_RATE_LIMITED]),
                 "sys_exit_unmatched": self._user_exit_missed,
+                "window_cut": self._window_cut,
             },
             unavailable=dict(self._unavailable),
             notice=self._notice,
@@ -1016,9 +1030,9 @@ class Tracer:
                 ]
                 for th in threads:
                     th.start()
-                for th in [*threads, *self._closing.values()]:
+                for th in threads:
                     th.join(5.0)
-                self._closing.clear()
+                self._closer.wait_for(None, 5.0)
                 try:
                     bpf.cleanup()  # detaches every other program, frees the ring buffer
                 except Exception:  # noqa: S110 - closing fds; the kernel drops the rest on exit
@@ -1035,6 +1049,83 @@ class Tracer:
             atexit.unregister(self.close)
         except Exception:  # noqa: S110
             pass
+
+
+class _Closer:
+    """Closes the perf events of detached classic tracepoints, one at a time, on a thread.
+
+    Closing one waits for RCU grace periods in the kernel (~70 ms here), so it must not hold
+    up the drain. One at a time, because closing the syscalls:* events together made the
+    traced sender stall for 0.2 s at the end of each window (bench/RESULTS.md, "trace
+    windows"); in turn they cost nothing measurable."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[tuple[bytes, int]] = []
+        self._active: bytes | None = None
+        self._thread: threading.Thread | None = None
+
+    def close(self, tp: bytes, fd: int) -> None:
+        with self._cond:
+            self._queue.append((tp, fd))
+            if self._thread is None:  # the thread clears it, under the lock, as it ends
+                self._thread = threading.Thread(target=self._run, name="txtop-detach", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue:
+                    self._thread = None
+                    return
+                # A tracepoint costs every packet until its close completes: the ones most
+                # packets pass go first.
+                i = min(range(len(self._queue)), key=lambda j: _close_rank(self._queue[j][0]))
+                self._active, fd = self._queue.pop(i)
+            _close_fd(fd)
+            with self._cond:
+                self._active = None
+                self._cond.notify_all()
+
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._queue) or self._active is not None
+
+    def wait_for(self, tp: bytes | None, timeout_s: float) -> None:
+        """Until ``tp`` (None: everything) is closed, or the timeout."""
+        deadline = time.monotonic() + timeout_s
+
+        def pending() -> bool:
+            if tp is None:
+                return bool(self._queue) or self._active is not None
+            return self._active == tp or any(t == tp for t, _ in self._queue)
+
+        with self._cond:
+            while pending():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(min(left, 0.05))
+
+
+# Classic tracepoints in the order their detach is worth most: every packet passes the
+# first ones; a send syscall only of its kind.
+CLOSE_ORDER = (
+    b"net:net_dev_start_xmit",
+    b"qdisc:qdisc_dequeue",
+    b"qdisc:qdisc_enqueue",
+    b"net:net_dev_queue",
+    b"syscalls:sys_enter_sendto",
+    b"syscalls:sys_exit_sendto",
+    b"syscalls:sys_enter_sendmsg",
+    b"syscalls:sys_exit_sendmsg",
+    b"syscalls:sys_enter_sendmmsg",
+    b"syscalls:sys_exit_sendmmsg",
+)
+
+
+def _close_rank(tp: bytes) -> int:
+    return CLOSE_ORDER.index(tp) if tp in CLOSE_ORDER else len(CLOSE_ORDER)
 
 
 def _close_fd(fd: int) -> None:

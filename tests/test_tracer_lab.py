@@ -594,7 +594,7 @@ PER_PACKET = {"net_dev_queue", "net_dev_start_xmit", "net_dev_xmit", "consume_sk
 @root
 @pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool not installed")
 def test_trace_windows_detach_between_windows_and_rates_stay_right(lab: Lab) -> None:
-    """--trace-duty 10: between 0.2 s windows no per-packet program is attached (bpftool is
+    """--trace-duty 10: between 0.3 s windows no per-packet program is attached (bpftool is
     the witness); packets traced in windows are whole; the probe counters divided by the
     attached time give the sender's rate, as the kernel's own device counter does."""
     _skip_unless_probes()
@@ -634,8 +634,8 @@ def test_trace_windows_detach_between_windows_and_rates_stay_right(lab: Lab) -> 
                 if not states or states[-1] != state:
                     states.append(state)
                 closed_since = (closed_since or time.monotonic()) if state == "closed" else None
-                # detaches finish on their own threads within ~0.5 s of the window's end
-                if closed_seen is None and closed_since and time.monotonic() - closed_since > 0.8:
+                # detaches finish on a thread of their own within ~1 s of the window's end
+                if closed_seen is None and closed_since and time.monotonic() - closed_since > 1.5:
                     if t.trace_state == "closed":
                         closed_seen = _attached_names(os.getpid())
             end = t.read()
@@ -656,6 +656,43 @@ def test_trace_windows_detach_between_windows_and_rates_stay_right(lab: Lab) -> 
         estimate = counted / traced
         kernel_rate = (kernel1 - kernel0) / (wall1 - wall0)
         assert 0.5 * kernel_rate < estimate < 1.5 * kernel_rate, (estimate, kernel_rate)
+    finally:
+        t.close()
+
+
+@root
+def test_packets_held_in_a_qdisc_when_a_window_closes_are_cut_not_lost(lab: Lab) -> None:
+    """A window closes while sampled packets wait in a saturated tbf longer than the drain
+    grace: their tracks end as partial ("aged", no driver stages) and are counted as
+    window_cut, not as lost events."""
+    _skip_unless_probes()
+    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=2_000, trace_duty=0.1)
+    t.start()
+    try:
+        assert t.running, t.status.reason
+        with Sink(lab.ns_argv([]), PORT):
+            warm_up(lab)
+            # 1 Mbit/s, 200 kB of queue: a datagram waits up to ~1.6 s, beyond the grace.
+            lab.set_tbf(rate="1mbit", burst="2k", limit="200k")
+            try:
+                sender = subprocess.Popen(
+                    sender_argv("udp", lab.peer_ip, str(PORT), "--count", "100000",
+                                "--size", "1000", "--gap-us", "2000", "--seconds", "4"),
+                    stdout=subprocess.DEVNULL,
+                )  # fmt: skip
+                packets, reading = collect(
+                    t, lambda ps: any(p.dev == lab.dev and p.track == "aged" for p in ps), 8.0
+                )
+                sender.wait(30)
+                packets += list(t.read().packets)
+            finally:
+                lab.clear_qdisc()
+        status = t.read().status
+        assert status.sampling["window_cut"] > 0, status.sampling
+        cut = [p for p in packets if p.dev == lab.dev and p.track == "aged"]
+        assert cut and all("start_xmit" not in p.stages for p in cut)
+        assert all("qdisc_enqueue" in p.stages for p in cut)
+        assert pipeline_losses(reading) == 0, reading.status.breakdown
     finally:
         t.close()
 
