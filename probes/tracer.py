@@ -1112,11 +1112,11 @@ class _Closer:
 # first ones; a send syscall only of its kind.
 CLOSE_ORDER = (
     b"net:net_dev_start_xmit",
-    b"qdisc:qdisc_dequeue",
-    b"qdisc:qdisc_enqueue",
     b"net:net_dev_queue",
+    b"qdisc:qdisc_dequeue",
     b"syscalls:sys_enter_sendto",
     b"syscalls:sys_exit_sendto",
+    b"qdisc:qdisc_enqueue",
     b"syscalls:sys_enter_sendmsg",
     b"syscalls:sys_exit_sendmsg",
     b"syscalls:sys_enter_sendmmsg",
