@@ -104,11 +104,10 @@ class Probe:
 
 PROBES: tuple[Probe, ...] = (
     Probe("syscalls", "sys_enter_sendto", "TXTOP_HAVE_SYS_SENDTO", None, "sendto", SAMPLING),
-    Probe("syscalls", "sys_exit_sendto", "TXTOP_HAVE_SYS_SENDTO", feature="sendto"),
     Probe("syscalls", "sys_enter_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", None, "sendmsg", SAMPLING),
-    Probe("syscalls", "sys_exit_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", feature="sendmsg"),
     Probe("syscalls", "sys_enter_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", None, "sendmmsg", SAMPLING),
-    Probe("syscalls", "sys_exit_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", feature="sendmmsg"),
+    # the send syscalls' return, for all three (raw: see txtop.bpf.c)
+    Probe("raw_syscalls", "sys_exit", "TXTOP_HAVE_SYS_EXIT", "txtop_raw_sys_exit", "syscall_exit"),
     # raw or classic, chosen at run time (_dev_queue_classic)
     Probe(
         "net", "net_dev_queue", "TXTOP_HAVE_DEV_QUEUE", "txtop_raw_dev_queue", "dev_queue", SAMPLING
@@ -1115,12 +1114,9 @@ CLOSE_ORDER = (
     b"net:net_dev_queue",
     b"qdisc:qdisc_dequeue",
     b"syscalls:sys_enter_sendto",
-    b"syscalls:sys_exit_sendto",
     b"qdisc:qdisc_enqueue",
     b"syscalls:sys_enter_sendmsg",
-    b"syscalls:sys_exit_sendmsg",
     b"syscalls:sys_enter_sendmmsg",
-    b"syscalls:sys_exit_sendmmsg",
 )
 
 

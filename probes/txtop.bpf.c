@@ -455,24 +455,12 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
 	on_sys_enter(SYS_SENDTO, (u64)args->addr);
 	return 0;
 }
-
-TRACEPOINT_PROBE(syscalls, sys_exit_sendto)
-{
-	on_sys_exit();
-	return 0;
-}
 #endif
 
 #ifdef TXTOP_HAVE_SYS_SENDMSG
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 {
 	on_sys_enter(SYS_SENDMSG, (u64)args->msg);
-	return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg)
-{
-	on_sys_exit();
 	return 0;
 }
 #endif
@@ -483,8 +471,15 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg)
 	on_sys_enter(SYS_SENDMMSG, (u64)args->mmsg);
 	return 0;
 }
+#endif
 
-TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg)
+#ifdef TXTOP_HAVE_SYS_EXIT
+/* Raw raw_syscalls:sys_exit, TP_PROTO(struct pt_regs *regs, long ret): no argument is used,
+ * the thread id says whether this is the return of a send syscall on_sys_enter saw. Raw
+ * because it detaches at once when a trace window closes (a classic syscalls:sys_exit_*
+ * keeps running for the ~0.1 s its perf event takes to close); it runs for every syscall
+ * while attached, and returns after one per-CPU compare and the gate check. */
+int txtop_raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	on_sys_exit();
 	return 0;
