@@ -604,7 +604,7 @@ class Tracer:
     def _measure_point(self) -> tuple[float, int, int]:
         """(late-group seconds attached, packets counted, NET softirq runs counted)."""
         _, late_s = self._windows.totals(time.monotonic())
-        # two per-CPU array reads: cheap enough for every 0.1 s (a walk of the per-queue
+        # two per-CPU array reads: cheap enough for every 0.05 s (a walk of the per-queue
         # hash would cost milliseconds on a many-queue NIC)
         packets = sum(int(v) for v in self._bpf[b"stats"].getvalue(ctypes.c_int(S_XMIT_PACKETS)))
         runs = 0
@@ -617,7 +617,7 @@ class Tracer:
         """Auto duty: the packet and softirq rates seen since the last measurement."""
         base, point = self._measure_base, self._measure_point()
         self._measure_base = point
-        if base is not None and self._windows.fixed is None:
+        if base is not None:
             self._windows.measured(point[1] - base[1], point[2] - base[2], point[0] - base[0])
 
     def _step_windows(self) -> float:
@@ -631,7 +631,7 @@ class Tracer:
             and self._windows.fixed is None
             and now - self._measure_last >= CONTINUOUS_MEASURE_S
         ):
-            self._measure_last = now  # continuous tracing: re-measure once a second
+            self._measure_last = now  # continuous tracing: a flood must be seen at once
             self._measure()
         deadline = self._windows.next_deadline(now)
         return 0.1 if deadline is None else max(0.0, deadline - now)
@@ -714,7 +714,7 @@ class Tracer:
 
     @property
     def trace_state(self) -> str:
-        """ "open" | "draining" | "closed" (probes/duty.py)."""
+        """The trace window's state: open, draining or closed (probes/duty.py)."""
         return self._windows.state
 
     def set_filters(
