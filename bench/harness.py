@@ -24,7 +24,7 @@ Sections (``--only`` picks some):
             sampled every second; the slope after the first third says whether it is flat.
 
 Traffic only goes from this namespace to the peer of a veth lab this harness creates
-(probes/lab.py); every flood is bounded in time. The last line printed is one JSON object.
+(lab/netns.py); every flood is bounded in time. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 FRAME_OVERHEAD = 42  # Ethernet 14 + IPv4 20 + UDP 8: payload = frame - 42
 FLOOR_PROGRAM = "tracepoint:net:net_dev_start_xmit { @[args->queue_mapping] = count(); }"
 NETQTOP = Path("/usr/sbin/netqtop-bpfcc")
-HEADER_CACHE_DIR = Path("/var/cache/txtop")  # probes/headers.py DEFAULT_CACHE_ROOT's parent
+HEADER_CACHE_DIR = Path("/var/cache/txtop")  # probes/bpf/headers.py DEFAULT_CACHE_ROOT's parent
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 GOALS = {
     "overhead_pps_ratio": (">=", 0.95),
@@ -358,7 +358,7 @@ def lab_traffic(qdisc: str) -> Iterator[Traffic]:
     from overhead import build_flooder
     from senders import Sink, free_lab_subnet
 
-    from txtop.probes.lab import Lab
+    from txtop.lab.netns import Lab
 
     with tempfile.TemporaryDirectory(prefix="txtop-bench-") as tmp:
         flooder = build_flooder(Path(tmp))
@@ -584,7 +584,7 @@ class Netqtop(Observer):
 
 
 def header_tree() -> str | None:
-    from txtop.probes.headers import current_plan
+    from txtop.probes.bpf.headers import current_plan
 
     plan = current_plan()
     return str(plan.tree) if plan.tree is not None else None
@@ -812,8 +812,8 @@ def drain_one(traffic: Traffic, cap: int, seconds: float, pages: int | None) -> 
     between ticks and decodes at each tick; losses happen when it is busy for longer than the
     ring takes to fill. Counts ring-buffer records delivered (tap), and reads the loss
     counters once the worker has caught up after the flood."""
+    from txtop.probes.bpf.tracer import Tracer
     from txtop.probes.collector import Collector, LiveSource
-    from txtop.probes.tracer import Tracer
 
     kwargs: dict[str, Any] = {"sample_every": 1, "max_samples_per_s": cap}
     if pages:
@@ -1053,7 +1053,7 @@ class TmuxRun:
 
 def ui_load_packets(template: Any, n: int, mono_ns: int, n_queues: int, n_cpus: int, seed: int):
     """``n`` sampled packets with varied stages ending before ``mono_ns`` (for ``_ui-load``)."""
-    from txtop.probes.model import STAGES
+    from txtop.core.model import STAGES
 
     rng = random.Random(seed)
     out = []
@@ -1080,7 +1080,7 @@ def ui_load_packets(template: Any, n: int, mono_ns: int, n_queues: int, n_cpus: 
 def ui_load_maker(rate: int) -> Callable[..., Any]:
     """txtop's synthetic make_snapshot, with ``rate`` sampled packets per second instead of
     its 12 per tick."""
-    from txtop.tui import synthetic
+    from txtop.lab import synthetic
 
     original = synthetic.make_snapshot
 
@@ -1096,7 +1096,8 @@ def ui_load_maker(rate: int) -> Callable[..., Any]:
 def ui_load_main(rate: int, argv: list[str]) -> None:
     """``_ui-load`` mode: txtop's own CLI with its --synthetic source made to deliver ``rate``
     sampled packets per second (the stock synthetic source makes 12 per tick)."""
-    from txtop.tui import cli, synthetic
+    from txtop.lab import synthetic
+    from txtop.tui import cli
 
     synthetic.make_snapshot = ui_load_maker(rate)
     cli.main(argv)
@@ -1106,7 +1107,7 @@ def ui_source_cost(shape: str, interval: float, rate: int) -> float:
     """% of one core the source itself (making the snapshots, in the measured process) costs
     at this shape and refresh: part of the UI figures, and not the dashboard's cost (in live
     mode the collector takes its place)."""
-    from txtop.tui.synthetic import parse_shape
+    from txtop.lab.synthetic import parse_shape
 
     q, c = parse_shape(shape)
     make = ui_load_maker(rate)

@@ -35,8 +35,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from senders import Sink, free_lab_subnet  # noqa: E402
 
-from txtop.probes.lab import Lab  # noqa: E402
-from txtop.probes.tracer import Tracer  # noqa: E402
+from txtop.lab.netns import Lab  # noqa: E402
+from txtop.probes.bpf.tracer import Tracer  # noqa: E402
 
 PORT = 9
 PAYLOAD_BYTES = 22  # 14 Ethernet + 20 IPv4 + 8 UDP + 22 = a 64-byte frame (without FCS)
@@ -162,8 +162,8 @@ RAW_TRACEPOINT_PROBE(softirq_exit) { return 0; }
 
 
 def run_floor(binary: Path, lab: Lab, rounds: int, seconds: int) -> None:
-    from txtop.probes.headers import prepare_headers
-    from txtop.probes.tracer import CFLAGS
+    from txtop.probes.bpf.headers import prepare_headers
+    from txtop.probes.bpf.tracer import CFLAGS
 
     prepare_headers()
     from bcc import BPF

@@ -45,7 +45,7 @@ def _cpu_s() -> float:
 
 def synthetic_snapshots(n_ticks: int, rate_per_s: int, hz: float, seed: int = 1) -> list[Any]:
     """``n_ticks`` snapshots of ``rate_per_s / hz`` packets each, with varied stages."""
-    from txtop.probes.model import DeviceRow, PacketTrace, ProbeStatus, Snapshot
+    from txtop.core.model import DeviceRow, PacketTrace, ProbeStatus, Snapshot
 
     rng = random.Random(seed)
     per_tick = max(1, round(rate_per_s / hz))

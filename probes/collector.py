@@ -3,7 +3,7 @@
 Per tick it costs one directory listing per device, the device's four tx_* statistics files,
 the BQL files of each TX queue, one RTM_GETQDISC dump for all devices, /proc/softirqs,
 /proc/net/softnet_stat and /proc/stat once each, and one ``tracer.read()``. Every rate is a
-delta against the previous tick's raw counters (probes/rates.py policy: first tick, new keys,
+delta against the previous tick's raw counters (core/rates.py policy: first tick, new keys,
 resets and u32 wraps never give negative or invented rates).
 """
 
@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from .bql import read_bql
-from .latency import LatencyWindow
-from .model import (
+from txtop.core.latency import LatencyWindow
+from txtop.core.model import (
     CpuRow,
     DeviceRow,
     ProbeStatus,
@@ -31,7 +30,10 @@ from .model import (
     Snapshot,
     TxStats,
 )
-from .netdev import (
+from txtop.core.rates import rate
+from txtop.core.source import CpuSoftirqCounters, QueueCounters, SnapshotSource, TracerReading
+from txtop.probes.readers.bql import read_bql
+from txtop.probes.readers.netdev import (
     SYSFS_NET,
     NetDevice,
     TxCounters,
@@ -40,9 +42,8 @@ from .netdev import (
     read_device,
     resolve_interfaces,
 )
-from .qdisc import QdiscInfo, QdiscReader, map_qdiscs_to_queues, root_qdisc
-from .rates import rate
-from .softirq import (
+from txtop.probes.readers.qdisc import QdiscInfo, QdiscReader, map_qdiscs_to_queues, root_qdisc
+from txtop.probes.readers.softirq import (
     PROC,
     CpuTimes,
     SoftnetRow,
@@ -51,7 +52,6 @@ from .softirq import (
     read_softnet_stat,
     softirq_time_pct,
 )
-from .source import CpuSoftirqCounters, QueueCounters, SnapshotSource, TracerReading
 
 _T = TypeVar("_T")
 U32 = 32  # /proc/softirqs (unsigned int), softnet_stat (%08x) and qdisc packets are u32
@@ -61,7 +61,7 @@ PROBES_STARTING = ProbeStatus("starting", reason="compiling probes...")
 
 
 class Tracer(Protocol):
-    """What the collector needs from probes/tracer.py."""
+    """What the collector needs from probes/bpf/tracer.py."""
 
     status: ProbeStatus
 
@@ -93,7 +93,7 @@ class _Raw:
     cpu_times: dict[int, CpuTimes] = field(default_factory=dict)
     tracer_queues: Mapping[tuple[int, int], QueueCounters] = field(default_factory=dict)
     tracer_cpus: Mapping[int, CpuSoftirqCounters] = field(default_factory=dict)
-    # Trace windows (probes/duty.py): cumulative seconds the probe groups were attached, and
+    # Trace windows (probes/bpf/duty.py): cumulative seconds the probe groups were attached, and
     # the last estimates, shown again for an interval in which no window was open.
     traced_s: float | None = None
     traced_late_s: float | None = None

@@ -1,4 +1,4 @@
-"""Re-make probes/data/demo.txtop: the recording `txtop --demo` replays without root.
+"""Re-make recordings/data/demo.txtop: the recording `txtop --demo` replays without root.
 
 Runs the real thing as root - `txtop --demo --headless --record FILE --duration 30`: the demo
 lab (private namespace, veth with 4 TX queues, mq with tbf on two of them, bounded UDP/TCP
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "probes" / "data" / "demo.txtop"
+OUT = REPO / "recordings" / "data" / "demo.txtop"
 MAX_BYTES = 1_500_000
 
 
@@ -47,7 +47,7 @@ def main() -> int:
     if not 5 <= args.duration <= 120:
         print("record_bundled: --duration must be 5..120 seconds", file=sys.stderr)
         return 2
-    from txtop.probes.recording import Recorder, read_recording
+    from txtop.recordings.recording import Recorder, read_recording
 
     txtop = shutil.which("txtop", path=str(Path(sys.executable).parent)) or "txtop"
     tmpdir = Path(tempfile.mkdtemp(prefix="txtop-bundle-"))

@@ -1,6 +1,6 @@
 """Regenerate screenshots/*.svg and *.png from the bundled recording of the demo lab.
 
-probes/data/demo.txtop was recorded from the real demo lab (scripts/record_bundled.py: the
+recordings/data/demo.txtop was recorded from the real demo lab (scripts/record_bundled.py: the
 real collector and BPF probes on a private veth with 4 TX queues under mq, tbf on two of
 them, bounded UDP/TCP traffic to the lab peer). This script feeds a fixed window of its frames
 to the real dashboard, headless, at 80x24 and 160x50: the dashboard in every theme, the
@@ -50,7 +50,7 @@ EXTRA = (("dashboard-mono-ascii", (80, 24), {"theme": "mono", "ascii_only": True
 
 def window(at_s: float) -> tuple[list, dict]:
     """The frames of the WINDOW_S seconds up to ``at_s`` and the shown frame's replay info."""
-    from txtop.probes.replay import index_at
+    from txtop.recordings.replay import index_at
     from txtop.tui.cli import bundled_recording_path, load_recording
 
     with bundled_recording_path() as path:
@@ -77,8 +77,8 @@ def window(at_s: float) -> tuple[list, dict]:
 def frames_source(frames: Sequence, replay: bool) -> object:
     """A source that hands the app all its frames at start (no thread, no timing); for the
     replay view a ReplaySource, so the app offers its replay keys."""
-    from txtop.probes.replay import ReplaySource
-    from txtop.probes.source import SnapshotSource
+    from txtop.core.source import SnapshotSource
+    from txtop.recordings.replay import ReplaySource
 
     base = ReplaySource if replay else SnapshotSource
 

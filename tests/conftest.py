@@ -7,6 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests run on a loaded 2-core CI machine: example generation may be slow there, which
+# says nothing about the code under test, so no per-example deadline and no too_slow check.
+settings.register_profile(
+    "txtop", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile("txtop")
 
 DATA = Path(__file__).parent / "data"
 IS_ROOT = os.geteuid() == 0
@@ -29,7 +37,7 @@ def data_dir() -> Path:
 @pytest.fixture
 def lab():
     """A veth lab with 4 TX queues: TX end in this namespace, peer in a private netns."""
-    from txtop.probes.lab import Lab, free_subnet
+    from txtop.lab.netns import Lab, free_subnet
 
     tag = f"p{os.getpid() % 10000}"
     # 20..199: test labs (200..219 tracer tests and benchmarks, 220..250 the demo)

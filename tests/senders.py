@@ -5,7 +5,7 @@ Run as a script, each mode is one process with a known pid:
   senders.py tcp  DST PORT --bytes N [--chunk B]               one TCP stream
   senders.py sink PORT [--seconds S] [--no-read]               UDP + TCP sink (in the lab ns)
 Every mode stops by itself (count/bytes and a time limit). Destinations are limited to
-loopback and the lab range 10.253.0.0/16 that probes/lab.py uses: nothing leaves the machine.
+loopback and the lab range 10.253.0.0/16 that lab/netns.py uses: nothing leaves the machine.
 
 From Python, ``Sink`` starts a sink inside a lab namespace and waits until it is listening.
 """
@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from txtop.probes.lab import free_subnet
+from txtop.lab.netns import free_subnet
 
 HERE = Path(__file__).resolve()
 ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.253.0.0/16"))
@@ -132,7 +132,7 @@ class Sink:
 
 
 def free_lab_subnet(candidates: range = range(200, 220)) -> int:
-    """A free 10.253.<n>.0/30 for a tracer test or benchmark lab (probes/lab.py free_subnet)."""
+    """A free 10.253.<n>.0/30 for a tracer test or benchmark lab (lab/netns.py free_subnet)."""
     return free_subnet(candidates, start=os.getpid())
 
 

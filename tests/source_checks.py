@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from txtop.probes.model import Snapshot
+from txtop.core.model import Snapshot
 
 # Field names that hold a rate or a share; every one must be finite and >= 0 (None allowed).
 _RATE_NAMES = frozenset({"pps", "bps", "tx_pps", "tx_bps"})

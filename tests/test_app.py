@@ -13,7 +13,7 @@ import pytest
 import ui_fixtures as fx
 from ui_fixtures import header, until
 
-from txtop.probes.model import ProbeStatus
+from txtop.core.model import ProbeStatus
 from txtop.themes import load_themes
 from txtop.tui.app import INTERVAL_STEPS_S, SnapshotArrived, TxtopApp, next_interval
 from txtop.tui.help import KEYS, HelpScreen, help_text
@@ -382,7 +382,7 @@ class FakeTracer:
 
 
 def test_sampling_and_filter_messages_reach_the_tracer_control():
-    from txtop.probes.filters import FilterSpec
+    from txtop.core.filters import FilterSpec
     from txtop.tui.cli import TracerControl
     from txtop.tui.filter import FilterChanged, SamplingChanged
 
@@ -408,7 +408,7 @@ def test_sampling_and_filter_messages_reach_the_tracer_control():
 
 
 def test_command_line_filter_starts_the_waterfall_filtered():
-    from txtop.probes.filters import FilterSpec
+    from txtop.core.filters import FilterSpec
     from txtop.tui.waterfall import Waterfall
 
     async def main():

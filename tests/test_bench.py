@@ -112,7 +112,7 @@ def test_flat_result_has_the_promised_keys() -> None:
 
 
 def test_ui_load_packets_are_varied_and_bounded() -> None:
-    from txtop.tui import synthetic
+    from txtop.lab import synthetic
 
     snap = synthetic.make_snapshot(16, 16, 1)
     pkts = h.ui_load_packets(snap.packets[0], 100, snap.mono_ns, 16, 16, seed=3)

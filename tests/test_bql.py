@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txtop.probes.bql import BQL_FILES, parse_bql, read_bql
-from txtop.probes.model import BqlStats
+from txtop.core.model import BqlStats
+from txtop.probes.readers.bql import BQL_FILES, parse_bql, read_bql
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Churn: devices, TX queue counts, qdiscs and CPUs change while the collector ticks.
 
-Root tests use private veth labs (probes/lab.py); traffic goes only to a lab peer inside a
+Root tests use private veth labs (lab/netns.py); traffic goes only to a lab peer inside a
 namespace the test created and is bounded in packets. The CPU-count tests use fake procfs
 trees and run anywhere.
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from source_checks import check_snapshot, queues_of
 
+from txtop.core.model import Snapshot
+from txtop.lab.netns import Lab
 from txtop.probes.collector import Collector, LiveSource
-from txtop.probes.lab import Lab
-from txtop.probes.model import Snapshot
-from txtop.probes.netdev import validate_ifname
+from txtop.probes.readers.netdev import validate_ifname
 
 SYSFS = Path("/sys/class/net")
 
@@ -582,7 +582,7 @@ def test_collector_soak_under_churn(lab: Lab) -> None:
 
     import psutil
 
-    from txtop.probes.netdev import checked_ifname
+    from txtop.probes.readers.netdev import checked_ifname
 
     if max_tx_channels(lab.dev) < 4:
         pytest.skip("veth here does not offer 4 TX channels")
@@ -686,8 +686,8 @@ def test_collector_soak_under_churn(lab: Lab) -> None:
 def test_tracer_counters_of_departed_devices_are_not_kept(tmp_path: Path, data_dir: Path) -> None:
     """The tracer's maps may still hold devices deleted long ago and queues ethtool -L
     removed: the collector's previous reading keeps only what exists now."""
-    from txtop.probes.model import ProbeStatus
-    from txtop.probes.source import QueueCounters, TracerReading
+    from txtop.core.model import ProbeStatus
+    from txtop.core.source import QueueCounters, TracerReading
 
     class Tracer:
         status = ProbeStatus("running")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from txtop.probes.model import Snapshot
+from txtop.core.model import Snapshot
 from txtop.tui import cli
 
 PY = sys.executable
@@ -482,7 +482,7 @@ def test_bad_filter_flags_are_usage_errors(args):
 def test_trace_duty_reaches_the_probes_and_the_json():
     import json
 
-    from txtop.probes.tracer import probe_prerequisites
+    from txtop.probes.bpf.tracer import probe_prerequisites
 
     why = probe_prerequisites()
     if why:

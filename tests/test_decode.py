@@ -1,4 +1,4 @@
-"""probes/decode.py on captured ring-buffer records (tests/data/ringbuf) and built ones."""
+"""probes/bpf/decode.py on captured ring-buffer records (tests/data/ringbuf) and built ones."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from txtop.probes import decode
-from txtop.probes.decode import (
+from txtop.core.model import STAGES
+from txtop.probes.bpf import decode
+from txtop.probes.bpf.decode import (
     EXIT_RECORD,
     RECORD,
     RECORD_SIZE,
@@ -22,12 +23,11 @@ from txtop.probes.decode import (
     parse_drop_reasons,
     to_packet_trace,
 )
-from txtop.probes.kallsyms import parse_kallsyms
-from txtop.probes.model import STAGES
+from txtop.probes.bpf.kallsyms import parse_kallsyms
 
 RINGBUF = Path(__file__).parent / "data" / "ringbuf"
 DEV = "txlp9869a"
-BPF_SRC = Path(__file__).parent.parent / "probes" / "txtop.bpf.c"
+BPF_SRC = Path(__file__).parent.parent / "probes" / "bpf" / "txtop.bpf.c"
 
 
 def load(name: str) -> bytes:
@@ -242,7 +242,7 @@ def test_exit_record_pack_round_trip() -> None:
 
 
 def test_tracer_counter_indexes_match_the_c_enums() -> None:
-    from txtop.probes import tracer
+    from txtop.probes.bpf import tracer
 
     text = BPF_SRC.read_text()
     probes = re.search(r"enum \{\s*(P_SYS_EXIT.*?)N_PROBES", text, re.S)

@@ -6,7 +6,7 @@ Each missing piece is made missing for real, for the txtop process only, never m
   - bcc not installed: a private mount namespace (``unshare -m``) with an empty tmpfs over
     the distro's dist-packages, where python3-bpfcc puts it;
   - no kernel headers: the same with empty tmpfs over /usr/src, /lib/modules and txtop's
-    header cache (/var/cache/txtop), every place probes/headers.py looks;
+    header cache (/var/cache/txtop), every place probes/bpf/headers.py looks;
   - no tracefs: an empty tmpfs over /sys/kernel (a kernel without tracing), or over
     /sys/kernel/tracing with CAP_SYS_ADMIN dropped so txtop cannot mount it itself;
   - not root: ``setpriv`` to nobody.
@@ -175,7 +175,7 @@ def test_degraded_dashboard_shows_the_reason_and_quits_on_q(mode: Mode):
 def test_empty_tracefs_mount_point_is_mounted_by_txtop_itself():
     """An empty /sys/kernel/tracing (tracefs not mounted) is not a degraded mode: txtop
     mounts it (in this test, inside a private mount namespace) and the probes run."""
-    from txtop.probes.tracer import probe_prerequisites
+    from txtop.probes.bpf.tracer import probe_prerequisites
 
     if probe_prerequisites():
         pytest.skip(f"probes cannot run here: {probe_prerequisites()}")
@@ -305,7 +305,7 @@ def test_a_recording_that_cannot_be_read_is_one_line_and_exit_2(tmp_path: Path, 
         if os.geteuid() != 0:
             pytest.skip("needs root to make a file only root can read")
         path = tmp_path / "secret.txtop"
-        shutil.copy(Path(__file__).parent.parent / "probes" / "data" / "demo.txtop", path)
+        shutil.copy(Path(__file__).parent.parent / "recordings" / "data" / "demo.txtop", path)
         os.chmod(path, 0o600)  # root's only (and so are the directories above it)
         prefix = NOBODY
     elif kind == "fifo":

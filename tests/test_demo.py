@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from txtop.probes import lab as labmod
-from txtop.probes.trafficgen import allowed_destination, parse_args
+from txtop.lab import netns as labmod
+from txtop.lab.trafficgen import allowed_destination, parse_args
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def _qdisc_backlogs(dev: str) -> dict[str, int]:
 
 @pytest.mark.root
 def test_demo_lab_builds_traffic_and_removes_everything():
-    from txtop.probes.demo import DemoLab
+    from txtop.lab.demo import DemoLab
 
     demo = DemoLab(tag="dt", duration_s=60)
     try:
@@ -76,7 +76,7 @@ def test_demo_lab_builds_traffic_and_removes_everything():
 @pytest.mark.root
 def test_stale_lab_of_a_killed_process_is_cleaned():
     code = (
-        "import time; from txtop.probes.demo import DemoLab\n"
+        "import time; from txtop.lab.demo import DemoLab\n"
         "d = DemoLab(tag='kill', duration_s=60); d.start(); print(d.lab.ns, flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -110,7 +110,7 @@ def test_sink_refuses_to_listen_outside_a_lab_namespace():
         [
             sys.executable,
             "-m",
-            "txtop.probes.trafficgen",
+            "txtop.lab.trafficgen",
             "sink",
             "--port",
             "5999",

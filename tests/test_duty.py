@@ -1,12 +1,12 @@
-"""Trace windows (probes/duty.py): geometry, the auto duty, and the state machine, on a fake
+"""Trace windows (probes/bpf/duty.py): geometry, the auto duty, and the state machine, on a fake
 clock. The tracer side (what really gets attached) is tested in tests/test_tracer_lab.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from txtop.probes import duty
-from txtop.probes.duty import CLOSED, DRAINING, OPEN, TraceWindows, auto_duty, window_geometry
+from txtop.probes.bpf import duty
+from txtop.probes.bpf.duty import CLOSED, DRAINING, OPEN, TraceWindows, auto_duty, window_geometry
 
 
 def test_geometry_short_windows_at_low_duty() -> None:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txtop.probes.filters import EMPTY_FILTER, FilterError, FilterSpec, KernelFilter
-from txtop.probes.model import PacketTrace
+from txtop.core.filters import EMPTY_FILTER, FilterError, FilterSpec, KernelFilter
+from txtop.core.model import PacketTrace
 
 
 def pkt(**kw: object) -> PacketTrace:

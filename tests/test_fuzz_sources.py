@@ -26,19 +26,18 @@ from hypothesis import strategies as st
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 from source_checks import check_snapshot
 
-from txtop.probes.bql import BQL_FILES, REQUIRED_FILES, read_bql
+from txtop.core.model import Snapshot
 from txtop.probes.collector import Collector
-from txtop.probes.model import Snapshot
-from txtop.probes.netdev import (
+from txtop.probes.readers.bql import BQL_FILES, REQUIRED_FILES, read_bql
+from txtop.probes.readers.netdev import (
     TX_COUNTERS,
     InvalidInterfaceName,
     parse_tx_queue_dirs,
     read_device,
     tx_queue_indices,
 )
-from txtop.probes.qdisc import TC_H_ROOT, QdiscInfo, decode_qdisc, parse_qdisc_messages
-from txtop.probes.recording import MAGIC, iter_frames
-from txtop.probes.softirq import (
+from txtop.probes.readers.qdisc import TC_H_ROOT, QdiscInfo, decode_qdisc, parse_qdisc_messages
+from txtop.probes.readers.softirq import (
     SoftnetRow,
     parse_proc_softirqs,
     parse_proc_stat_cpus,
@@ -47,6 +46,7 @@ from txtop.probes.softirq import (
     read_softirqs,
     read_softnet_stat,
 )
+from txtop.recordings.recording import MAGIC, iter_frames
 
 DATA = Path(__file__).parent / "data"
 FS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,4 @@
-"""Header discovery and the fallback tree (probes/headers.py), on fake trees and the real one."""
+"""Header discovery and the fallback tree (probes/bpf/headers.py), on fake trees and the real one."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from txtop.probes import headers
-from txtop.probes.headers import HeadersError, build_merged_tree, plan_headers
+from txtop.probes.bpf import headers
+from txtop.probes.bpf.headers import HeadersError, build_merged_tree, plan_headers
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n'
 FEDORA = "NAME=Fedora\nID=fedora\n"

@@ -1,4 +1,4 @@
-"""Kernel symbol resolution (probes/kallsyms.py): a fake dump, and the real one as root."""
+"""Kernel symbol resolution (probes/bpf/kallsyms.py): a fake dump, and the real one as root."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from txtop.probes.kallsyms import KernelSymbols, parse_kallsyms
+from txtop.probes.bpf.kallsyms import KernelSymbols, parse_kallsyms
 
 DUMP = """\
 ffffffff81000000 T _stext

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from txtop.probes.bql import BQL_FILES
+from txtop.core.model import QueueRow, Snapshot
+from txtop.lab.netns import Lab
 from txtop.probes.collector import Collector
-from txtop.probes.lab import Lab
-from txtop.probes.model import QueueRow, Snapshot
+from txtop.probes.readers.bql import BQL_FILES
 
 pytestmark = pytest.mark.root
 

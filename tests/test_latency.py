@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from txtop.probes.latency import (
+from txtop.core.latency import (
     INTERVAL_STAGES,
     INTERVALS,
     LatencyWindow,
@@ -16,7 +16,7 @@ from txtop.probes.latency import (
     summarize,
     summarize_packets,
 )
-from txtop.probes.model import STAGES, PacketTrace
+from txtop.core.model import STAGES, PacketTrace
 
 S = 1_000_000_000
 

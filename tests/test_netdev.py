@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txtop.probes.netdev import (
+from txtop.probes.readers.netdev import (
     InterfaceError,
     InvalidInterfaceName,
     NetDevice,

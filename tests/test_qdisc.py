@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from txtop.probes.qdisc import (
+from txtop.probes.readers.qdisc import (
     QdiscInfo,
     decode_qdisc,
     decode_qdiscs,

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txtop.probes.rates import counter_delta, rate, rates
+from txtop.core.rates import counter_delta, rate, rates
 
 
 def test_plain_delta_and_rate() -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from test_cli import EXIT_DEADLINE_S, TXTOP, PtyRun, txtop
 
-from txtop.probes.recording import read_recording
-from txtop.probes.replay import aggregate
+from txtop.recordings.recording import read_recording
+from txtop.recordings.replay import aggregate
 
 STOP_DEADLINE_S = 15.0  # a demo stops its generators and removes the lab within this
 

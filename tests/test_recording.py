@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from txtop.probes.model import (
+from txtop.core.model import (
     BqlStats,
     CpuRow,
     DeviceRow,
@@ -23,14 +23,14 @@ from txtop.probes.model import (
     Snapshot,
     TxStats,
 )
-from txtop.probes.recording import (
+from txtop.recordings.recording import (
     MAGIC,
     Recorder,
     RecordingError,
     iter_frames,
     read_recording,
 )
-from txtop.probes.replay import ReplaySource, aggregate, snapshot_at
+from txtop.recordings.replay import ReplaySource, aggregate, snapshot_at
 
 
 def make_snapshot(i: int, pps: float = 100.0) -> Snapshot:

@@ -28,9 +28,9 @@ import ui_fixtures as fx
 from test_cli import EXIT_DEADLINE_S, TXTOP, PtyRun, txtop
 from ui_fixtures import header, until
 
-from txtop.probes.model import Snapshot
-from txtop.probes.recording import MAGIC, Recorder, RecordingSink, read_recording
-from txtop.probes.replay import ReplaySource, aggregate
+from txtop.core.model import Snapshot
+from txtop.recordings.recording import MAGIC, Recorder, RecordingSink, read_recording
+from txtop.recordings.replay import ReplaySource, aggregate
 from txtop.tui.app import TxtopApp
 from txtop.tui.cli import BUNDLED_RECORDING, DEMO_REPLAY_NOTICE, bundled_recording_path
 from txtop.tui.waterfall import Waterfall

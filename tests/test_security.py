@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txtop.probes import lab as labmod
-from txtop.probes.bql import read_bql
-from txtop.probes.model import ProbeStatus, Snapshot
-from txtop.probes.netdev import (
+from txtop.core.model import ProbeStatus, Snapshot
+from txtop.lab import netns as labmod
+from txtop.probes.readers.bql import read_bql
+from txtop.probes.readers.netdev import (
     InvalidInterfaceName,
     read_device,
     read_tx_counters,
@@ -28,20 +28,20 @@ from txtop.probes.netdev import (
     tx_queue_indices,
     validate_ifname,
 )
-from txtop.probes.recording import Recorder, RecordingError, read_recording
+from txtop.recordings.recording import Recorder, RecordingError, read_recording
 
 REPO = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", ".git", "__pycache__", "__snapshots__", "txtop.egg-info", "node_modules"}
 # Code that ships (runs as root); tests and helper scripts only obey the universal rules.
-PRODUCT_DIRS = ("probes", "tui", "themes")
+PRODUCT_DIRS = ("probes", "tui", "themes", "core", "recordings", "lab")
 
 # Writes with the builtin open() that are not user files: (file, reason).
 WRITE_OPEN_ALLOWED = {
-    "probes/demo.py": "XPS mask written to the lab veth's sysfs knob (tx-N/xps_cpus)",
+    "lab/demo.py": "XPS mask written to the lab veth's sysfs knob (tx-N/xps_cpus)",
 }
 # The only code allowed to accept connections / bind ports: the traffic sink, which the demo
 # runs inside the lab network namespace (checked below).
-LISTENER_ALLOWED = {"probes/trafficgen.py"}
+LISTENER_ALLOWED = {"lab/trafficgen.py"}
 
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output"}
 SHELL_FUNCS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"),
@@ -230,7 +230,7 @@ def find_listeners(tree: ast.Module, name: str) -> list[str]:
 
 def test_the_scan_sees_the_code() -> None:
     names = {rel(p) for p in SOURCES}
-    assert {"probes/collector.py", "probes/recording.py", "probes/lab.py"} <= names
+    assert {"probes/collector.py", "recordings/recording.py", "lab/netns.py"} <= names
     assert not any(n.startswith(".venv/") for n in names)
 
 
@@ -314,16 +314,16 @@ def test_rules_accept_clean_code(rule, code: str) -> None:
 
 
 def test_allowed_write_open_is_the_sysfs_knob() -> None:
-    tree = parse(REPO / "probes/demo.py")
+    tree = parse(REPO / "lab/demo.py")
     targets = [ast.unparse(c.args[0]) for c in calls(tree)
                if dotted(c.func) == ("open",) and _mode_of_open(c) == "w"]  # fmt: skip
     assert targets and all("xps_cpus" in t for t in targets), targets
-    assert 'f"/sys/class/net/{self.lab.dev}/queues"' in (REPO / "probes/demo.py").read_text()
+    assert 'f"/sys/class/net/{self.lab.dev}/queues"' in (REPO / "lab/demo.py").read_text()
 
 
 def test_the_sink_is_only_started_inside_the_lab_namespace() -> None:
     """demo.py starts ``trafficgen sink`` (which binds 0.0.0.0) only through lab.ns_argv."""
-    tree = parse(REPO / "probes/demo.py")
+    tree = parse(REPO / "lab/demo.py")
     sink_lists = [n for n in ast.walk(tree) if isinstance(n, ast.List)
                   and any(isinstance(e, ast.Constant) and e.value == "sink" for e in n.elts)]  # fmt: skip
     assert sink_lists

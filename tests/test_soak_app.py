@@ -42,8 +42,8 @@ from test_sessions import (
     wait_attached,
 )
 
-from txtop.probes.lab import Lab
-from txtop.probes.recording import read_recording
+from txtop.lab.netns import Lab
+from txtop.recordings.recording import read_recording
 
 SOAK_S = float(os.environ.get("TXTOP_SOAK_APP_S", "120"))
 FLOOD_PPS = int(os.environ.get("TXTOP_SOAK_APP_PPS", "20000"))
@@ -81,7 +81,7 @@ def flooded_lab() -> Iterator[Lab]:
     need_probes()
     tag = f"sk{os.getpid() % 100000}"
     seconds = str(SOAK_S + 120)
-    gen = [sys.executable, "-m", "txtop.probes.trafficgen"]
+    gen = [sys.executable, "-m", "txtop.lab.trafficgen"]
     for _ in range(5):
         with Lab(tag=tag, queues=4, subnet=free_lab_subnet()) as lab:
             if route_dev(lab.peer_ip) != lab.dev:

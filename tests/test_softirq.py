@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txtop.probes.softirq import (
+from txtop.probes.readers.softirq import (
     CpuTimes,
     SoftnetRow,
     parse_cpu_list,

@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 from senders import Sink, free_lab_subnet, sender_argv
 
-from txtop.probes import tracer as tracer_mod
-from txtop.probes.headers import current_plan
-from txtop.probes.lab import Lab
-from txtop.probes.model import PacketTrace
-from txtop.probes.source import TracerReading
-from txtop.probes.tracer import Tracer, probe_prerequisites
+from txtop.core.model import PacketTrace
+from txtop.core.source import TracerReading
+from txtop.lab.netns import Lab
+from txtop.probes.bpf import tracer as tracer_mod
+from txtop.probes.bpf.headers import current_plan
+from txtop.probes.bpf.tracer import Tracer, probe_prerequisites
 
 PORT = 5301
 UDP_PAYLOAD = 64
@@ -777,7 +777,7 @@ def test_close_from_another_thread_detaches_everything() -> None:
 
 CHILD = """
 import signal, sys, time
-from txtop.probes.tracer import Tracer
+from txtop.probes.bpf.tracer import Tracer
 t = Tracer()
 t.start()
 print(t.status.state, flush=True)
@@ -851,7 +851,7 @@ def test_queue_of_parent() -> None:
 
 
 def test_missing_headers_give_the_fix_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    from txtop.probes.headers import HeaderPlan
+    from txtop.probes.bpf.headers import HeaderPlan
 
     monkeypatch.setattr(tracer_mod.os, "geteuid", lambda: 0)
     monkeypatch.setattr(tracer_mod.importlib.util, "find_spec", lambda name: object())

@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_skipped_runs_are_reported_apart_from_pipeline_losses(monkeypatch):
     """Runs the kernel skipped (another BPF program on that CPU) are shown, but they are not
     txtop's own losses: no setting of ours can remove them."""
-    from txtop.probes import tracer as tr
+    from txtop.probes.bpf import tracer as tr
 
     t = tr.Tracer()
     monkeypatch.setattr(t, "_recursion_misses", lambda: {"skipped:qdisc_dequeue": 7})

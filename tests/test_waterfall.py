@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from textual.theme import Theme
 from waterfall_fixtures import WaterfallApp, make_snapshot, trace_packets, trace_snapshot
 
-from txtop.probes.filters import FilterSpec
-from txtop.probes.model import STAGES, PacketTrace
+from txtop.core.filters import FilterSpec
+from txtop.core.model import STAGES, PacketTrace
 from txtop.tui.filter import FilterChanged, FilterScreen, SamplingChanged
 from txtop.tui.inspector import InspectorScreen, format_ns, inspect_packet
 from txtop.tui.theming import register_themes
@@ -518,7 +518,7 @@ async def test_mono_theme_uses_distinct_fills() -> None:
 
 
 def test_inspector_says_hand_off_not_free_on_devices_without_tx_completion():
-    from txtop.probes.model import PacketTrace
+    from txtop.core.model import PacketTrace
     from txtop.tui.inspector import _track_meaning
 
     stages = {"sendto": 1, "dev_queue": 2, "start_xmit": 3, "xmit": 4}

@@ -13,8 +13,8 @@ import pytest
 from senders import Sink, sender_argv
 from ui_fixtures import until
 
+from txtop.probes.bpf.tracer import Tracer, probe_prerequisites
 from txtop.probes.collector import Collector, LiveSource
-from txtop.probes.tracer import Tracer, probe_prerequisites
 from txtop.tui.app import TxtopApp
 from txtop.tui.waterfall import Waterfall
 

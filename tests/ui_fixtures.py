@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from txtop.probes.model import (
+from txtop.core.model import (
     BqlStats,
     CpuRow,
     DeviceRow,
@@ -23,8 +23,8 @@ from txtop.probes.model import (
     Snapshot,
     TxStats,
 )
-from txtop.probes.source import Sink, SnapshotSource
-from txtop.tui.synthetic import make_snapshot
+from txtop.core.source import Sink, SnapshotSource
+from txtop.lab.synthetic import make_snapshot
 
 HOST = "vm"
 KERNEL = "6.18.44-fc-v782"

@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 
-from txtop.probes.model import DeviceRow, PacketTrace, ProbeStatus, Snapshot
+from txtop.core.model import DeviceRow, PacketTrace, ProbeStatus, Snapshot
 from txtop.tui.filter import FilterChanged, SamplingChanged
 from txtop.tui.waterfall import Waterfall
 

@@ -26,10 +26,10 @@ from textual.driver import Driver
 from textual.message import Message
 from textual.widgets import Static
 
-from txtop.probes.filters import FilterSpec
-from txtop.probes.model import PacketTrace, Snapshot
-from txtop.probes.replay import ReplaySource
-from txtop.probes.source import SnapshotSource
+from txtop.core.filters import FilterSpec
+from txtop.core.model import PacketTrace, Snapshot
+from txtop.core.source import SnapshotSource
+from txtop.recordings.replay import ReplaySource
 from txtop.themes import DEFAULT_THEME
 from txtop.tui.filter import FilterChanged, SamplingChanged
 from txtop.tui.help import HelpScreen

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from txtop.probes.model import ProbeStatus, Snapshot
-from txtop.probes.source import MAX_INTERVAL_S, MIN_INTERVAL_S, SnapshotSource
-from txtop.probes.tracer import MAX_SAMPLE_EVERY, MAX_SAMPLES_PER_S
+from txtop.core.model import ProbeStatus, Snapshot
+from txtop.core.source import MAX_INTERVAL_S, MIN_INTERVAL_S, SnapshotSource
+from txtop.probes.bpf.tracer import MAX_SAMPLE_EVERY, MAX_SAMPLES_PER_S
 from txtop.themes import DEFAULT_THEME, theme_names
 from txtop.tui import __version__
 
@@ -37,7 +37,7 @@ _COLOR_SYSTEMS = {"truecolor": "truecolor", "256": "256", "16": "standard", "non
 PROBE_READY_TIMEOUT_S = 60.0  # --once: longest wait for the probes to compile and attach
 MAX_PID = 4_194_304  # PID_MAX_LIMIT on 64-bit kernels
 MAX_DURATION_S = 366 * 86400.0
-BUNDLED_RECORDING = "demo.txtop"  # in txtop.probes/data, made by scripts/record_bundled.py
+BUNDLED_RECORDING = "demo.txtop"  # in txtop.recordings/data, made by scripts/record_bundled.py
 DEMO_REPLAY_NOTICE = "demo: not root, replaying a recording of the lab"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -88,7 +88,7 @@ def _position(text: str) -> float:
 
 
 def _speed(text: str) -> float:
-    from txtop.probes.replay import SPEEDS
+    from txtop.recordings.replay import SPEEDS
 
     try:
         value = float(text.rstrip("x"))
@@ -108,7 +108,7 @@ def _file_arg(text: str) -> str:
 
 
 def _demo_tag(text: str) -> str:
-    from txtop.probes.lab import _TAG_RE
+    from txtop.lab.netns import _TAG_RE
 
     if not _TAG_RE.match(text):
         raise argparse.ArgumentTypeError(f"invalid lab tag {text!r}: use 1-8 of [a-z0-9]")
@@ -142,7 +142,7 @@ def _trace_duty(text: str) -> str | int:
 
 
 def _ifname(text: str) -> str:
-    from txtop.probes.netdev import InterfaceError, validate_ifname
+    from txtop.probes.readers.netdev import InterfaceError, validate_ifname
 
     try:
         return validate_ifname(text)
@@ -160,7 +160,7 @@ def _theme(text: str) -> str:
 
 
 def _shape(text: str) -> tuple[int, int]:
-    from txtop.tui.synthetic import parse_shape
+    from txtop.lab.synthetic import parse_shape
 
     try:
         return parse_shape(text)
@@ -373,7 +373,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def waterfall_filter(args: argparse.Namespace) -> Any:
     """The waterfall's starting filter from -i, --pid, --comm, --port, --proto."""
-    from txtop.probes.filters import FilterSpec
+    from txtop.core.filters import FilterSpec
 
     for flag, values in (("--comm", args.comm), ("--port", args.port), ("--proto", args.proto)):
         if any(not v.strip(" ,") for v in values or ()):
@@ -414,7 +414,7 @@ def configure_colors(args: argparse.Namespace) -> str:
 def probe_unavailable_reason() -> str | None:
     """Why the BPF probes cannot run here, or None when they can."""
     try:
-        from txtop.probes import tracer
+        from txtop.probes.bpf import tracer
     except ImportError as exc:
         return f"BPF tracer not installed ({exc})"
     reason: str | None = tracer.probe_prerequisites()
@@ -422,8 +422,8 @@ def probe_unavailable_reason() -> str | None:
 
 
 def _make_tracer(args: argparse.Namespace, names: list[str] | None) -> Any:
-    from txtop.probes import tracer
-    from txtop.probes.netdev import read_device
+    from txtop.probes.bpf import tracer
+    from txtop.probes.readers.netdev import read_device
 
     ifindexes = None
     if names:
@@ -461,7 +461,7 @@ class TracerControl:
         self.tracer.set_sampling(every, max_per_s)
 
     def set_filter(self, spec: Any) -> None:
-        from txtop.probes.netdev import list_tx_interfaces, read_device
+        from txtop.probes.readers.netdev import list_tx_interfaces, read_device
 
         names = {}
         for name in list_tx_interfaces():
@@ -502,12 +502,12 @@ class Recording:
 def bundled_recording_path() -> contextlib.AbstractContextManager[Path]:
     from importlib import resources
 
-    return resources.as_file(resources.files("txtop.probes") / "data" / BUNDLED_RECORDING)
+    return resources.as_file(resources.files("txtop.recordings") / "data" / BUNDLED_RECORDING)
 
 
 def load_recording(path: str | Path, notice: str = "") -> Recording:
     """Read a recording for replay. A file that is not one is bad input (UsageError)."""
-    from txtop.probes.recording import RecordingError, read_recording
+    from txtop.recordings.recording import RecordingError, read_recording
 
     try:
         result = read_recording(path)
@@ -554,7 +554,7 @@ def check_position(args: argparse.Namespace, recording: Recording) -> None:
 def build_source(args: argparse.Namespace, recording: Recording | None = None) -> SnapshotSource:
     """The data source the command line asks for. One branch per kind of source."""
     if args.synthetic is not None:
-        from txtop.tui.synthetic import SyntheticSource
+        from txtop.lab.synthetic import SyntheticSource
 
         n_queues, n_cpus = args.synthetic
         return SyntheticSource(n_queues, n_cpus, interval_s=args.interval)
@@ -568,7 +568,7 @@ def build_source(args: argparse.Namespace, recording: Recording | None = None) -
 
 
 def _replay_source(args: argparse.Namespace, recording: Recording) -> SnapshotSource:
-    from txtop.probes.replay import ReplaySource
+    from txtop.recordings.replay import ReplaySource
 
     check_position(args, recording)
     source = ReplaySource(
@@ -586,8 +586,8 @@ def _replay_source(args: argparse.Namespace, recording: Recording) -> SnapshotSo
 def _demo_source(args: argparse.Namespace) -> SnapshotSource:
     """As root: the lab, then a live source over it that removes the lab when it closes.
     When the lab cannot be built, the recording of it, saying why."""
-    from txtop.probes.demo import DemoLab
-    from txtop.probes.lab import LabError
+    from txtop.lab.demo import DemoLab
+    from txtop.lab.netns import LabError
 
     demo = DemoLab(tag=args.demo_tag)
     try:
@@ -606,7 +606,7 @@ def _demo_source(args: argparse.Namespace) -> SnapshotSource:
 
 def _live_source(args: argparse.Namespace, demo: Any = None) -> SnapshotSource:
     from txtop.probes.collector import Collector, LiveSource
-    from txtop.probes.netdev import InterfaceError, resolve_interfaces
+    from txtop.probes.readers.netdev import InterfaceError, resolve_interfaces
 
     try:
         if args.interfaces:
@@ -637,7 +637,7 @@ def _live_source(args: argparse.Namespace, demo: Any = None) -> SnapshotSource:
         collector.probe_status = status
     # LiveSource compiles and attaches the probes on its own thread, after the UI is up.
     if demo is not None:
-        from txtop.probes.demo import DemoSource
+        from txtop.lab.demo import DemoSource
 
         return DemoSource(demo, collector, interval_s=args.interval)
     return LiveSource(collector, interval_s=args.interval, mode="live")
@@ -718,7 +718,7 @@ def collect_once(
 
 def replay_once(args: argparse.Namespace, recording: Recording) -> Snapshot:
     """--once on a recording: the whole window (aggregate), or the frame at --at."""
-    from txtop.probes.replay import aggregate, index_at
+    from txtop.recordings.replay import aggregate, index_at
 
     check_position(args, recording)
     snaps = recording.snapshots
@@ -767,7 +767,7 @@ def run_once(args: argparse.Namespace) -> int:
 
 
 def open_recorder(args: argparse.Namespace) -> Any:
-    from txtop.probes.recording import Recorder, RecordingError
+    from txtop.recordings.recording import Recorder, RecordingError
 
     if not args.record:
         return None
@@ -840,7 +840,7 @@ def run_headless(args: argparse.Namespace) -> int:
         return _headless_replay(args, recording, out)
     source, recorder = _start(args)
     _warn_source(source)
-    from txtop.probes.recording import RecordingSink
+    from txtop.recordings.recording import RecordingSink
 
     inbox: queue.Queue[Snapshot] = queue.Queue(maxsize=1000)
     stop = threading.Event()
@@ -881,7 +881,7 @@ def run_headless(args: argparse.Namespace) -> int:
 
 def _headless_replay(args: argparse.Namespace, recording: Recording, out: _JsonLines) -> int:
     """--replay FILE --headless: every frame (from --at) as a JSON line, as fast as read."""
-    from txtop.probes.replay import index_at
+    from txtop.recordings.replay import index_at
 
     _warn_recording(recording)
     check_position(args, recording)
@@ -932,7 +932,7 @@ def run_dashboard(args: argparse.Namespace, theme: str) -> int:
     source, recorder = _start(args, recording)
     sink = None
     try:
-        from txtop.probes.recording import RecordingSink
+        from txtop.recordings.recording import RecordingSink
         from txtop.tui.app import TxtopApp, terminal_driver_class
 
         sink = RecordingSink(recorder) if recorder is not None else None

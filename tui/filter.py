@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from txtop.probes.filters import FilterError, FilterSpec
+from txtop.core.filters import FilterError, FilterSpec
 
 
 class FilterChanged(Message):

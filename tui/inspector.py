@@ -19,9 +19,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from txtop.probes.filters import PROTOCOLS
-from txtop.probes.latency import INTERVAL_STAGES
-from txtop.probes.model import STAGES, PacketTrace
+from txtop.core.filters import PROTOCOLS
+from txtop.core.latency import INTERVAL_STAGES
+from txtop.core.model import STAGES, PacketTrace
 
 TRACEPOINTS = {
     "sendto": "syscalls:sys_enter_<syscall>",

@@ -25,7 +25,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from txtop.probes.model import CpuRow, DeviceRow, LatencyStats, QdiscStats, QueueRow, Snapshot
+from txtop.core.model import CpuRow, DeviceRow, LatencyStats, QdiscStats, QueueRow, Snapshot
 
 Frag = tuple[str, str]  # (text, role)
 Line = list[Frag]

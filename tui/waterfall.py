@@ -6,7 +6,7 @@ plus one header line. Layout (top to bottom): header, column/axis line, packet r
 stage-latency summary), legend.
 
 Bars: each segment is the time between two adjacent observed stages (names from
-``txtop.probes.latency.INTERVALS``); stages that were not observed merge their neighbours into
+``txtop.core.latency.INTERVALS``); stages that were not observed merge their neighbours into
 a "gap" segment drawn as such, and the segment ending in a drop is drawn in the drop style with
 the reason after the bar. Every segment gets at least one cell; one whose true width is under
 half a cell is drawn thin (``▏``) so a minimum width never reads as a real duration. The
@@ -33,9 +33,9 @@ from textual.strip import Strip
 from textual.theme import Theme
 from textual.widget import Widget
 
-from txtop.probes.filters import EMPTY_FILTER, FilterSpec
-from txtop.probes.latency import INTERVAL_STAGES, INTERVALS, summarize_packets
-from txtop.probes.model import STAGES, LatencyStats, PacketTrace, Snapshot
+from txtop.core.filters import EMPTY_FILTER, FilterSpec
+from txtop.core.latency import INTERVAL_STAGES, INTERVALS, summarize_packets
+from txtop.core.model import STAGES, LatencyStats, PacketTrace, Snapshot
 
 from .filter import FilterChanged, FilterScreen, SamplingChanged
 from .inspector import InspectorScreen, format_ns

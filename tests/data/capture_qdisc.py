@@ -2,7 +2,7 @@
 
 Run as root from the repo root: ``.venv/bin/python tests/data/capture_qdisc.py``.
 
-For each set-up it builds a private veth lab (probes/lab.py: TX end here, peer in its own
+For each set-up it builds a private veth lab (lab/netns.py: TX end here, peer in its own
 netns), configures qdiscs with ``tc``, optionally pushes a bounded UDP burst to the lab peer so
 counters and backlogs are non-zero, then dumps all qdiscs with pyroute2 (``IPRoute.get_qdiscs``)
 and stores, for the lab device only, each message's raw netlink bytes as hex (re-parse them with
@@ -24,7 +24,7 @@ from pathlib import Path
 import pyroute2
 from pyroute2 import IPRoute
 
-from txtop.probes.lab import Lab
+from txtop.lab.netns import Lab
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "qdisc_dumps.json"

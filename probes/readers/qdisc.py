@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .model import QdiscStats
+from txtop.core.model import QdiscStats
 
 TC_H_ROOT = 0xFFFFFFFF
 TC_H_UNSPEC = 0

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from .model import PacketTrace, ProbeStatus, Snapshot
+from txtop.core.model import PacketTrace, ProbeStatus, Snapshot
 
 Sink = Callable[[Snapshot], None]
 
@@ -51,7 +51,7 @@ class TracerReading:
     packets: tuple[PacketTrace, ...] = ()  # traces finished since the last reading
     queues: Mapping[tuple[int, int], QueueCounters] = field(default_factory=dict)
     cpus: Mapping[int, CpuSoftirqCounters] = field(default_factory=dict)
-    # Cumulative seconds the probes were attached (probes/duty.py trace windows): the sampling
+    # Cumulative seconds the probes were attached (probes/bpf/duty.py trace windows): the sampling
     # group (softirq raises/runs/time start there) and the late group (per-queue counters).
     # Counters grow only while attached, so their rates are deltas over these, not over the
     # wall clock. None: the source does not window (always attached).

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .model import STAGES, LatencyStats, PacketTrace
+from txtop.core.model import STAGES, LatencyStats, PacketTrace
 
 # Interval name -> (from stage, to stage). Names are a public contract: the JSON snapshot keys
 # latency_ns by them and the queues panel reads latency_ns["qdisc"] and ["total"].

@@ -193,7 +193,7 @@ class ProbeStatus:
     unavailable: Mapping[str, str] = field(default_factory=dict)  # stage/counter -> reason
     notice: str = ""  # e.g. "using fallback kernel headers from ..."
     filters: Mapping[str, Any] = field(default_factory=dict)
-    # Trace windows (probes/duty.py): "auto" | "fixed" ("" before the tracer ran, or from a
+    # Trace windows (probes/bpf/duty.py): "auto" | "fixed" ("" before the tracer ran, or from a
     # recording made before windows existed); the duty in force (100 = always attached); and
     # the share of the last interval the per-packet probes really were attached. Below 100,
     # per-queue probe rates and softirq time shares are estimates from the windows.

@@ -1,4 +1,4 @@
-"""The BPF TX-path tracer: compiles probes/txtop.bpf.c with bcc, attaches it, and reads it.
+"""The BPF TX-path tracer: compiles probes/bpf/txtop.bpf.c with bcc, attaches it, and reads it.
 
 The collector owns one ``Tracer`` and calls it from its worker thread: ``start()`` (compile and
 attach; never raises, the status says why not), ``poll()`` between ticks (drains the ring
@@ -30,13 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import decode
-from . import headers as headers_mod
-from .duty import CLOSED, CONTINUOUS_MEASURE_S, DEFAULT_BUDGET, OPEN, Step, TraceWindows
-from .headers import DEFAULT_CACHE_ROOT, HeadersError, current_plan, prepare_headers
-from .kallsyms import KernelSymbols
-from .model import PacketTrace, ProbeStatus
-from .source import CpuSoftirqCounters, QueueCounters, TracerReading
+from txtop.core.model import PacketTrace, ProbeStatus
+from txtop.core.source import CpuSoftirqCounters, QueueCounters, TracerReading
+from txtop.probes.bpf import decode
+from txtop.probes.bpf import headers as headers_mod
+from txtop.probes.bpf.duty import (
+    CLOSED,
+    CONTINUOUS_MEASURE_S,
+    DEFAULT_BUDGET,
+    OPEN,
+    Step,
+    TraceWindows,
+)
+from txtop.probes.bpf.headers import DEFAULT_CACHE_ROOT, HeadersError, current_plan, prepare_headers
+from txtop.probes.bpf.kallsyms import KernelSymbols
 
 DEFAULT_SAMPLE_EVERY = 16  # 1-in-N at net_dev_queue, then at most the cap per second
 DEFAULT_MAX_SAMPLES_PER_S = 200
@@ -80,7 +87,7 @@ PROBE_IDS = (
 ) = range(10)
 
 
-# Hook groups (see probes/duty.py): "always" stays attached; between trace windows the
+# Hook groups (see probes/bpf/duty.py): "always" stays attached; between trace windows the
 # "sampling" group (where tracks and softirq timings start) is detached first, the "late"
 # group (later stages, syscall returns, per-queue counters) once the window's tracks ended.
 ALWAYS, LATE, SAMPLING = "always", "late", "sampling"
@@ -318,7 +325,7 @@ class Tracer:
         self._pages = ringbuf_pages
         self._timeout_ns = int(track_timeout_s * 1e9)
         self._header_cache = header_cache
-        # Share of the time the per-packet probes are attached: None = auto (probes/duty.py).
+        # Share of the time the per-packet probes are attached: None = auto (probes/bpf/duty.py).
         self._windows = TraceWindows(trace_duty, trace_budget)
 
         self._lock = threading.RLock()  # guards the bcc object and everything below
@@ -708,13 +715,13 @@ class Tracer:
 
     def set_trace_duty(self, duty: float | None) -> None:
         """A fixed share of the time with the per-packet probes attached (0 < duty <= 1), or
-        None for auto (probes/duty.py)."""
+        None for auto (probes/bpf/duty.py)."""
         with self._lock:
             self._windows.set_fixed(duty)
 
     @property
     def trace_state(self) -> str:
-        """The trace window's state: open, draining or closed (probes/duty.py)."""
+        """The trace window's state: open, draining or closed (probes/bpf/duty.py)."""
         return self._windows.state
 
     def set_filters(

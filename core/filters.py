@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .model import PacketTrace
+from txtop.core.model import PacketTrace
 
 TASK_COMM_LEN = 16  # the kernel keeps 15 characters of a task's name plus NUL
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .netdev import read_small
+from txtop.probes.readers.netdev import read_small
 
 PROC = Path("/proc")
 NET_TX = "NET_TX"

@@ -13,8 +13,8 @@ import errno
 from collections.abc import Mapping
 from pathlib import Path
 
-from .model import BqlStats
-from .netdev import SYSFS_NET, checked_ifname, parse_counter, read_small
+from txtop.core.model import BqlStats
+from txtop.probes.readers.netdev import SYSFS_NET, checked_ifname, parse_counter, read_small
 
 REQUIRED_FILES = ("inflight", "limit", "limit_min", "limit_max", "hold_time")
 OPTIONAL_FILES = ("stall_thrs", "stall_cnt", "stall_max")  # kernels >= 6.10

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .model import Snapshot
+from txtop.core.model import Snapshot
 
 MAGIC = b"TXTOPREC"
 FORMAT_VERSION = 1

@@ -1,6 +1,6 @@
 """Pure decoding of what the kernel side hands over: ring-buffer records and tracefs formats.
 
-``decode_record`` unpacks one ``struct txtop_record`` (probes/txtop.bpf.c) into a ``RawRecord``;
+``decode_record`` unpacks one ``struct txtop_record`` (probes/bpf/txtop.bpf.c) into a ``RawRecord``;
 ``to_packet_trace`` turns it into the snapshot's ``PacketTrace`` with the help of lookups passed
 in (drop-reason names, a kernel-symbol resolver, name -> ifindex), so both stay testable on
 captured bytes without a kernel.
@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .model import PacketTrace
+from txtop.core.model import PacketTrace
 
 # Index order of txtop_record.ts[] / cpu[] (enum ST_* in txtop.bpf.c) = model.STAGES order.
 STAGE_ORDER: tuple[str, ...] = (

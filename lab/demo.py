@@ -21,9 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import lab as labmod
-from .collector import Collector, LiveSource
-from .lab import Lab, LabError
+from txtop.lab import netns as labmod
+from txtop.lab.netns import Lab, LabError
+from txtop.probes.collector import Collector, LiveSource
 
 # (kind, on the last CPU?, extra args) for each generator.
 GENERATORS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
@@ -130,7 +130,7 @@ class DemoLab:
                     [
                         py,
                         "-m",
-                        "txtop.probes.trafficgen",
+                        "txtop.lab.trafficgen",
                         "sink",
                         "--netns",
                         self.lab.ns,
@@ -150,7 +150,7 @@ class DemoLab:
                     [
                         py,
                         "-m",
-                        "txtop.probes.trafficgen",
+                        "txtop.lab.trafficgen",
                         kind,
                         "--cpu",
                         str(cpu),

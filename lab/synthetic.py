@@ -11,7 +11,7 @@ import math
 import random
 import re
 
-from txtop.probes.model import (
+from txtop.core.model import (
     STAGES,
     BqlStats,
     CpuRow,
@@ -24,7 +24,7 @@ from txtop.probes.model import (
     Snapshot,
     TxStats,
 )
-from txtop.probes.source import SnapshotSource
+from txtop.core.source import SnapshotSource
 
 MAX_QUEUES = 4096
 MAX_CPUS = 4096

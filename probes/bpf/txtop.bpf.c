@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * txtop: the kernel side of the TX-path tracer, compiled at run time by bcc (probes/tracer.py).
+ * txtop: the kernel side of the TX-path tracer, compiled at run time by bcc (probes/bpf/tracer.py).
  *
  * Rules this file keeps, because the kernel headers bcc compiles it against are usually NOT
- * the running kernel's (see docs in probes/headers.py):
+ * the running kernel's (see docs in probes/bpf/headers.py):
  *   - only tracepoints: classic ones (bcc builds their argument struct from the tracefs
  *     format file at run time) where we need argument values, raw ones where the arguments
  *     are a pointer used as an identity or a plain scalar;

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .latency import LatencyWindow
-from .model import CpuRow, Snapshot, TxStats
-from .source import SnapshotSource
+from txtop.core.latency import LatencyWindow
+from txtop.core.model import CpuRow, Snapshot, TxStats
+from txtop.core.source import SnapshotSource
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 

@@ -1,8 +1,8 @@
 """Bounded traffic generators for the demo lab and tests.
 
-    python -m txtop.probes.trafficgen udp  --dst 10.253.1.2 --port 9000 --size 200 --pps 2000
-    python -m txtop.probes.trafficgen tcp  --dst 10.253.1.2 --port 5201 --mbit 20
-    python -m txtop.probes.trafficgen sink --port 5201 --udp-port 9000   (inside the lab netns)
+    python -m txtop.lab.trafficgen udp  --dst 10.253.1.2 --port 9000 --size 200 --pps 2000
+    python -m txtop.lab.trafficgen tcp  --dst 10.253.1.2 --port 5201 --mbit 20
+    python -m txtop.lab.trafficgen sink --port 5201 --udp-port 9000   (inside the lab netns)
 
 Destinations are restricted to the lab range (10.253.0.0/16) and loopback: these programs
 can never send anywhere else. Each stops after --duration seconds and when its parent dies.
@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 
-LAB_NS_PREFIX = "txtop-lab-"  # probes/lab.py NS_PREFIX (not imported: keep this module standalone)
+LAB_NS_PREFIX = "txtop-lab-"  # lab/netns.py NS_PREFIX (not imported: keep this module standalone)
 LAB_NET = ipaddress.ip_network("10.253.0.0/16")
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 PR_SET_PDEATHSIG = 1

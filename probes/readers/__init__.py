@@ -1,0 +1,1 @@
+"""Readers of the kernel's own counters: sysfs (netdev, BQL), rtnetlink (qdiscs), procfs (softirqs)."""

@@ -1,0 +1,1 @@
+"""Recording snapshots to a file and replaying them as a snapshot source."""
