@@ -32,6 +32,7 @@ from txtop.core.model import (
 )
 from txtop.core.rates import rate
 from txtop.core.source import CpuSoftirqCounters, QueueCounters, SnapshotSource, TracerReading
+from txtop.core.text import exc_line, one_line
 from txtop.probes.readers.bql import read_bql
 from txtop.probes.readers.netdev import (
     SYSFS_NET,
@@ -125,20 +126,9 @@ def _spans(raw: _Raw, old: _Raw, interval_s: float) -> _Spans:
     )
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return _one_line_text(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
-
-
-def _one_line_text(text: str, limit: int = 200) -> str:
-    lines = text.strip().splitlines()
-    first = lines[0] if lines else ""
-    return first if len(first) <= limit else first[: limit - 3] + "..."
-
-
 def _summary(items: list[str]) -> str:
     """One line for ``probes.unavailable``: the first reason, and how many more there were."""
-    first = _one_line_text(items[0])
+    first = one_line(items[0])
     return first if len(items) == 1 else f"{first} (+{len(items) - 1} more)"
 
 
@@ -188,7 +178,7 @@ class Collector:
         try:
             self.tracer.start()
         except Exception as exc:  # the tracer should report via status; be safe anyway
-            self._drop_tracer(ProbeStatus("unavailable", reason=_one_line(exc)))
+            self._drop_tracer(ProbeStatus("unavailable", reason=exc_line(exc, typed=True)))
             return False
         self._tracer_started = True
         return True
@@ -202,7 +192,7 @@ class Collector:
         try:
             tracer.poll(timeout_s)
         except Exception as exc:
-            self._drop_tracer(ProbeStatus("unavailable", reason=_one_line(exc)))
+            self._drop_tracer(ProbeStatus("unavailable", reason=exc_line(exc, typed=True)))
 
     def _drop_tracer(self, status: ProbeStatus) -> None:
         tracer, self.tracer = self.tracer, None
@@ -230,11 +220,11 @@ class Collector:
             qdiscs = self._qdiscs.read()
         except Exception as exc:  # pyroute2's NetlinkError is a bare Exception subclass
             qdiscs = []
-            problems["qdisc"] = f"rtnetlink qdisc dump failed: {_one_line(exc)}"
+            problems["qdisc"] = f"rtnetlink qdisc dump failed: {exc_line(exc, typed=True)}"
         else:
             skipped = getattr(self._qdiscs, "problem", "")  # some messages did not decode
             if isinstance(skipped, str) and skipped:
-                problems["qdisc"] = _one_line_text(skipped)
+                problems["qdisc"] = one_line(skipped)
         reading, probes = self._read_tracer()
         proc = self.proc_root
         softirqs = self._try(problems, "softirqs", lambda: read_softirqs(proc)) or {}
@@ -304,7 +294,7 @@ class Collector:
         try:
             return read()
         except (OSError, ValueError) as exc:
-            problems[what] = _one_line(exc)
+            problems[what] = exc_line(exc, typed=True)
             return None
 
     def _read_devices(self, problems: dict[str, str]) -> list[NetDevice]:
@@ -316,7 +306,7 @@ class Collector:
             except FileNotFoundError:
                 listing = []
             except OSError as exc:
-                problems["netdev"] = f"{self.sysfs_root}: {_one_line(exc)}"
+                problems["netdev"] = f"{self.sysfs_root}: {exc_line(exc, typed=True)}"
                 listing = []
             # Only names the kernel could have made reach a path (a fake tree may hold others).
             names = order_interfaces(n for n in listing if is_valid_ifname(n))
@@ -326,7 +316,7 @@ class Collector:
             try:
                 dev = read_device(name, self.sysfs_root)  # None: vanished, or no TX queues
             except (OSError, ValueError) as exc:  # unreadable or garbage: skip it, say why
-                failed.append(f"{name}: {_one_line(exc)}")
+                failed.append(f"{name}: {exc_line(exc, typed=True)}")
                 continue
             if dev is not None:
                 out.append(dev)
@@ -343,7 +333,7 @@ class Collector:
         try:
             reading = tracer.read()
         except Exception as exc:
-            self._drop_tracer(ProbeStatus("unavailable", reason=_one_line(exc)))
+            self._drop_tracer(ProbeStatus("unavailable", reason=exc_line(exc, typed=True)))
             return None, self.probe_status
         return reading, reading.status
 
@@ -371,7 +361,7 @@ class Collector:
                 bql = read_bql(dev.name, queue, self.sysfs_root)
             except (OSError, ValueError) as exc:  # one unreadable queue must not end the tick
                 bql = None
-                bql_failed.append(f"{dev.name} tx-{queue}: {_one_line(exc)}")
+                bql_failed.append(f"{dev.name} tx-{queue}: {exc_line(exc, typed=True)}")
             qdisc = mapped.get(queue)
             if qdisc is not None:
                 qdisc = self._qdisc_rates(dev.ifindex, qdisc, raw, old, interval_s)

@@ -14,6 +14,7 @@ import ui_fixtures as fx
 from ui_fixtures import header, until
 
 from txtop.core.model import ProbeStatus
+from txtop.core.text import format_ns
 from txtop.themes import load_themes
 from txtop.tui.app import INTERVAL_STEPS_S, SnapshotArrived, TxtopApp, next_interval
 from txtop.tui.help import KEYS, HelpScreen, help_text
@@ -24,7 +25,6 @@ from txtop.tui.panels import (
     QueuesPanel,
     cpu_lines,
     fmt_bytes,
-    fmt_ns,
     fmt_si,
     line_text,
     queue_lines,
@@ -308,8 +308,8 @@ def test_number_formats_fit_five_cells():
     for count in (0, 999, 1000, 1023, 1024, 30_280, 1_048_576, 5 * 1024**3):
         assert len(fmt_bytes(count)) <= 5, count
     for ns in (850, 1_200, 41_000, 999_999, 1_200_000, 12_000_000, 1.2e9, 59e9):
-        assert len(fmt_ns(ns)) <= 5, ns
-    assert fmt_si(1_234) == "1.2k" and fmt_bytes(30_280) == "30K" and fmt_ns(41_000) == "41µs"
+        assert len(format_ns(ns, short=True)) <= 5, ns
+    assert fmt_si(1_234) == "1.2k" and fmt_bytes(30_280) == "30K" and format_ns(41_000, short=True) == "41µs"
     assert fmt_si(None) == "-" and fmt_si(float("nan")) == "-"
 
 

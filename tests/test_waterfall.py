@@ -18,8 +18,9 @@ from waterfall_fixtures import WaterfallApp, make_snapshot, trace_packets, trace
 
 from txtop.core.filters import FilterSpec
 from txtop.core.model import STAGES, PacketTrace
+from txtop.core.text import format_ns
 from txtop.tui.filter import FilterChanged, FilterScreen, SamplingChanged
-from txtop.tui.inspector import InspectorScreen, format_ns, inspect_packet
+from txtop.tui.inspector import InspectorScreen, inspect_packet
 from txtop.tui.theming import register_themes
 from txtop.tui.waterfall import (
     FILL_ASCII,

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from txtop.core.model import ProbeStatus, Snapshot
 from txtop.core.source import MAX_INTERVAL_S, MIN_INTERVAL_S, SnapshotSource
+from txtop.core.text import exc_line
 from txtop.probes.bpf.tracer import MAX_SAMPLE_EVERY, MAX_SAMPLES_PER_S
 from txtop.themes import DEFAULT_THEME, theme_names
 from txtop.tui import __version__
@@ -594,8 +595,8 @@ def _demo_source(args: argparse.Namespace) -> SnapshotSource:
         demo.start()
     except LabError as exc:
         if args.record:
-            raise RuntimeError(f"demo: cannot build the lab: {_one_line(exc)}") from None
-        notice = f"demo: {_one_line(exc)}; replaying a recording of the lab"
+            raise RuntimeError(f"demo: cannot build the lab: {exc_line(exc)}") from None
+        notice = f"demo: {exc_line(exc)}; replaying a recording of the lab"
         return _replay_source(args, _bundled(args, notice, "--demo without a lab"))
     try:
         return _live_source(args, demo=demo)
@@ -697,7 +698,7 @@ def collect_once(
     try:
         while True:
             if source.error is not None:
-                raise RuntimeError(f"data source failed: {_one_line(source.error)}")
+                raise RuntimeError(f"data source failed: {exc_line(source.error)}")
             left = deadline - time.monotonic()
             if left <= 0:
                 raise RuntimeError("timed out waiting for data")
@@ -857,7 +858,7 @@ def run_headless(args: argparse.Namespace) -> int:
             source.start(sink)
             while not stop.is_set():
                 if source.error is not None:
-                    raise RuntimeError(f"data source failed: {_one_line(source.error)}")
+                    raise RuntimeError(f"data source failed: {exc_line(source.error)}")
                 if isinstance(sink, RecordingSink) and sink.error:
                     raise RuntimeError(f"recording stopped: {sink.error}")
                 if out is not None and out.broken:
@@ -958,10 +959,6 @@ def run_dashboard(args: argparse.Namespace, theme: str) -> int:
                 sink.close()
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
 
 def _warn(message: str) -> None:
     sys.stderr.write(f"{PROG}: {message}\n")
@@ -985,7 +982,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             code = run_dashboard(args, theme)
     except UsageError as exc:
-        _fail(_one_line(exc), 2)
+        _fail(exc_line(exc), 2)
     except Stopped as exc:  # a stop signal during start-up: everything built is removed
         code = 0 if getattr(args, "headless", False) else 128 + exc.sig
     except KeyboardInterrupt:
@@ -993,7 +990,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         if os.environ.get("TXTOP_DEBUG") == "1":
             raise
-        _fail(_one_line(exc), 1)
+        _fail(exc_line(exc), 1)
     raise SystemExit(code)
 
 

@@ -22,6 +22,7 @@ from textual.widgets import Label, Static
 from txtop.core.filters import PROTOCOLS
 from txtop.core.latency import INTERVAL_STAGES
 from txtop.core.model import STAGES, PacketTrace
+from txtop.core.text import format_ns
 
 TRACEPOINTS = {
     "sendto": "syscalls:sys_enter_<syscall>",
@@ -59,23 +60,6 @@ TRACK_MEANING = {
     "(still queued, or freed where no probe fires)",
 }
 
-
-def format_ns(ns: int, ascii: bool = False) -> str:
-    """A duration with 3 significant digits: 850ns, 4.10us, 237us, 2.32ms, 1.20s."""
-    us = "us" if ascii else "µs"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000:
-        return f"{sign}{ns}ns"
-    for unit, div in ((us, 1e3), ("ms", 1e6), ("s", 1e9)):
-        value = ns / div
-        if value < 10:
-            return f"{sign}{value:.2f}{unit}"
-        if value < 100:
-            return f"{sign}{value:.1f}{unit}"
-        if value < 1000 or unit == "s":
-            return f"{sign}{value:.0f}{unit}"
-    raise AssertionError("unreachable")
 
 
 def format_wall(wall_s: float, digits: int = 6) -> str:

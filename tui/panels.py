@@ -26,6 +26,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from txtop.core.model import CpuRow, DeviceRow, LatencyStats, QdiscStats, QueueRow, Snapshot
+from txtop.core.text import format_ns
 
 Frag = tuple[str, str]  # (text, role)
 Line = list[Frag]
@@ -107,20 +108,6 @@ def fmt_bytes(count: int | float | None) -> str:
             return f"{value:.0f}{unit}"
     return f"{value:.0f}T"
 
-
-def fmt_ns(ns: int | float | None, micro: str = "µ") -> str:
-    """Durations: 850ns, 1.2µs, 41µs, 1.2ms, 12ms, 1.2s, 12s."""
-    if ns is None:
-        return "-"
-    if ns < 999.5:
-        return f"{ns:.0f}ns"
-    for unit, div in ((f"{micro}s", 1e3), ("ms", 1e6), ("s", 1e9)):
-        scaled = ns / div
-        if scaled < 9.95:
-            return f"{scaled:.1f}{unit}"
-        if scaled < 999.5 or unit == "s":
-            return f"{scaled:.0f}{unit}"
-    return "-"  # unreachable
 
 
 def fmt_pct(pct: float | None) -> str:
@@ -383,7 +370,7 @@ def _bql_cell(inflight: int, limit: int, width: int, glyphs: Glyphs) -> Line:
 def _lat(stats: LatencyStats | None, attr: str, glyphs: Glyphs) -> Line:
     if stats is None or stats.count == 0:
         return [("-", "dim")]
-    return [(fmt_ns(getattr(stats, attr), glyphs.micro), "text")]
+    return [(format_ns(getattr(stats, attr), ascii=glyphs.micro != "µ", short=True), "text")]
 
 
 def _qdisc_cells(qd: QdiscStats | None, shared: bool) -> dict[str, Line]:

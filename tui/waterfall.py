@@ -36,9 +36,10 @@ from textual.widget import Widget
 from txtop.core.filters import EMPTY_FILTER, FilterSpec
 from txtop.core.latency import INTERVAL_STAGES, INTERVALS, summarize_packets
 from txtop.core.model import STAGES, LatencyStats, PacketTrace, Snapshot
+from txtop.core.text import format_ns
 
 from .filter import FilterChanged, FilterScreen, SamplingChanged
-from .inspector import InspectorScreen, format_ns
+from .inspector import InspectorScreen
 
 SCALES = ("row", "linear", "log")
 SCALE_LABELS = {"row": "per-row scale", "linear": "shared linear", "log": "shared log"}

@@ -32,6 +32,7 @@ from typing import Any
 
 from txtop.core.model import PacketTrace, ProbeStatus
 from txtop.core.source import CpuSoftirqCounters, QueueCounters, TracerReading
+from txtop.core.text import one_line
 from txtop.probes.bpf import decode
 from txtop.probes.bpf import headers as headers_mod
 from txtop.probes.bpf.duty import (
@@ -161,10 +162,6 @@ class TracerError(RuntimeError):
     """A one-line reason the probes cannot run."""
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
 
 def tracefs_root() -> Path | None:
     """The mounted tracefs (events/ present), or None."""
@@ -208,7 +205,7 @@ def _mount_tracefs() -> Path:
         timeout=10,
     )
     if res.returncode != 0 or tracefs_root() is None:
-        raise TracerError(f"cannot mount tracefs on {target}: {_one_line(res.stderr) or 'failed'}")
+        raise TracerError(f"cannot mount tracefs on {target}: {one_line(res.stderr) or 'failed'}")
     return target
 
 
@@ -234,7 +231,7 @@ def _first_error(captured: Any) -> str:
         return ""
     for line in lines:
         if "error:" in line:
-            return _one_line(line)
+            return one_line(line)
     return ""
 
 
@@ -410,7 +407,7 @@ class Tracer:
 
     def _fail(self, reason: str) -> None:
         self._state = "unavailable"
-        self._reason = _one_line(reason)
+        self._reason = one_line(reason)
 
     # ---- start ----------------------------------------------------------------------------------
 
@@ -557,7 +554,7 @@ class Tracer:
             if hook.tp == b"net_dev_queue":  # no raw tracepoints: the classic form does it
                 self._raw_dev_queue_ok = False
                 return
-            self._unavailable[hook.feature] = _one_line(
+            self._unavailable[hook.feature] = one_line(
                 f"{hook.kind} tracepoint {hook.tp.decode()}: {exc}"
             )
             return
