@@ -3,7 +3,7 @@
 #
 #   ./setup.sh [TXTOP ARGS...]   set up, then start the dashboard (the demo when given no args)
 #   ./setup.sh test [PYTEST ARGS...]
-#                                set up, then run ruff and the whole test suite
+#                                set up, then run ruff, mypy, the import contracts and the whole test suite
 #   ./setup.sh --no-start        set up only
 #   ./setup.sh --pick-headers UNAME_R ARCH FILE
 #                                print the kernel headers package to install, chosen from FILE
@@ -253,13 +253,15 @@ set_up() {
 
 run_tests() {
     cd "$REPO"
-    local ruff_rc=0 rc=0
+    local lint_rc=0 rc=0
     say "ruff check ."
-    "$VENV/bin/ruff" check . || ruff_rc=$?
+    "$VENV/bin/ruff" check . || lint_rc=$?
+    say "mypy and import-layer contracts (scripts/static_checks.py)"
+    "$VENV/bin/python" scripts/static_checks.py || lint_rc=$?
     say "pytest -q -ra $*"
     "$VENV/bin/python" -m pytest -q -ra "$@" || rc=$?
-    if [ "$ruff_rc" -ne 0 ]; then
-        say "ruff found problems (exit $ruff_rc)"
+    if [ "$lint_rc" -ne 0 ]; then
+        say "static checks found problems (see above)"
         [ "$rc" -ne 0 ] || rc=1
     fi
     exit "$rc"

@@ -20,7 +20,35 @@ DATA = Path(__file__).parent / "data"
 IS_ROOT = os.geteuid() == 0
 
 
+# Test tiers (README "Tests"): every test gets exactly one of unit / ui / lab / soak, so that
+# `./setup.sh test -m unit` is the seconds-long loop and `-m lab` the real-BPF one.
+SOAK_TESTS = {"test_dashboard_soak_under_a_flood", "test_collector_soak_under_churn"}
+# Files whose tests drive Textual (Pilot, SVG snapshots) or the dashboard in a pseudo-terminal.
+UI_FILES = {
+    "test_app.py",
+    "test_degraded.py",
+    "test_replay_cli.py",
+    "test_sessions.py",
+    "test_snapshots.py",
+    "test_waterfall.py",
+    "test_waterfall_live.py",
+    "test_waterfall_snapshots.py",
+}
+
+
+def tier(item: pytest.Item) -> str:
+    if getattr(item, "originalname", item.name) in SOAK_TESTS:
+        return "soak"
+    if "root" in item.keywords:
+        return "lab"
+    if item.path.name in UI_FILES:
+        return "ui"
+    return "unit"
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(getattr(pytest.mark, tier(item)))
     if IS_ROOT and shutil.which("ip") and shutil.which("tc"):
         return
     skip = pytest.mark.skip(reason="needs root with iproute2 (netns lab / BPF); run as root")

@@ -1,0 +1,71 @@
+"""The layers at run time (the static side is lint-imports, configured in pyproject.toml): importing
+every module of a layer in a fresh interpreter pulls in nothing the layer must not depend on.
+
+lint-imports sees import statements; this sees what an import really loads (a module reached
+through importlib, a plugin, a re-export), so a violation cannot hide from both.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# layer -> third-party or txtop packages it must never load
+FORBIDDEN = {
+    "core": ["textual", "rich", "bcc", "pyroute2", "txtop.probes", "txtop.tui", "txtop.lab"],
+    "probes": ["textual", "rich", "txtop.tui", "txtop.lab"],
+    "recordings": ["textual", "rich", "bcc", "txtop.tui", "txtop.lab"],
+    "lab": ["textual", "rich", "txtop.tui"],
+    "themes": ["textual", "rich", "bcc"],
+}
+
+# one module each walk must reach: proves the walk imported the layer, not just its __init__
+REACHED = {
+    "core": "txtop.core.model",
+    "probes": "txtop.probes.bpf.tracer",
+    "recordings": "txtop.recordings.replay",
+    "lab": "txtop.lab.demo",
+    "themes": "txtop.themes",
+}
+
+PROBE = """
+import importlib, json, pkgutil, sys
+import txtop.{layer} as pkg
+for info in pkgutil.walk_packages(pkg.__path__, "txtop.{layer}."):
+    importlib.import_module(info.name)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def modules_loaded_by(layer: str) -> set[str]:
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE.format(layer=layer)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    return set(json.loads(res.stdout))
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_a_layer_loads_nothing_it_must_not(layer: str) -> None:
+    loaded = modules_loaded_by(layer)
+    assert REACHED[layer] in loaded
+    bad = sorted(m for m in loaded for f in FORBIDDEN[layer] if m == f or m.startswith(f + "."))
+    assert not bad, f"txtop.{layer} loads {bad[:10]}"
+
+
+def test_every_product_folder_is_a_checked_layer() -> None:
+    """A new top-level package must join the contracts, not slip past them."""
+    text = (REPO / "pyproject.toml").read_text()
+    for folder in ("core", "probes", "recordings", "lab", "themes", "tui"):
+        assert f'"txtop.{folder}"' in text
+        assert (REPO / folder / "__init__.py").is_file()
