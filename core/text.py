@@ -1,4 +1,4 @@
-"""Text helpers shared by every layer: one-line reasons and durations.
+"""Text helpers shared by every layer: one-line reasons, durations and fixed-width cells.
 
 One place for each so that an error reason or a latency reads the same in the header, the
 inspector, the JSON and the probe line.
@@ -52,3 +52,13 @@ def format_ns(ns: float | None, ascii: bool = False, short: bool = False) -> str
         if unit == "s":
             return f"{sign}{value:.0f}{unit}"
     raise AssertionError("unreachable")
+
+
+def fit_text(text: str, width: int, align: str = "<", ellipsis: str = "…") -> str:
+    """``text`` in exactly ``width`` cells: padded (``align`` is ``<``, ``>`` or ``^``), or cut
+    with ``ellipsis`` at the end when it is too long. Counts characters, so it is for text whose
+    characters are one cell wide (no CJK). A width narrower than the ellipsis gives blanks."""
+    if len(text) > width:
+        room = max(0, width - len(ellipsis))
+        text = text[:room] + ellipsis if width >= len(ellipsis) else ""
+    return f"{text:{align}{width}}"

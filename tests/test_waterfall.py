@@ -19,8 +19,9 @@ from waterfall_fixtures import WaterfallApp, make_snapshot, trace_packets, trace
 from txtop.core.filters import FilterSpec
 from txtop.core.model import STAGES, PacketTrace
 from txtop.core.text import format_ns
-from txtop.tui.filter import FilterChanged, FilterScreen, SamplingChanged
+from txtop.tui.filter import FilterScreen
 from txtop.tui.inspector import InspectorScreen, inspect_packet
+from txtop.tui.messages import FilterChanged, SamplingChanged
 from txtop.tui.theming import register_themes
 from txtop.tui.waterfall import (
     FILL_ASCII,

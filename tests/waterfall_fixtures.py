@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.message import Message
 
 from txtop.core.model import DeviceRow, PacketTrace, ProbeStatus, Snapshot
-from txtop.tui.filter import FilterChanged, SamplingChanged
+from txtop.tui.messages import FilterChanged, SamplingChanged
 from txtop.tui.waterfall import Waterfall
 
 TRACES = Path(__file__).parent / "data" / "traces" / "waterfall.json"

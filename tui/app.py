@@ -31,8 +31,8 @@ from txtop.core.model import PacketTrace, Snapshot
 from txtop.core.source import SnapshotSource
 from txtop.recordings.replay import ReplaySource
 from txtop.themes import DEFAULT_THEME
-from txtop.tui.filter import FilterChanged, SamplingChanged
 from txtop.tui.help import HelpScreen
+from txtop.tui.messages import FilterChanged, SamplingChanged
 from txtop.tui.panels import (
     SORT_KEYS,
     CpusPanel,

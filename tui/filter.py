@@ -1,8 +1,7 @@
-"""The packet filter prompt (`/` in the waterfall) and the messages the waterfall posts.
+"""The packet filter prompt (`/` in the waterfall).
 
-``FilterChanged`` and ``SamplingChanged`` bubble from the waterfall up to the app, which pushes
-the kernel part into the tracer (``FilterSpec.kernel_filter`` -> ``tracer.set_filters``) and
-applies the sampling rate. The waterfall filters its own rows without waiting for that.
+The screen only edits a ``FilterSpec``; the waterfall applies it and posts ``FilterChanged``
+(``txtop.tui.messages``) for the app, which pushes the kernel part into the tracer.
 """
 
 from __future__ import annotations
@@ -10,31 +9,15 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from txtop.core.filters import FilterError, FilterSpec
 
+# The messages live in tui/messages.py; re-exported for callers not moved yet (tests/test_app.py).
+from .messages import FilterChanged, SamplingChanged
 
-class FilterChanged(Message):
-    """The user set a new packet filter (an empty spec clears it)."""
-
-    def __init__(self, spec: FilterSpec) -> None:
-        super().__init__()
-        self.spec = spec
-
-
-class SamplingChanged(Message):
-    """The user asked to trace one packet in ``every``."""
-
-    def __init__(self, every: int) -> None:
-        super().__init__()
-        self.every = every
-
-    def can_replace(self, message: Message) -> bool:
-        # Several quick presses of [ or ]: only the last rate matters.
-        return isinstance(message, SamplingChanged)
+__all__ = ["FILTER_HELP", "FilterChanged", "FilterScreen", "SamplingChanged"]
 
 
 FILTER_HELP = "\n".join(

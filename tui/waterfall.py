@@ -38,8 +38,9 @@ from txtop.core.latency import INTERVAL_STAGES, INTERVALS, summarize_packets
 from txtop.core.model import STAGES, LatencyStats, PacketTrace, Snapshot
 from txtop.core.text import format_ns
 
-from .filter import FilterChanged, FilterScreen, SamplingChanged
+from .filter import FilterScreen
 from .inspector import InspectorScreen
+from .messages import FilterChanged, SamplingChanged
 
 SCALES = ("row", "linear", "log")
 SCALE_LABELS = {"row": "per-row scale", "linear": "shared linear", "log": "shared log"}
