@@ -13,10 +13,10 @@ import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
 from txtop.core.model import PacketTrace, ProbeStatus, Snapshot
+from txtop.core.readings import TC_H_ROOT, QdiscInfo
 from txtop.core.source import CpuSoftirqCounters, QueueCounters, TracerReading
 from txtop.probes.collector import Collector, LiveSource
 from txtop.probes.readers.netdev import UnknownInterface
-from txtop.probes.readers.qdisc import TC_H_ROOT, QdiscInfo
 
 ENS_IFINDEX = 7  # tests/data/sysfs/ens1f0 (constructed, 8 queues)
 ETH0_IFINDEX = 4

@@ -27,6 +27,7 @@ from pyroute2.netlink.rtnl.tcmsg import tcmsg
 from source_checks import check_snapshot
 
 from txtop.core.model import Snapshot
+from txtop.core.readings import TC_H_ROOT, QdiscInfo, SoftnetRow
 from txtop.probes.collector import Collector
 from txtop.probes.readers.bql import BQL_FILES, REQUIRED_FILES, read_bql
 from txtop.probes.readers.netdev import (
@@ -36,9 +37,8 @@ from txtop.probes.readers.netdev import (
     read_device,
     tx_queue_indices,
 )
-from txtop.probes.readers.qdisc import TC_H_ROOT, QdiscInfo, decode_qdisc, parse_qdisc_messages
+from txtop.probes.readers.qdisc import decode_qdisc, parse_qdisc_messages
 from txtop.probes.readers.softirq import (
-    SoftnetRow,
     parse_proc_softirqs,
     parse_proc_stat_cpus,
     parse_softnet_stat,

@@ -9,15 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from txtop.core.readings import NetDevice, TxCounters
+from txtop.probes.readers.files import parse_counter
 from txtop.probes.readers.netdev import (
     InterfaceError,
     InvalidInterfaceName,
-    NetDevice,
-    TxCounters,
     UnknownInterface,
     list_tx_interfaces,
     order_interfaces,
-    parse_counter,
     parse_tx_queue_dirs,
     read_device,
     resolve_interfaces,

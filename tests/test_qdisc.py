@@ -17,15 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from txtop.probes.readers.qdisc import (
-    QdiscInfo,
-    decode_qdisc,
-    decode_qdiscs,
-    format_handle,
-    format_parent,
-    map_qdiscs_to_queues,
-    root_qdisc,
-)
+from txtop.core.merge import map_qdiscs_to_queues, root_qdisc
+from txtop.core.readings import QdiscInfo, format_handle, format_parent
+from txtop.probes.readers.qdisc import decode_qdisc, decode_qdiscs
 
 ROOT = 0xFFFFFFFF
 

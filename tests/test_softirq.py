@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from txtop.core.merge import softirq_time_pct
+from txtop.core.readings import CpuTimes, SoftnetRow
 from txtop.probes.readers.softirq import (
-    CpuTimes,
-    SoftnetRow,
     parse_cpu_list,
     parse_proc_softirqs,
     parse_proc_stat_cpus,
@@ -19,7 +19,6 @@ from txtop.probes.readers.softirq import (
     read_cpu_times,
     read_softirqs,
     read_softnet_stat,
-    softirq_time_pct,
 )
 
 

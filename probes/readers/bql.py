@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from txtop.core.model import BqlStats
-from txtop.probes.readers.netdev import SYSFS_NET, checked_ifname, parse_counter, read_small
+from txtop.probes.readers.files import parse_counter, read_text
+from txtop.probes.readers.netdev import SYSFS_NET, checked_ifname
 
 REQUIRED_FILES = ("inflight", "limit", "limit_min", "limit_max", "hold_time")
 OPTIONAL_FILES = ("stall_thrs", "stall_cnt", "stall_max")  # kernels >= 6.10
@@ -56,7 +57,7 @@ def read_bql(dev: str, queue: int, sysfs_root: Path = SYSFS_NET) -> BqlStats | N
     files: dict[str, str] = {}
     for name in BQL_FILES:
         try:
-            files[name] = read_small(base + name).decode("ascii", "replace")
+            files[name] = read_text(base + name)
         except FileNotFoundError:
             if name in REQUIRED_FILES:
                 return None  # no byte_queue_limits directory (or the device went away)

@@ -1,7 +1,8 @@
 """Network devices with TX queues, read from /sys/class/net (no netlink needed).
 
 Pure helpers (name validation, ordering, queue-directory parsing) are separate from the thin
-readers so tests can feed them captured trees through ``sysfs_root``.
+readers so tests can feed them captured trees through ``sysfs_root``. The readings
+(``NetDevice``, ``TxCounters``) are core types (core/readings.py).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import errno
 import functools
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from txtop.core.readings import NetDevice, TxCounters
+from txtop.probes.readers.files import parse_counter, read_small, read_text
 
 SYSFS_NET = Path("/sys/class/net")
 
@@ -22,9 +25,6 @@ _KERNEL_SPACE_BYTES = frozenset(b" \t\n\v\f\r\xa0")
 
 TX_COUNTERS = ("tx_packets", "tx_bytes", "tx_dropped", "tx_errors")
 MAX_QUEUE_INDEX = 0xFFFF  # skb->queue_mapping is a u16
-# Upper bound for one sysfs/procfs read. The largest file we read, /proc/softirqs on an
-# 8192-CPU machine, is ~1.2 MB; anything bigger is not the kernel file we expect.
-MAX_READ_BYTES = 16 << 20
 
 
 class InterfaceError(ValueError):
@@ -45,25 +45,6 @@ class UnknownInterface(InterfaceError):
         avail = ", ".join(self.available) or "none"
         noun = "interface" if len(self.unknown) == 1 else "interfaces"
         super().__init__(f"unknown {noun}: {names} (available: {avail})")
-
-
-@dataclass(frozen=True, slots=True)
-class TxCounters:
-    """/sys/class/net/<dev>/statistics/tx_* (dev_get_stats -> ndo_get_stats64)."""
-
-    tx_packets: int
-    tx_bytes: int
-    tx_dropped: int
-    tx_errors: int
-
-
-@dataclass(frozen=True, slots=True)
-class NetDevice:
-    name: str
-    ifindex: int
-    tx_queues: tuple[int, ...]  # indices N of queues/tx-N, ascending
-    oper_state: str  # /sys/class/net/<dev>/operstate (RFC 2863 words: up, down, unknown, ...)
-    counters: TxCounters
 
 
 def validate_ifname(name: str) -> str:
@@ -131,41 +112,7 @@ def parse_tx_queue_dirs(entries: Iterable[str]) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def parse_counter(text: str | bytes) -> int:
-    """One decimal sysfs value (a counter or index). Raises ValueError on anything else."""
-    value = text.strip()
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    if not value.isdigit() or not value.isascii():
-        raise ValueError(f"not a non-negative decimal integer: {value[:32]!r}")
-    return int(value)
-
-
 # ---- thin readers -----------------------------------------------------------------------------
-
-
-def read_small(path: Path | str, limit: int = MAX_READ_BYTES) -> bytes:
-    """Read a small sysfs/procfs file with one read() (4x cheaper than Path.read_text).
-
-    O_NONBLOCK: kernel attribute files ignore it, but a FIFO planted where a file should be
-    (a wrong ``--sysfs-root``, a fuzzed tree) then cannot hang the collector. More than
-    ``limit`` bytes is a ValueError: it is not the file we meant to read.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        chunks = []
-        size = 0
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                raise ValueError(f"{path}: larger than {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def tx_queue_indices(dev: str, sysfs_root: Path = SYSFS_NET) -> tuple[int, ...]:
@@ -230,7 +177,7 @@ def read_device(dev: str, sysfs_root: Path = SYSFS_NET) -> NetDevice | None:
             return None
         ifindex = parse_counter(read_small(base / "ifindex"))
         try:
-            oper_state = read_small(base / "operstate").decode("ascii", "replace").strip()
+            oper_state = read_text(base / "operstate").strip()
         except FileNotFoundError:
             oper_state = "unknown"
         counters = read_tx_counters(dev, sysfs_root)

@@ -6,82 +6,17 @@ TCA_STATS_QUEUE {qlen, backlog, drops, requeues, overlimits}) and the legacy TCA
 (struct tc_stats) for old readers. ``backlog`` is bytes; ``qlen`` is the packet backlog (tc prints
 "backlog <backlog>b <qlen>p").
 
-Queue mapping: an mq/mqprio root (sch_mq.c mq_init / sch_mqprio.c) grafts one child qdisc per TX
-queue with parent ``<root major>:<N+1>`` for tx-N; any other root qdisc serves every TX queue of
-the device, so each queue shows the same device-wide numbers (``per_queue=False``).
+The decoded ``QdiscInfo`` is a core type (core/readings.py); which qdisc serves which TX queue
+is decided in the pure merge (core/merge.py ``map_qdiscs_to_queues``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from txtop.core.model import QdiscStats
-
-TC_H_ROOT = 0xFFFFFFFF
-TC_H_UNSPEC = 0
-MULTIQUEUE_ROOTS = frozenset({"mq", "mqprio"})
-
-
-@dataclass(frozen=True, slots=True)
-class QdiscInfo:
-    ifindex: int
-    kind: str
-    handle: int  # u32 as the kernel sends it (major << 16 | minor)
-    parent: int
-    qlen: int
-    backlog_bytes: int
-    drops: int
-    requeues: int
-    overlimits: int
-    bytes: int
-    packets: int  # u32 in TCA_STATS_BASIC: wraps after 4G packets
-
-    @property
-    def handle_str(self) -> str:
-        return format_handle(self.handle)
-
-    @property
-    def parent_str(self) -> str:
-        return format_parent(self.parent)
-
-    def to_stats(self, per_queue: bool) -> QdiscStats:
-        return QdiscStats(
-            kind=self.kind,
-            handle=self.handle_str,
-            parent=self.parent_str,
-            qlen=self.qlen,
-            backlog_bytes=self.backlog_bytes,
-            backlog_pkts=self.qlen,
-            drops=self.drops,
-            requeues=self.requeues,
-            overlimits=self.overlimits,
-            bytes=self.bytes,
-            packets=self.packets,
-            per_queue=per_queue,
-        )
-
-
-def format_handle(handle: int) -> str:
-    """A qdisc handle the way ``tc qdisc show`` prints it: major in hex and a colon ("8001:")."""
-    major, minor = handle >> 16 & 0xFFFF, handle & 0xFFFF
-    return f"{major:x}:" if minor == 0 else f"{major:x}:{minor:x}"
-
-
-def format_parent(parent: int) -> str:
-    """A parent class id as tc prints it: "root", "none", ":3", "1:" or "1:3"."""
-    if parent == TC_H_ROOT:
-        return "root"
-    if parent == TC_H_UNSPEC:
-        return "none"
-    major, minor = parent >> 16 & 0xFFFF, parent & 0xFFFF
-    if major == 0:
-        return f":{minor:x}"
-    if minor == 0:
-        return f"{major:x}:"
-    return f"{major:x}:{minor:x}"
+from txtop.core.readings import QdiscInfo
 
 
 def _attrs(msg: Any) -> dict[str, Any]:
@@ -198,35 +133,6 @@ def parse_qdisc_messages(data: bytes, errors: list[str] | None = None) -> list[Q
     except Exception as exc:  # third-party parser on untrusted bytes: any failure = malformed
         raise ValueError(f"undecodable netlink data: {type(exc).__name__}: {exc}") from None
     return decode_qdiscs(msgs, errors)
-
-
-def map_qdiscs_to_queues(
-    qdiscs: Iterable[QdiscInfo], ifindex: int, n_queues: int
-) -> dict[int, QdiscStats]:
-    """TX queue index -> the qdisc that serves it, for one device.
-
-    No root qdisc in the dump (e.g. a down device on noop, which is never dumped) -> {}.
-    An mq/mqprio queue whose child is missing is left out.
-    """
-    mine = [q for q in qdiscs if q.ifindex == ifindex]
-    root = next((q for q in mine if q.parent == TC_H_ROOT), None)
-    if root is None or n_queues <= 0:
-        return {}
-    if root.kind not in MULTIQUEUE_ROOTS:
-        stats = root.to_stats(per_queue=False)
-        return {n: stats for n in range(n_queues)}
-    major = root.handle & 0xFFFF0000
-    children = {q.parent: q for q in mine if q.parent != TC_H_ROOT}
-    out: dict[int, QdiscStats] = {}
-    for n in range(n_queues):
-        child = children.get(major | (n + 1))
-        if child is not None:
-            out[n] = child.to_stats(per_queue=True)
-    return out
-
-
-def root_qdisc(qdiscs: Iterable[QdiscInfo], ifindex: int) -> QdiscInfo | None:
-    return next((q for q in qdiscs if q.ifindex == ifindex and q.parent == TC_H_ROOT), None)
 
 
 # ---- thin reader ------------------------------------------------------------------------------

@@ -11,42 +11,21 @@
   keyed by CPU id (psutil's list is positional and shifts when a CPU is offline).
 
 Parsers raise ValueError on input they cannot make sense of (never anything else); lines they
-do not need are ignored.
+do not need are ignored. The readings (``SoftnetRow``, ``CpuTimes``) are core types
+(core/readings.py); the softirq share of CPU time is computed in the merge (core/merge.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
 
-from txtop.probes.readers.netdev import read_small
+from txtop.core.readings import CpuTimes, SoftnetRow
+from txtop.probes.readers.files import read_text
 
 PROC = Path("/proc")
 NET_TX = "NET_TX"
 NET_RX = "NET_RX"
 SOFTNET_CPU_COLUMN = 12  # 0-based index of the CPU id column (kernels >= 5.10)
-
-
-class SoftnetRow(NamedTuple):
-    processed: int
-    dropped: int
-    time_squeeze: int
-
-
-class CpuTimes(NamedTuple):
-    """One /proc/stat cpuN line in USER_HZ ticks; field names match psutil's scputimes."""
-
-    user: float
-    nice: float
-    system: float
-    idle: float
-    iowait: float = 0.0
-    irq: float = 0.0
-    softirq: float = 0.0
-    steal: float = 0.0
-    guest: float = 0.0
-    guest_nice: float = 0.0
 
 
 def parse_proc_softirqs(text: str) -> dict[int, tuple[int, int]]:
@@ -142,33 +121,6 @@ def parse_cpu_list(text: str) -> list[int]:
     return sorted(cpus)
 
 
-def _busy_total(t: Any) -> float:
-    # guest/guest_nice are already counted in user/nice (kernel/sched/cputime.c account_guest_time)
-    return float(t.user + t.nice + t.system + t.idle + t.iowait + t.irq + t.softirq + t.steal)
-
-
-def softirq_time_pct(prev: Mapping[int, Any], cur: Mapping[int, Any]) -> dict[int, float]:
-    """Per CPU, the share (0..100) of the interval spent in softirq context.
-
-    Takes two readings of cpu -> times, each with the psutil scputimes fields (CpuTimes or
-    psutil's own tuples). A CPU missing from either reading, or whose total did not advance
-    (or went backwards: CPU hot-replug), gets 0.0.
-    """
-    out: dict[int, float] = {}
-    for cpu, now in cur.items():
-        before = prev.get(cpu)
-        if before is None:
-            out[cpu] = 0.0
-            continue
-        total = _busy_total(now) - _busy_total(before)
-        soft = float(now.softirq - before.softirq)
-        if total <= 0 or soft <= 0:
-            out[cpu] = 0.0
-        else:
-            out[cpu] = min(100.0, 100.0 * soft / total)
-    return out
-
-
 def _cpu_number(text: str) -> int:
     if not text.isdigit() or not text.isascii():
         raise ValueError(f"bad CPU number {text[:16]!r}")
@@ -194,22 +146,21 @@ def _hex(text: str) -> int:
 
 
 def read_softirqs(proc_root: Path = PROC) -> dict[int, tuple[int, int]]:
-    return parse_proc_softirqs(read_small(proc_root / "softirqs").decode("ascii", "replace"))
+    return parse_proc_softirqs(read_text(proc_root / "softirqs"))
 
 
 def read_softnet_stat(
     proc_root: Path = PROC, online_cpus: list[int] | None = None
 ) -> dict[int, SoftnetRow]:
-    text = read_small(proc_root / "net" / "softnet_stat").decode("ascii", "replace")
-    return parse_softnet_stat(text, online_cpus)
+    return parse_softnet_stat(read_text(proc_root / "net" / "softnet_stat"), online_cpus)
 
 
 def read_cpu_times(proc_root: Path = PROC) -> dict[int, CpuTimes]:
-    return parse_proc_stat_cpus(read_small(proc_root / "stat").decode("ascii", "replace"))
+    return parse_proc_stat_cpus(read_text(proc_root / "stat"))
 
 
 def read_online_cpus(path: Path = Path("/sys/devices/system/cpu/online")) -> list[int] | None:
     try:
-        return parse_cpu_list(read_small(path).decode("ascii", "replace"))
+        return parse_cpu_list(read_text(path))
     except (OSError, ValueError):
         return None
