@@ -1,258 +1,186 @@
-"""txtop tracer overhead and ring-buffer drain capacity, on a veth lab (root only).
+"""The overhead benchmark (``bench/run --only overhead``).
 
-  overhead.py overhead [--rounds N] [--seconds S]   pps with the tracer / pps without
-  overhead.py drain [--seconds S]                   sampled records/s the worker drains
-  overhead.py floor [--rounds N] [--seconds S]      also no-op programs on the same hooks
-
-overhead: a 64-byte-frame UDP flood (bench/udpflood.c, built here with gcc into a private
-temporary directory) from the root namespace to the lab peer, in interleaved A/B rounds (the
-order alternates each round so load from other processes hits both sides); each "B" round
-starts a Tracer at default sampling, drains it from a thread like the collector does (poll
-between 1 s reads), and closes it afterwards. Prints per-round pps, medians, the ratio, the
-tracer's lost events and start time. drain: every packet eligible, the token bucket set to a
-series of rates; reports delivered records/s and losses per rate. floor: a third side that
-attaches programs doing nothing to the same tracepoints (same classic/raw kinds), which shows
-how much of the cost is the hooks themselves.
-
-Traffic goes only to the lab namespace this script creates, and every flood is bounded.
+pps of a bounded UDP flood (64- and 1400-byte frames) and throughput of one TCP stream over the
+veth lab, without any observer (A) and with observers (B, bench/observers.py): the real txtop
+at defaults, with ``--sample 1`` and with ``--trace-duty 100``, a bpftrace floor, and netqtop
+where it runs. A and the Bs are interleaved, the order rotating each round; ratios are per round
+(B / A of the same round), reported as median with min/max over rounds. Then one extra flood
+per observer with BPF statistics on (bench/bpf_stats.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import statistics
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from senders import Sink, free_lab_subnet  # noqa: E402
-
-from txtop.lab.netns import Lab  # noqa: E402
-from txtop.probes.bpf.tracer import Tracer  # noqa: E402
-
-PORT = 9
-PAYLOAD_BYTES = 22  # 14 Ethernet + 20 IPv4 + 8 UDP + 22 = a 64-byte frame (without FCS)
+import bpf_stats
+from observers import NETQTOP, BpftraceFloor, Netqtop, Observer, TxtopHeadless, header_tree
+from procs import log
+from stats import cell, ratio_summary, rotate, summary
+from traffic import Traffic
 
 
-def build_flooder(workdir: Path) -> Path:
-    if shutil.which("gcc") is None:
-        raise SystemExit("overhead.py: gcc is needed to build bench/udpflood.c")
-    out = workdir / "udpflood"
-    subprocess.run(  # noqa: S603 - fixed argv
-        ["gcc", "-O2", "-Wall", "-o", str(out), str(HERE / "udpflood.c")], check=True
+def observer_makers(dev: str) -> tuple[dict[str, Callable[[], Observer]], str]:
+    """The B sides by name, and what happened when netqtop was tried (it joins only when it
+    prints its table within 30 s)."""
+    makers: dict[str, Callable[[], Observer]] = {
+        "txtop": lambda: TxtopHeadless(dev),
+        "txtop_sample1": lambda: TxtopHeadless(dev, ["--sample", "1"], name="txtop_sample1"),
+        # the probes always attached (no trace windows): what the windows save
+        "txtop_always": lambda: TxtopHeadless(dev, ["--trace-duty", "100"], name="txtop_always"),
+        "floor": BpftraceFloor,
+    }
+    netqtop_status = "not installed"
+    if NETQTOP.exists():
+        tree = header_tree()
+        try:
+            with Netqtop(dev, tree) as probe:
+                netqtop_status = f"runs (BCC_KERNEL_SOURCE={tree}, ready {probe.ready_s:.1f}s)"
+            makers["netqtop"] = lambda: Netqtop(dev, tree)
+        except RuntimeError as exc:
+            netqtop_status = f"fails with BCC_KERNEL_SOURCE={tree}: {exc}"
+    return makers, netqtop_status
+
+
+def plans(quick: bool, rounds: int, netqtop: bool) -> list[tuple[str, list[str], int]]:
+    """(workload, sides, rounds) to run."""
+    if quick:
+        return [("udp64", ["A", "txtop", "floor"], rounds)]
+    udp_sides = ["A", "txtop", "txtop_always", "txtop_sample1", "floor"] + (
+        ["netqtop"] if netqtop else []
     )
+    return [
+        ("udp64", udp_sides, rounds),
+        ("udp1400", ["A", "txtop"], max(3, rounds * 3 // 4)),
+        ("tcp", ["A", "txtop"], max(3, rounds * 3 // 4)),
+    ]
+
+
+class Tally:
+    """What the default txtop side reported over every round: start times and lost events."""
+
+    def __init__(self) -> None:
+        self.ready: list[float] = []
+        self.lost = 0
+
+
+def run_workload(
+    traffic: Traffic,
+    workload: str,
+    sides: list[str],
+    n: int,
+    seconds: float,
+    makers: dict[str, Callable[[], Observer]],
+    tally: Tally,
+) -> dict[str, Any]:
+    """``n`` rounds of ``workload``, every side once per round in rotated order."""
+    per: dict[str, list[float]] = {s: [] for s in sides}
+    foreign: list[list[int]] = []
+    stable: list[int] = []  # rounds in which that count did not change
+    extra: dict[str, list[dict[str, Any]]] = {s: [] for s in sides if s != "A"}
+    unit = "bytes/s" if workload == "tcp" else "pps"
+    log(f"  {workload}: {n} rounds x {len(sides)} sides x {seconds:g}s ({unit})")
+    for r in range(n):
+        row: dict[str, float] = {}
+        seen: list[int] = []  # other people's tracing programs, before each side
+        for side in rotate(sides, r):
+            seen.append(len(bpf_stats.tracing_programs()))
+            if side == "A":
+                row[side] = traffic.run(workload, seconds)
+                continue
+            with makers[side]() as obs:
+                row[side] = traffic.run(workload, seconds)
+            extra[side].append(obs.info)
+            if side == "txtop":
+                if obs.ready_s is not None:
+                    tally.ready.append(obs.ready_s)
+                tally.lost += int(obs.info.get("lost_events") or 0)
+        for side in sides:
+            per[side].append(row[side])
+        foreign.append(seen)
+        if len(set(seen)) == 1:
+            stable.append(r)
+        log(
+            f"    round {r} (foreign tracing programs {'/'.join(map(str, seen))}): "
+            + "  ".join(
+                f"{s} {row[s]:,.0f}" + ("" if s == "A" else f" ({row[s] / row['A']:.3f})")
+                for s in sides
+            )
+        )
+    w: dict[str, Any] = {
+        "unit": unit,
+        "A": summary(per["A"], 1),
+        "foreign_tracing_programs": foreign,
+        "stable_rounds": stable,
+    }
+    for side in sides:
+        if side == "A":
+            continue
+        w[side] = {
+            "value": summary(per[side], 1),
+            "ratio": ratio_summary(per["A"], per[side]),
+            "ratio_stable_rounds": ratio_summary(per["A"], per[side], stable),
+            "observer": extra[side],
+        }
+    if "floor" in sides:
+        w["txtop_vs_floor"] = ratio_summary(per["floor"], per["txtop"])
+    log(
+        f"    {workload}: "
+        + "  ".join(
+            f"{s} ratio {w[s]['ratio']['median']} [{w[s]['ratio']['min']}..{w[s]['ratio']['max']}]"
+            for s in sides
+            if s != "A"
+        )
+    )
+    return w
+
+
+def run_overhead(traffic: Traffic, quick: bool, rounds: int, seconds: float) -> dict[str, Any]:
+    makers, netqtop_status = observer_makers(traffic.dev)
+    log(f"  netqtop: {netqtop_status}")
+    out: dict[str, Any] = {"netqtop": netqtop_status, "workloads": {}}
+    tally = Tally()
+    for workload, sides, n in plans(quick, rounds, "netqtop" in makers):
+        out["workloads"][workload] = run_workload(
+            traffic, workload, sides, n, seconds, makers, tally
+        )
+    # Precise figure: per-program BPF run time, one round per observer with stats on.
+    stats_sides = (
+        ["txtop", "floor"] if quick else ["txtop", "txtop_always", "txtop_sample1", "floor"]
+    )
+    out["bpf_stats"] = {}
+    for side in stats_sides:
+        try:
+            s = bpf_stats.stats_round(traffic, makers[side], seconds)
+        except (OSError, RuntimeError) as exc:
+            s = {"error": str(exc)}
+        out["bpf_stats"][side] = s
+        log(
+            f"  bpf_stats {side}: {s.get('bpf_ns_per_packet')} ns of BPF per packet "
+            f"({s.get('bpf_cpu_pct_of_packet_time')}% of the sender's time)"
+        )
+    out["probes_ready_headless_s"] = summary(tally.ready, 3)
+    out["lost_events_default"] = tally.lost
     return out
 
 
-def flood(binary: Path, dst: str, seconds: int) -> float:
-    """Run one bounded flood; return packets/s the sender achieved."""
-    res = subprocess.run(  # noqa: S603 - fixed argv, validated destination inside the C code
-        [str(binary), dst, str(PORT), str(PAYLOAD_BYTES), "1000000000", str(seconds)],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=True,
-    )
-    sent, elapsed = res.stdout.split()
-    return int(sent) / float(elapsed)
-
-
-class Drainer:
-    """Does what the collector's worker does: poll the ring buffer, read once a second."""
-
-    def __init__(self, tracer: Tracer) -> None:
-        self.tracer = tracer
-        self.stop = threading.Event()
-        self.packets = 0
-        self.lost = 0
-        self.breakdown: dict[str, int] = {}
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        next_read = time.monotonic() + 1.0
-        while not self.stop.is_set():
-            self.tracer.poll(0.05)
-            if time.monotonic() >= next_read:
-                next_read += 1.0
-                self.collect()
-
-    def collect(self) -> None:
-        r = self.tracer.read()
-        self.packets += len(r.packets)
-        self.lost = r.status.lost_events
-        self.breakdown = dict(r.status.breakdown)
-
-    def __enter__(self) -> Drainer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.collect()
-
-
-def run_overhead(binary: Path, lab: Lab, rounds: int, seconds: int) -> None:
-    base: list[float] = []
-    traced: list[float] = []
-    print(f"{'round':>5} {'without':>12} {'with':>12} {'ratio':>7} {'lost':>6} {'sampled':>8}")
-    for r in range(rounds):
-        row = {}
-        order = ("A", "B") if r % 2 == 0 else ("B", "A")
-        lost = sampled = 0
-        for side in order:
-            if side == "A":
-                row["A"] = flood(binary, lab.peer_ip, seconds)
+def report(ov: dict[str, Any]) -> list[str]:
+    """The overhead and bpf_stats tables of bench/RESULTS.md."""
+    if "workloads" not in ov:
+        return []
+    out = ["| workload | A (no observer) | observer | B / A per round | stable rounds only |",
+           "|---|---|---|---|---|"]  # fmt: skip
+    for wname, w in ov["workloads"].items():
+        for side, v in w.items():
+            if not isinstance(v, dict) or "ratio" not in v:
                 continue
-            tracer = Tracer()
-            tracer.start()
-            if not tracer.running:
-                raise SystemExit(f"tracer did not start: {tracer.status.reason}")
-            try:
-                with Drainer(tracer) as d:
-                    row["B"] = flood(binary, lab.peer_ip, seconds)
-                lost = d.lost
-                sampled = d.packets
-                if d.breakdown:
-                    print(f"      lost events in round {r}: {d.breakdown}")
-            finally:
-                tracer.close()
-        base.append(row["A"])
-        traced.append(row["B"])
-        print(
-            f"{r:>5} {row['A']:>12,.0f} {row['B']:>12,.0f} {row['B'] / row['A']:>7.3f} "
-            f"{lost:>6} {sampled:>8}",
-            flush=True,
-        )
-    a, b = statistics.median(base), statistics.median(traced)
-    print(f"median without {a:,.0f} pps, with {b:,.0f} pps: ratio {b / a:.3f}")
-    ratios = sorted(y / x for x, y in zip(base, traced, strict=True))
-    print(
-        f"per-round ratios: median {statistics.median(ratios):.3f}, {ratios[0]:.3f}..{ratios[-1]:.3f}"
-    )
-
-
-NOP_PROGRAMS = b"""
-enum skb_drop_reason { TXTOP_NOP };
-TRACEPOINT_PROBE(syscalls, sys_enter_sendto) { return 0; }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return 0; }
-TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) { return 0; }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return 0; }
-TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg) { return 0; }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg) { return 0; }
-TRACEPOINT_PROBE(qdisc, qdisc_enqueue) { return 0; }
-TRACEPOINT_PROBE(qdisc, qdisc_dequeue) { return 0; }
-TRACEPOINT_PROBE(net, net_dev_start_xmit) { return 0; }
-TRACEPOINT_PROBE(skb, kfree_skb) { return 0; }
-RAW_TRACEPOINT_PROBE(net_dev_queue) { return 0; }
-RAW_TRACEPOINT_PROBE(net_dev_xmit) { return 0; }
-RAW_TRACEPOINT_PROBE(consume_skb) { return 0; }
-RAW_TRACEPOINT_PROBE(softirq_raise) { return 0; }
-RAW_TRACEPOINT_PROBE(softirq_entry) { return 0; }
-RAW_TRACEPOINT_PROBE(softirq_exit) { return 0; }
-"""
-
-
-def run_floor(binary: Path, lab: Lab, rounds: int, seconds: int) -> None:
-    from txtop.probes.bpf.headers import prepare_headers
-    from txtop.probes.bpf.tracer import CFLAGS
-
-    prepare_headers()
-    from bcc import BPF
-
-    sides = ("none", "nop", "txtop")
-    pps: dict[str, list[float]] = {k: [] for k in sides}
-    for r in range(rounds):
-        for side in sides if r % 2 == 0 else sides[::-1]:
-            if side == "none":
-                pps[side].append(flood(binary, lab.peer_ip, seconds))
-            elif side == "nop":
-                nop = BPF(text=NOP_PROGRAMS, cflags=[*CFLAGS, "-w"])
-                try:
-                    pps[side].append(flood(binary, lab.peer_ip, seconds))
-                finally:
-                    nop.cleanup()
-            else:
-                tracer = Tracer()
-                tracer.start()
-                try:
-                    with Drainer(tracer):
-                        pps[side].append(flood(binary, lab.peer_ip, seconds))
-                finally:
-                    tracer.close()
-        print(f"round {r}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in pps.items()), flush=True)
-    for k in sides[1:]:
-        ratios = [b / a for a, b in zip(pps["none"], pps[k], strict=True)]
-        ns = [1e9 / b - 1e9 / a for a, b in zip(pps["none"], pps[k], strict=True)]
-        print(
-            f"{k}: median per-round ratio {statistics.median(ratios):.3f}, "
-            f"{statistics.median(ns):.0f} ns per packet"
-        )
-
-
-def run_drain(binary: Path, lab: Lab, seconds: int) -> None:
-    print(
-        f"{'cap/s':>8} {'records/s':>10} {'ringbuf lost':>12} {'other lost':>10} "
-        f"{'rate-limited':>12} {'flood pps':>10}"
-    )
-    for cap in (5_000, 10_000, 20_000, 40_000, 80_000):
-        tracer = Tracer(sample_every=1, max_samples_per_s=cap, ringbuf_pages=1024)
-        tracer.start()
-        if not tracer.running:
-            raise SystemExit(f"tracer did not start: {tracer.status.reason}")
-        try:
-            with Drainer(tracer) as d:
-                t0 = time.monotonic()
-                pps = flood(binary, lab.peer_ip, seconds)
-                elapsed = time.monotonic() - t0
-            st = tracer.read().status
-        finally:
-            tracer.close()
-        rb = sum(v for k, v in st.breakdown.items() if k.startswith("ringbuf_full:"))
-        print(
-            f"{cap:>8} {d.packets / elapsed:>10,.0f} {rb:>12} {st.lost_events - rb:>10} "
-            f"{st.sampling.get('rate_limited', 0):>12} {pps:>10,.0f}",
-            flush=True,
-        )
-        if st.lost_events - rb:
-            print(f"         other: {dict(st.breakdown)}")
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("mode", choices=("overhead", "drain", "floor"))
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--seconds", type=int, default=2)
-    ns = ap.parse_args()
-    if os.geteuid() != 0:
-        print("overhead.py: needs root (BPF and a network namespace)", file=sys.stderr)
-        return 2
-    if not 1 <= ns.rounds <= 50 or not 1 <= ns.seconds <= 30:
-        print("overhead.py: --rounds 1..50, --seconds 1..30", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="txtop-bench-") as tmp:
-        binary = build_flooder(Path(tmp))
-        with (
-            Lab(tag="bench", queues=4, subnet=free_lab_subnet()) as lab,
-            Sink(lab.ns_argv([]), PORT, seconds=ns.rounds * ns.seconds * 4 + 120, read=False),
-        ):
-            flood(binary, lab.peer_ip, 1)  # warm-up: ARP, caches
-            if ns.mode == "overhead":
-                run_overhead(binary, lab, ns.rounds, ns.seconds)
-            elif ns.mode == "floor":
-                run_floor(binary, lab, ns.rounds, ns.seconds)
-            else:
-                run_drain(binary, lab, ns.seconds)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            out.append(
+                f"| {wname} ({w['unit']}) | {cell(w['A'], 0)} | {side} | {cell(v['ratio'])} "
+                f"| {cell(v.get('ratio_stable_rounds'))} |"
+            )
+        if "txtop_vs_floor" in w:
+            out.append(f"| {wname} | | txtop / floor | {cell(w['txtop_vs_floor'])} | |")
+    out += ["", f"netqtop: {ov.get('netqtop')}", ""]
+    out += bpf_stats.report(ov.get("bpf_stats", {}))
+    out.append("")
+    return out

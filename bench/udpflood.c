@@ -5,7 +5,7 @@
  * Sends at most MAX_PACKETS datagrams and stops after MAX_SECONDS, whichever comes first,
  * then prints "<sent> <seconds>" on stdout (sent = sendto() calls that succeeded). Refuses any destination outside loopback
  * (127.0.0.0/8) and the txtop lab range (10.253.0.0/16): it must never leave the machine.
- * Built at run time by bench/overhead.py into a private temporary directory.
+ * Built at run time by bench/traffic.py (build_flooder) into a private temporary directory.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -10,7 +10,8 @@ terminal; tmux's own CPU is not counted). Then:
   - first data:  time until a data row is drawn (the source's first snapshot);
   - CPU: utime+stime of the process (all threads, /proc/<pid>/stat) over a window of
     ``--seconds`` after a warm-up, as % of one core; also the peak RSS.
-Finally ``q`` is sent and the exit is timed.
+Finally ``q`` is sent and the exit is timed. The measurement is bench/ui.py's
+``dashboard_cost`` (a private tmux server), the same as ``bench/run --only ui``'s.
 
 Examples:
   .venv/bin/python bench/ui_cost.py                          # 80x24 and 200x60, 16x16, 20 s
@@ -22,128 +23,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import subprocess
 import sys
-import time
-from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-TXTOP = REPO / ".venv" / "bin" / "txtop"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
+from procs import TXTOP, parse_size
+from ui import dashboard_cost
+
 BUDGET_PCT = 5.0
 FIRST_FRAME_BUDGET_S = 1.0
-WARMUP_S = 2.0
-_SIZE_RE = re.compile(r"^(\d{2,3})x(\d{2,3})$")
-
-
-def tmux(*args: str, check: bool = True) -> str:
-    res = subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10)
-    if check and res.returncode != 0:
-        raise RuntimeError(f"tmux {' '.join(args)}: {res.stderr.strip()}")
-    return res.stdout
-
-
-def proc_cpu_s(pid: int) -> float:
-    # Fields after the ")" of comm: state is field 3, utime 14, stime 15 (1-based).
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def wait_pane(session: str, needle: str, deadline: float) -> float | None:
-    while time.monotonic() < deadline:
-        if needle in tmux("capture-pane", "-p", "-t", session, check=False):
-            return time.monotonic()
-        time.sleep(0.01)
-    return None
-
-
-def alive(pid: int) -> bool:
-    """True while the process runs; a zombie (exited, not yet reaped by tmux) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def measure(
-    size: tuple[int, int], argv: list[str], data_needle: str, seconds: float, run: int
-) -> dict:
-    session = f"txtop-bench-{os.getpid()}-{run}"
+    size: tuple[int, int], argv: list[str], data_needle: str, seconds: float
+) -> dict[str, Any]:
+    m = dashboard_cost(argv, size, data_needle, seconds, tag="uicost", wait_exec="txtop")
     cols, rows = size
-    started = time.monotonic()
-    # argv after "--" runs without a shell, so the pane's pid is txtop itself; -P prints it.
-    out = tmux(
-        "new-session",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_pid}",
-        "-s",
-        session,
-        "-x",
-        str(cols),
-        "-y",
-        str(rows),
-        "--",
-        *argv,
-    )
-    try:
-        pid = int(out.strip())
-        # The pane's process may not have exec'd yet (it still shows tmux's command line).
-        exec_deadline = time.monotonic() + 5
-        cmdline = ""
-        while "txtop" not in cmdline and time.monotonic() < exec_deadline:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            time.sleep(0.005)
-        if "txtop" not in cmdline:
-            raise RuntimeError(f"pane pid {pid} is not txtop: {cmdline!r}")
-        deadline = started + 30
-        frame = wait_pane(session, "TX queues", deadline)
-        data = wait_pane(session, data_needle, deadline)
-        if frame is None or data is None:
-            raise RuntimeError("txtop did not draw: " + tmux("capture-pane", "-p", "-t", session))
-        time.sleep(WARMUP_S)
-        cpu0, t0 = proc_cpu_s(pid), time.monotonic()
-        time.sleep(seconds)
-        cpu1, t1 = proc_cpu_s(pid), time.monotonic()
-        rss = proc_rss_mb(pid)
-        quit_at = time.monotonic()
-        tmux("send-keys", "-t", session, "q")
-        while alive(pid) and time.monotonic() < quit_at + 10:
-            time.sleep(0.01)
-        exit_s = time.monotonic() - quit_at
-        return {
-            "size": f"{cols}x{rows}",
-            "argv": " ".join(argv[1:]),
-            "first_frame_s": round(frame - started, 3),
-            "first_data_s": round(data - started, 3),
-            "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
-            "window_s": round(t1 - t0, 1),
-            "peak_rss_mb": round(rss, 1),
-            "exit_s": round(exit_s, 3),
-        }
-    finally:
-        tmux("kill-session", "-t", session, check=False)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    match = _SIZE_RE.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected COLSxROWS, got {text!r}")
-    return int(match.group(1)), int(match.group(2))
+    return {
+        "size": f"{cols}x{rows}",
+        "argv": " ".join(argv[1:]),
+        "first_frame_s": round(m.first_frame_s, 3),
+        "first_data_s": round(m.first_data_s, 3),
+        "cpu_pct": round(m.cpu_pct, 2),
+        "window_s": round(m.window_s, 1),
+        "peak_rss_mb": round(m.peak_rss_mb or 0.0, 1),
+        "exit_s": round(m.exit_s or 0.0, 3),
+    }
 
 
 def main() -> int:
@@ -174,8 +79,8 @@ def main() -> int:
     else:
         argv, needle = [str(TXTOP), "--synthetic", args.shape, "-d", args.interval], "syn0"
     failed = False
-    for run, size in enumerate(args.size or [(80, 24), (200, 60)]):
-        result = measure(size, argv, needle, args.seconds, run)
+    for size in args.size or [(80, 24), (200, 60)]:
+        result = measure(size, argv, needle, args.seconds)
         ok = result["first_frame_s"] <= FIRST_FRAME_BUDGET_S
         if float(args.interval) == 1.0:  # the CPU budget is set for the default refresh
             ok = ok and result["cpu_pct"] <= BUDGET_PCT

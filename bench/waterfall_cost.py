@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from procs import TmuxRun, parse_size
+
 BUDGET_PCT = {(80, 24): 8.0, (200, 60): 15.0}
 WARMUP_S = 2.0
 
@@ -75,7 +77,8 @@ def synthetic_snapshots(n_ticks: int, rate_per_s: int, hz: float, seed: int = 1)
                 ("xmit", rng.lognormvariate(7.8, 0.4)),
                 ("free", rng.lognormvariate(10.5 if dev == "eth0" else 9.0, 0.7)),
             )
-            track, free_kind, reason = "complete", "consume", None
+            track, reason = "complete", None
+            free_kind: str | None = "consume"
             roll = rng.random()
             cut = len(deltas)
             if roll < 0.02:
@@ -167,7 +170,8 @@ def run_inner(args: argparse.Namespace) -> None:
         def feed(self) -> None:
             period = 1.0 / args.hz
             start = time.monotonic()
-            cpu0 = wall0 = None
+            cpu0: float | None = None
+            wall0 = 0.0
             ticks = 0
             for i, snap in enumerate(snaps):
                 deadline = start + (i + 1) * period
@@ -204,64 +208,61 @@ def run_inner(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(result))
 
 
-def run_in_tmux(args: argparse.Namespace, size: tuple[int, int]) -> dict[str, Any]:
-    if shutil.which("tmux") is None:
-        raise SystemExit("tmux is not installed (use --mode headless)")
-    width, height = size
-    fd, out = tempfile.mkstemp(prefix="wfcost-", suffix=".json")
-    os.close(fd)
-    os.unlink(out)
-    session = f"wfcost{os.getpid()}"
+def inner_argv(args: argparse.Namespace, size: tuple[int, int], out: str) -> list[str]:
+    """The measured process (``--inner``) with this run's options."""
     argv = [sys.executable, str(Path(__file__).resolve()), "--inner", "--out", out,
-            "--size", f"{width}x{height}", "--seconds", str(args.seconds),
-            "--rate", str(args.rate), "--hz", str(args.hz), "--mode", "tmux"]  # fmt: skip
+            "--size", f"{size[0]}x{size[1]}", "--seconds", str(args.seconds),
+            "--rate", str(args.rate), "--hz", str(args.hz), "--mode", args.mode]  # fmt: skip
     if args.scale:
         argv += ["--scale", args.scale]
     if args.ascii:
         argv.append("--ascii")
     if args.stats:
         argv.append("--stats")
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), *argv],
-        check=True,
-        timeout=10,
-    )
+    return argv
+
+
+def read_result(out: str) -> dict[str, Any]:
+    res: dict[str, Any] = json.loads(Path(out).read_text())
+    return res
+
+
+def run_in_tmux(args: argparse.Namespace, size: tuple[int, int]) -> dict[str, Any]:
+    if shutil.which("tmux") is None:
+        raise SystemExit("tmux is not installed (use --mode headless)")
+    fd, out = tempfile.mkstemp(prefix="wfcost-", suffix=".json")
+    os.close(fd)
+    os.unlink(out)
     deadline = time.monotonic() + args.seconds + WARMUP_S + 60
     try:
-        while not Path(out).exists():
-            if time.monotonic() > deadline:
-                raise SystemExit(f"no result from the tmux run within the deadline ({session})")
-            time.sleep(0.2)
-        time.sleep(0.1)  # the writer has finished: it writes the file once, at exit
-        return json.loads(Path(out).read_text())
+        with TmuxRun(inner_argv(args, size, out), size, "wfcost") as run:
+            while not Path(out).exists():
+                if time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"no result from the tmux run within the deadline ({run.session})"
+                    )
+                time.sleep(0.2)
+            time.sleep(0.1)  # the writer has finished: it writes the file once, at exit
+            return read_result(out)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=10)
         Path(out).unlink(missing_ok=True)
 
 
 def run_headless(args: argparse.Namespace, size: tuple[int, int]) -> dict[str, Any]:
     fd, out = tempfile.mkstemp(prefix="wfcost-", suffix=".json")
     os.close(fd)
-    argv = [sys.executable, str(Path(__file__).resolve()), "--inner", "--out", out,
-            "--size", f"{size[0]}x{size[1]}", "--seconds", str(args.seconds),
-            "--rate", str(args.rate), "--hz", str(args.hz), "--mode", "headless"]  # fmt: skip
-    if args.scale:
-        argv += ["--scale", args.scale]
     try:
-        subprocess.run(argv, check=True, timeout=args.seconds + WARMUP_S + 60)
-        return json.loads(Path(out).read_text())
+        subprocess.run(
+            inner_argv(args, size, out), check=True, timeout=args.seconds + WARMUP_S + 60
+        )
+        return read_result(out)
     finally:
         Path(out).unlink(missing_ok=True)
 
 
-def _size(text: str) -> tuple[int, int]:
-    w, _, h = text.lower().partition("x")
-    return int(w), int(h)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=_size, action="append", help="WxH; repeatable")
+    parser.add_argument("--size", type=parse_size, action="append", help="WxH; repeatable")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=int, default=1000, help="sampled packets per second")
     parser.add_argument("--hz", type=float, default=10.0, help="snapshots per second")

@@ -1,10 +1,9 @@
-"""Cheap checks of the benchmark harness (bench/run, bench/harness.py): the command line works
+"""Cheap checks of the benchmark harness (bench/run, bench/harness.py and its modules): the command line works
 without root, and the maths and parsing behind bench/RESULTS.md are right. The benchmarks
 themselves run with `bench/run` (root, minutes), not here."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,19 +12,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-RUN = REPO / "bench" / "run"
+BENCH = REPO / "bench"
+RUN = BENCH / "run"
+MODULES = ("harness", "stats", "procs", "traffic", "observers", "bpf_stats", "overhead", "drain",
+           "ui", "startup", "memory", "tracer_cost", "ui_cost", "waterfall_cost")  # fmt: skip
 
-
-def _harness():
-    spec = importlib.util.spec_from_file_location("bench_harness", REPO / "bench" / "harness.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-h = _harness()
+sys.path.insert(0, str(BENCH))  # bench/run does the same; the modules import each other by name
+import drain  # noqa: E402
+import harness as h  # noqa: E402
+import stats  # noqa: E402
+import ui  # noqa: E402
+from procs import parse_fdinfo, parse_size  # noqa: E402
 
 
 def test_run_is_executable_and_help_works() -> None:
@@ -45,39 +42,39 @@ def test_bad_section_is_a_usage_error() -> None:
 
 
 def test_summary_median_min_max() -> None:
-    assert h.summary([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
-    assert h.summary([1, 2, 3, 4])["median"] == 2.5
-    assert h.summary([]) == {"median": None, "min": None, "max": None, "n": 0}
-    assert h.summary([0.123456], digits=2)["median"] == 0.12
+    assert stats.summary([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert stats.summary([1, 2, 3, 4])["median"] == 2.5
+    assert stats.summary([]) == {"median": None, "min": None, "max": None, "n": 0}
+    assert stats.summary([0.123456], digits=2)["median"] == 0.12
 
 
 def test_round_ratios_pair_rounds_and_skip_missing() -> None:
-    assert h.round_ratios([100, 200], [95, 100]) == [0.95, 0.5]
-    assert h.round_ratios([0, 100], [50, None]) == []
+    assert stats.round_ratios([100, 200], [95, 100]) == [0.95, 0.5]
+    assert stats.round_ratios([0, 100], [50, None]) == []
     with pytest.raises(ValueError):
-        h.round_ratios([1, 2], [1])
+        stats.round_ratios([1, 2], [1])
 
 
 def test_rotation_puts_each_side_first_in_turn() -> None:
     sides = ["A", "txtop", "floor"]
-    firsts = [h.rotate(sides, r)[0] for r in range(6)]
+    firsts = [stats.rotate(sides, r)[0] for r in range(6)]
     assert firsts == ["A", "txtop", "floor", "A", "txtop", "floor"]
-    assert sorted(h.rotate(sides, 4)) == sorted(sides)
+    assert sorted(stats.rotate(sides, 4)) == sorted(sides)
 
 
 def test_slope_per_min() -> None:
     flat = [(t, 100.0) for t in range(10)]
-    assert h.slope_per_min(flat) == 0.0
+    assert stats.slope_per_min(flat) == 0.0
     growing = [(t, 100.0 + 0.5 * t) for t in range(10)]  # 0.5 MB/s
-    assert h.slope_per_min(growing) == pytest.approx(30.0)
-    assert h.slope_per_min([(0, 1.0), (1, 2.0)]) is None
-    assert h.slope_per_min([(5, 1.0), (5, 2.0), (5, 3.0)]) is None
+    assert stats.slope_per_min(growing) == pytest.approx(30.0)
+    assert stats.slope_per_min([(0, 1.0), (1, 2.0)]) is None
+    assert stats.slope_per_min([(5, 1.0), (5, 2.0), (5, 3.0)]) is None
 
 
 def test_last_json_line_skips_noise() -> None:
     text = "progress\n{not json}\n" + json.dumps({"a": 1}) + "\n" + '{"b": 2}\n  \n'
-    assert h.last_json_line(text) == {"b": 2}
-    assert h.last_json_line("no json here\n[1, 2]\n") is None
+    assert stats.last_json_line(text) == {"b": 2}
+    assert stats.last_json_line("no json here\n[1, 2]\n") is None
 
 
 def test_goals() -> None:
@@ -90,14 +87,14 @@ def test_goals() -> None:
 
 def test_fdinfo_parsing() -> None:
     text = "pos:\t0\nprog_type:\t5\nprog_id:\t7306\nrun_time_ns:\t0\n"
-    info = h.parse_fdinfo(text)
+    info = parse_fdinfo(text)
     assert info["prog_id"] == "7306" and info["prog_type"] == "5"
 
 
 def test_shown_lost_reads_the_probe_line() -> None:
     pane = "x\nprobes: running  sampling 1/1 (max 1M/s)  lost 12345\n TX queues lost 9\n"
-    assert h.shown_lost(pane) == 12345
-    assert h.shown_lost("probes: compiling probes...") is None
+    assert drain.shown_lost(pane) == 12345
+    assert drain.shown_lost("probes: compiling probes...") is None
 
 
 def test_flat_result_has_the_promised_keys() -> None:
@@ -115,23 +112,56 @@ def test_ui_load_packets_are_varied_and_bounded() -> None:
     from txtop.lab import synthetic
 
     snap = synthetic.make_snapshot(16, 16, 1)
-    pkts = h.ui_load_packets(snap.packets[0], 100, snap.mono_ns, 16, 16, seed=3)
+    pkts = ui.ui_load_packets(snap.packets[0], 100, snap.mono_ns, 16, 16, seed=3)
     assert len(pkts) == 100
     assert len({p.queue for p in pkts}) > 1
     assert all(0 <= p.queue < 16 for p in pkts)
     assert all(p.last_ns < snap.mono_ns for p in pkts)
 
 
-def test_harness_imports_without_bcc_or_root() -> None:
-    # --help must stay cheap: no bcc, no Textual at import time.
+def test_bench_modules_import_without_bcc_or_root() -> None:
+    # --help must stay cheap: no bcc, no Textual at import time, in any bench module.
     code = (
-        "import sys; sys.path.insert(0, 'bench'); import harness; "
-        "print('bcc' in sys.modules, 'textual' in sys.modules)"
+        "import sys; sys.path.insert(0, 'bench'); "
+        + "; ".join(f"import {m}" for m in MODULES)
+        + "; print('bcc' in sys.modules, 'textual' in sys.modules)"
     )
     res = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert res.stdout.split() == ["False", "False"], res.stderr
+
+
+def test_bench_modules_stay_small() -> None:
+    # Issue 11: one module per benchmark, none over ~600 lines.
+    for path in BENCH.glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 600, path.name
+
+
+def test_ratio_summary_of_chosen_rounds() -> None:
+    base, other = [100.0, 200.0, 100.0], [90.0, 100.0, 95.0]
+    assert stats.ratio_summary(base, other)["median"] == 0.9
+    assert stats.ratio_summary(base, other, [0, 2]) == {
+        "median": 0.925, "min": 0.9, "max": 0.95, "n": 2,
+    }  # fmt: skip
+    assert stats.ratio_summary(base, other, [])["n"] == 0
+
+
+def test_dig_and_cell() -> None:
+    d = {"a": {"b": {"c": 3}}, "x": 5}
+    assert stats.dig(d, "a", "b", "c") == 3
+    assert stats.dig(d, "a", "nope", "c") is None
+    assert stats.dig(d, "x", "y") is None
+    assert stats.cell({"median": 1, "min": 0.5, "max": 2, "n": 4}, 1) == "1.0 [0.5..2.0] (n=4)"
+    assert stats.cell(None) == stats.cell(stats.summary([])) == "n/a"
+
+
+def test_parse_size() -> None:
+    assert parse_size("200x60") == (200, 60)
+    assert parse_size("80X24") == (80, 24)
+    for bad in ("80", "1x1", "80x24x2", "ax24"):
+        with pytest.raises(Exception, match="COLSxROWS"):
+            parse_size(bad)
 
 
 def test_report_renders_every_section() -> None:
