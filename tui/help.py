@@ -10,7 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from txtop.tui.panels import CPU_COLUMNS, QUEUE_COLUMNS
+from txtop.tui.panels.cpus import CPU_COLUMNS
+from txtop.tui.panels.queues import QUEUE_COLUMNS
 
 # (keys, what they do). The app's BINDINGS are checked against this list by a test.
 KEYS: tuple[tuple[str, str], ...] = (

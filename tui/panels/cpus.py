@@ -1,0 +1,183 @@
+"""The softirq panel: per CPU, NET_TX/NET_RX softirq rates, the softirq share of CPU time and
+softnet drops; a heat strip per metric (one cell per CPU) when a row per CPU does not fit.
+
+Pure: Snapshot (plus width, height) in, fragment lines out; the widget is
+``widgets.CpusPanel``. Textual-free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from txtop.core.model import CpuRow, Snapshot
+
+from .format import (
+    Column,
+    Frag,
+    Line,
+    bar,
+    column_width,
+    fit_columns,
+    fmt_pct,
+    fmt_si,
+    header_row,
+    render_row,
+    truncate,
+    value_frag,
+)
+from .glyphs import Glyphs, glyphs_for
+
+CPU_COLUMNS: tuple[Column, ...] = (
+    Column("cpu", "cpu", 4, align="<", help="CPU number; 'all' sums rates, averages shares"),
+    Column("tx", "NET_TX/s", 8, help="NET_TX softirqs run per second (/proc/softirqs)"),
+    Column("rx", "NET_RX/s", 8, help="NET_RX softirqs run per second"),
+    Column("si", "softirq time", 12, grow=14, align="<", help="share of the CPU in softirq"),
+    Column("txt", "tx%", 5, priority=1, help="time in NET_TX softirq (probes)"),
+    Column("rxt", "rx%", 5, priority=1, help="time in NET_RX softirq (probes)"),
+    Column("drop", "drop/s", 6, priority=1, help="softnet backlog drops per second"),
+    Column("sqz", "sqz/s", 6, priority=1, help="NET_RX budget/time squeezes per second"),
+    Column("dropt", "drops", 7, priority=2, help="softnet drops since boot"),
+    Column("sqzt", "squeezes", 8, priority=2, help="time squeezes since boot"),
+    Column("proc", "proc/s", 7, priority=3, help="packets processed by the backlog per second"),
+)
+
+HEAT_METRICS: tuple[tuple[str, Callable[[CpuRow], float]], ...] = (
+    ("NET_TX/s", lambda c: c.net_tx_per_s),
+    ("NET_RX/s", lambda c: c.net_rx_per_s),
+    ("softirq%", lambda c: c.softirq_pct),
+    ("drop+sqz", lambda c: c.softnet_dropped_per_s + c.time_squeeze_per_s),
+)
+HEAT_LABEL_W = 15  # "NET_TX/s  12k " : 64 CPUs per line at 80 columns
+
+
+# ---- the list view: a row per CPU -----------------------------------------------------------
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _mean_known(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return _mean(known) if known else None
+
+
+def cpu_total(cpus: Sequence[CpuRow]) -> CpuRow:
+    """The 'all' row: rates summed, time shares averaged over CPUs."""
+    return CpuRow(
+        cpu=-1,
+        net_tx_per_s=sum(c.net_tx_per_s for c in cpus),
+        net_rx_per_s=sum(c.net_rx_per_s for c in cpus),
+        softirq_pct=_mean([c.softirq_pct for c in cpus]),
+        softnet_processed_per_s=sum(c.softnet_processed_per_s for c in cpus),
+        softnet_dropped=sum(c.softnet_dropped for c in cpus),
+        time_squeeze=sum(c.time_squeeze for c in cpus),
+        softnet_dropped_per_s=sum(c.softnet_dropped_per_s for c in cpus),
+        time_squeeze_per_s=sum(c.time_squeeze_per_s for c in cpus),
+        net_tx_time_pct=_mean_known([c.net_tx_time_pct for c in cpus]),
+        net_rx_time_pct=_mean_known([c.net_rx_time_pct for c in cpus]),
+    )
+
+
+def _cpu_cells(c: CpuRow, name: str, si_w: int, glyphs: Glyphs, role: str) -> dict[str, Line]:
+    pct_label = fmt_pct(c.softirq_pct).rjust(5)
+    return {
+        "cpu": [(name, role)],
+        "tx": [(fmt_si(c.net_tx_per_s), role if c.net_tx_per_s else "dim")],
+        "rx": [(fmt_si(c.net_rx_per_s), role if c.net_rx_per_s else "dim")],
+        "si": bar(c.softirq_pct / 100.0, si_w - 6, glyphs, high_at=0.5)
+        + [(" ", "text"), (pct_label, role if c.softirq_pct else "dim")],
+        "txt": [(fmt_pct(c.net_tx_time_pct), "text" if c.net_tx_time_pct else "dim")],
+        "rxt": [(fmt_pct(c.net_rx_time_pct), "text" if c.net_rx_time_pct else "dim")],
+        "drop": value_frag(fmt_si(c.softnet_dropped_per_s), c.softnet_dropped_per_s),
+        "sqz": value_frag(fmt_si(c.time_squeeze_per_s), c.time_squeeze_per_s, "warn"),
+        "dropt": [(fmt_si(c.softnet_dropped), "text" if c.softnet_dropped else "dim")],
+        "sqzt": [(fmt_si(c.time_squeeze), "text" if c.time_squeeze else "dim")],
+        "proc": [(fmt_si(c.softnet_processed_per_s), "text")],
+    }
+
+
+def cpu_list_rows(snapshot: Snapshot | None) -> int:
+    """Body lines of the per-CPU list view: an 'all' row plus one per CPU."""
+    if snapshot is None or not snapshot.cpus:
+        return 1
+    return len(snapshot.cpus) + 1
+
+
+# ---- the heat view: a cell per CPU ----------------------------------------------------------
+
+
+def heat_per_line(width: int) -> int:
+    room = max(8, width - HEAT_LABEL_W)
+    step = 16 if room >= 16 else 8  # whole blocks of 16 CPUs per line read more easily
+    return max(step, room // step * step)
+
+
+def heat_rows(n_cpus: int, width: int) -> int:
+    return len(HEAT_METRICS) * max(1, math.ceil(n_cpus / heat_per_line(width)))
+
+
+def _heat_cell(value: float, top: float, glyphs: Glyphs) -> Frag:
+    if value <= 0 or top <= 0:
+        return (glyphs.heat_zero, "dim")
+    level = min(8, max(1, math.ceil(value / top * 8)))  # any activity shows as level >= 1
+    role = "heat-1" if level <= 3 else "heat-2" if level <= 6 else "heat-3"
+    return (glyphs.heat[level - 1], role)
+
+
+def _heat_label(name: str, top: float, start: int) -> Frag:
+    """A metric's first line names it and its busiest CPU's value; later lines their CPU."""
+    if start == 0:
+        top_label = fmt_pct(top) if name.endswith("%") else fmt_si(top)
+        label, role = f"{name:<8} {top_label:>5}", "heading"
+    else:
+        label, role = f"cpu {start}".rjust(HEAT_LABEL_W - 1), "dim"
+    return (label.ljust(HEAT_LABEL_W - 1)[: HEAT_LABEL_W - 1] + " ", role)
+
+
+def cpu_heat_lines(snapshot: Snapshot, width: int, glyphs: Glyphs) -> tuple[Line, list[Line]]:
+    """Dense view: one cell per CPU and metric, height relative to that metric's busiest CPU."""
+    cpus = sorted(snapshot.cpus, key=lambda c: c.cpu)
+    per = heat_per_line(width)
+    total = cpu_total(cpus)
+    head: Line = [
+        (f"{len(cpus)} CPUs, 1 cell each; height = share of the busiest ", "heading"),
+        (f"({glyphs.heat_zero} idle)", "dim"),
+        (f"  all: tx {fmt_si(total.net_tx_per_s)}/s rx {fmt_si(total.net_rx_per_s)}/s", "text"),
+        (f" si {fmt_pct(total.softirq_pct)}", "text"),
+    ]
+    body: list[Line] = []
+    for name, get in HEAT_METRICS:
+        values = [get(c) for c in cpus]
+        top = max(values, default=0.0)
+        for start in range(0, max(1, len(cpus)), per):
+            line: Line = [_heat_label(name, top, start)]
+            line.extend(_heat_cell(v, top, glyphs) for v in values[start : start + per])
+            body.append(line)
+    return head, body
+
+
+# ---- the panel ------------------------------------------------------------------------------
+
+
+def cpu_lines(
+    snapshot: Snapshot | None, width: int, height: int, ascii_only: bool = False
+) -> tuple[Line, list[Line], str]:
+    """(header, body, view) of the softirq panel; view is 'list', or 'heat' when a row per
+    CPU would not fit in ``height`` lines (including the header)."""
+    glyphs = glyphs_for(ascii_only)
+    layout = fit_columns(CPU_COLUMNS, width)
+    if snapshot is None or not snapshot.cpus:
+        msg = "waiting for the first sample..." if snapshot is None else "no CPU data"
+        return header_row(layout, glyphs), [[(msg, "dim")]], "list"
+    if cpu_list_rows(snapshot) + 1 > height:
+        head, body = cpu_heat_lines(snapshot, width, glyphs)
+        return truncate(head, width, glyphs.ellipsis), body, "heat"
+    si_w = column_width(layout, "si")
+    cpus = sorted(snapshot.cpus, key=lambda c: c.cpu)
+    body = [render_row(layout, _cpu_cells(cpu_total(cpus), "all", si_w, glyphs, "group"), glyphs)]
+    body.extend(
+        render_row(layout, _cpu_cells(c, str(c.cpu), si_w, glyphs, "text"), glyphs) for c in cpus
+    )
+    return header_row(layout, glyphs), body, "list"

@@ -1,0 +1,98 @@
+"""The panel widgets: thin Line-API shells over the pure builders of queues.py, cpus.py and
+header.py. They hold the view state (sort order, header state) and draw; the layout is the
+builders' job."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from textual.strip import Strip
+
+from txtop.core.model import Snapshot
+
+from .base import LinesView, RoleStyled
+from .cpus import cpu_lines
+from .format import Line, frag_len, line_text, truncate
+from .glyphs import glyphs_for
+from .header import HeaderState, header_lines, key_hint_line
+from .queues import SORT_KEYS, queue_lines
+
+
+class QueuesPanel(LinesView):
+    """Per (device, TX queue): BQL in flight vs. limit, the qdisc in front of it, rates."""
+
+    sort_key: str = SORT_KEYS[0]
+
+    def rebuild(self) -> None:
+        head, body = queue_lines(
+            self.snapshot, self.scrollable_content_region.width, self.sort_key, self.ascii_only
+        )
+        self.set_lines([head], body)
+
+    def set_sort(self, sort_key: str) -> None:
+        self.sort_key = sort_key
+        self.rebuild()
+
+
+class CpusPanel(LinesView):
+    """Per CPU: NET_TX/NET_RX softirq rates and time; a heat strip when rows don't fit."""
+
+    view: str = "list"
+
+    def rebuild(self) -> None:
+        region = self.scrollable_content_region
+        head, body, self.view = cpu_lines(
+            self.snapshot, region.width, region.height, self.ascii_only
+        )
+        self.set_lines([head], body)
+
+
+class HeaderBar(RoleStyled):
+    """Two lines: where/what/how often, and the state of the BPF probes."""
+
+    def __init__(self, state: HeaderState, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.state = state
+        self.snapshot: Snapshot | None = None
+        self._lines: list[Line] = []
+
+    def set(self, snapshot: Snapshot | None = None, **changes: Any) -> None:
+        if snapshot is not None:
+            self.snapshot = snapshot
+        if changes:
+            self.state = dataclasses.replace(self.state, **changes)
+        self._lines = []
+        self.refresh()
+
+    def text(self) -> list[str]:
+        width = self.size.width or 80
+        glyphs = glyphs_for(self.ascii_only)
+        return [line_text(x) for x in header_lines(self.snapshot, self.state, width, glyphs)]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if not self._lines or frag_len(self._lines[0]) != width:
+            glyphs = glyphs_for(self.ascii_only)
+            self._lines = header_lines(self.snapshot, self.state, width, glyphs)
+        if y < len(self._lines):
+            return self.strip(self._lines[y], width)
+        return Strip.blank(width, self.rich_style)
+
+
+class KeyHints(RoleStyled):
+    """One line of the app's key hints. Static: unlike Textual's Footer it does not follow
+    the focused widget, so the global keys stay visible at 80 columns (the waterfall shows
+    its own keys in its legend, and ``?`` lists every key)."""
+
+    def __init__(self, hints: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.hints = list(hints)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            ellipsis = glyphs_for(self.ascii_only).ellipsis
+            return self.strip(truncate(key_hint_line(self.hints), width, ellipsis), width)
+        return Strip.blank(width, self.rich_style)
