@@ -494,4 +494,3 @@ class _Tick:
         if spans.windowed:
             self.cpu_held[cpu] = shares
         return shares
-
