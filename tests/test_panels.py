@@ -193,9 +193,9 @@ def test_columns_explain_themselves_for_the_help_screen() -> None:
 )
 @pytest.mark.parametrize("width", [30, 80, 160])
 def test_header_is_two_lines_of_exactly_the_width(state: HeaderState, width: int) -> None:
-    replay = dataclasses.replace(
-        fx.busy_lab(), replay={"at_s": 3.0, "total_s": 9.0, "speed": 2, "paused": True}
-    )
+    position = {"index": 3, "count": 9, "at_s": 3.0, "total_s": 9.0, "speed": 2.0}
+    position |= {"paused": True, "damage": "cut short", "notice": "", "jump": False}
+    replay = dataclasses.replace(fx.busy_lab(), replay=position)
     for snapshot in (None, fx.idle_vm(), fx.busy_lab(), replay):
         for glyphs in (UNICODE, ASCII):
             lines = header_lines(snapshot, state, width, glyphs)
