@@ -69,3 +69,13 @@ def test_every_product_folder_is_a_checked_layer() -> None:
     for folder in ("core", "probes", "recordings", "lab", "themes", "tui"):
         assert f'"txtop.{folder}"' in text
         assert (REPO / folder / "__init__.py").is_file()
+
+
+def test_every_package_folder_is_installed() -> None:
+    """setuptools installs only the packages pyproject.toml lists: a new sub-package missing
+    there works from the editable checkout and breaks a normal install."""
+    text = (REPO / "pyproject.toml").read_text()
+    for folder in ("core", "probes", "recordings", "lab", "themes", "tui"):
+        for init in (REPO / folder).rglob("__init__.py"):
+            dotted = ".".join(("txtop",) + init.parent.relative_to(REPO).parts)
+            assert f'"{dotted}"' in text, f"{dotted} is missing from [tool.setuptools] packages"
