@@ -111,9 +111,9 @@ def merge_tick(now: TickReadings, prev: TickState | None, latency: QueueLatency)
     devices: list[DeviceRow] = []
     queues: list[QueueRow] = []
     for dev in now.devices:
-        rows, root = tick.queue_rows(dev)
+        rows = tick.queue_rows(dev)
         queues.extend(rows)
-        devices.append(tick.device_row(dev, rows, root.kind if root is not None else None))
+        devices.append(tick.device_row(dev, rows))
     cpus = tick.cpu_rows(probing=reading is not None)
 
     traced_pct = None
@@ -327,9 +327,8 @@ class _Tick:
         self.tx_held: dict[TxQueue, TxStats] = {}
         self.cpu_held: dict[int, tuple[float, float]] = {}
 
-    def queue_rows(self, dev: NetDevice) -> tuple[list[QueueRow], QdiscInfo | None]:
-        qdiscs = self.now.qdiscs
-        mapped = map_qdiscs_to_queues(qdiscs, dev.ifindex, max(dev.tx_queues) + 1)
+    def queue_rows(self, dev: NetDevice) -> list[QueueRow]:
+        mapped = map_qdiscs_to_queues(self.now.qdiscs, dev.ifindex, max(dev.tx_queues) + 1)
         probe_devs = {k[0] for k in self.tracer_queues}
         bql = self.now.bql
         rows = []
@@ -348,7 +347,7 @@ class _Tick:
                     latency_ns=dict(self.latency.get((dev.ifindex, queue), {})),
                 )
             )
-        return rows, root_qdisc(qdiscs, dev.ifindex)
+        return rows
 
     def qdisc_rates(self, ifindex: int, q: QdiscStats) -> QdiscStats:
         key = qdisc_key(ifindex, q)
@@ -412,9 +411,10 @@ class _Tick:
                 return exact_rates(tx, from_qdisc)
         return tx
 
-    def device_row(self, dev: NetDevice, queues: list[QueueRow], root: str | None) -> DeviceRow:
+    def device_row(self, dev: NetDevice, queues: list[QueueRow]) -> DeviceRow:
         key = (dev.name, dev.ifindex)  # a re-created device gets a new ifindex: no spike
         c = dev.counters
+        root = root_qdisc(self.now.qdiscs, dev.ifindex)
         self.devices[key] = c
         b = self.old.devices.get(key)
         return DeviceRow(
@@ -423,7 +423,7 @@ class _Tick:
             tx_queues=len(dev.tx_queues),
             has_bql=any(q.bql is not None for q in queues),
             oper_state=dev.oper_state,
-            root_qdisc=root,
+            root_qdisc=root.kind if root is not None else None,
             tx_packets=c.tx_packets,
             tx_bytes=c.tx_bytes,
             tx_dropped=c.tx_dropped,
