@@ -23,21 +23,19 @@ from txtop.tui.filter import FilterScreen
 from txtop.tui.inspector import InspectorScreen, inspect_packet
 from txtop.tui.messages import FilterChanged, SamplingChanged
 from txtop.tui.theming import register_themes
-from txtop.tui.waterfall import (
-    FILL_ASCII,
-    FILL_MONO,
+from txtop.tui.waterfall import Waterfall
+from txtop.tui.waterfall.bars import (
     SCALES,
     SEGMENT_KINDS,
-    Waterfall,
     allocate_cells,
     bar_parts,
-    format_dev,
     layout_bar,
-    layout_columns,
     log_position,
     nice_ceiling_ns,
-    step_sampling,
 )
+from txtop.tui.waterfall.lines import format_dev, layout_columns
+from txtop.tui.waterfall.rows import step_sampling
+from txtop.tui.waterfall.style import FILL_ASCII, FILL_MONO
 
 APP_KEYS = {"q", "space", "plus", "minus", "t", "s", "question_mark"}
 
@@ -287,11 +285,11 @@ async def test_freeze_keeps_rows_and_counts_arrivals() -> None:
         wf.update_snapshot(later_snapshot(5))
         await pilot.pause()
         assert wf.shown_packets() == before
-        assert wf.arrived_while_frozen == 5
+        assert wf.rows.arrived_while_frozen == 5
         assert "FROZEN +5 new" in screen_lines(wf)[0]
         # The counter follows the filter: of the 5 new packets, 2 went out on txl0.
         wf.set_filter(FilterSpec.parse("dev=txl0"))
-        assert wf.arrived_while_frozen == 2
+        assert wf.rows.arrived_while_frozen == 2
         assert all(p.dev == "txl0" for p in wf.shown_packets())
         assert len(wf.shown_packets()) == 6  # from the packets there were when frozen
         wf.set_filter(FilterSpec())
@@ -309,20 +307,20 @@ async def test_selection_holds_its_packet_while_new_ones_arrive() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         wf = app.waterfall
         await pilot.press("down", "down", "down")
-        chosen = wf.selected_packet
+        chosen = wf.rows.selected_packet
         assert chosen == wf.shown_packets()[3]
         wf.update_snapshot(later_snapshot(4))
         await pilot.pause()
-        assert wf.selected_packet == chosen
-        assert wf.cursor == 7
+        assert wf.rows.selected_packet == chosen
+        assert wf.rows.cursor == 7
         assert "▲ 4 newer" in screen_lines(wf)[0]
         await pilot.press("home")
-        assert wf.cursor == 0
-        assert wf.selected_packet == wf.shown_packets()[0]
+        assert wf.rows.cursor == 0
+        assert wf.rows.selected_packet == wf.shown_packets()[0]
         # Following the newest again: a new arrival becomes the selection.
         wf.update_snapshot(later_snapshot(1, after_s=2.0, pid=88))
         await pilot.pause()
-        assert wf.selected_packet is not None and wf.selected_packet.pid == 88
+        assert wf.rows.selected_packet is not None and wf.rows.selected_packet.pid == 88
 
 
 @sync
@@ -331,15 +329,15 @@ async def test_keys_scroll_and_clamp() -> None:
     async with app.run_test(size=(80, 12)) as pilot:  # 9 row lines for 20 packets
         wf = app.waterfall
         await pilot.press("pagedown")  # a page keeps one row of overlap
-        assert wf.cursor == 8
+        assert wf.rows.cursor == 8
         await pilot.press("end")
-        assert wf.cursor == 19
+        assert wf.rows.cursor == 19
         await pilot.press("down")
-        assert wf.cursor == 19
+        assert wf.rows.cursor == 19
         lines = screen_lines(wf)
         assert lines[-2].startswith("›")  # the oldest row is on screen and selected
         await pilot.press("pageup", "pageup", "pageup")
-        assert wf.cursor == 0
+        assert wf.rows.cursor == 0
 
 
 @sync
@@ -348,7 +346,7 @@ async def test_mouse_selects_and_enter_opens_inspector() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         wf = app.waterfall
         await pilot.click(Waterfall, offset=(30, 2 + 4))
-        assert wf.cursor == 4
+        assert wf.rows.cursor == 4
         target = wf.shown_packets()[4]
         await pilot.press("enter")
         await pilot.pause()
@@ -365,7 +363,7 @@ async def test_mouse_selects_and_enter_opens_inspector() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, InspectorScreen)
-        assert wf.cursor == 4
+        assert wf.rows.cursor == 4
 
 
 @sync
@@ -476,7 +474,7 @@ async def test_memory_is_bounded() -> None:
             wf.update_snapshot(later_snapshot(18, after_s=float(i)))
         await pilot.pause()
         assert len(wf.shown_packets()) == 300
-        assert len(wf._buffer) == 300  # noqa: SLF001
+        assert len(wf.rows._buffer) == 300  # noqa: SLF001
 
 
 @sync

@@ -227,7 +227,7 @@ def _protocol(packet: PacketTrace) -> str:
 def _total(packet: PacketTrace, ascii: bool) -> str:
     if len(packet.stages) < 2:
         return "-"
-    span = format_ns(packet.total_ns, ascii)
+    span: str = format_ns(packet.total_ns, ascii)
     if packet.track != "complete":
         return f"at least {span} (track {packet.track})"
     return span

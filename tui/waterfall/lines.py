@@ -1,0 +1,223 @@
+"""What each line of the waterfall says, as fragments (pure).
+
+The panel, top to bottom: a header line, a column/axis line, the packet rows (or the
+stage-latency summary, ``stats.py``), a legend line. Every function here returns
+(text, style name) fragments for one line; the view styles them, caches the result, and asks
+again only when what the line depends on changed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from txtop.core.text import fit_text, format_ns
+
+from .bars import SCALE_LABELS, SEGMENT_KINDS, THIN, Frag, axis_text, bar_frags
+from .rows import Entry, RowBuffer
+from .style import fills_for
+
+LEGEND_NAMES = {
+    "stack": "stack",
+    "enqueue": "enq",
+    "qdisc": "qdisc",
+    "dequeue": "deq",
+    "driver": "driver",
+    "completion": "free",
+    "gap": "unseen",
+    "drop": "drop",
+}
+LEGEND_HINTS = "  l scale  p pct  / filter  [ ] rate  ⏎ inspect"
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """The drawing choices the text depends on (besides the data)."""
+
+    scale: str = "row"
+    ascii: bool = False
+    mono: bool = False  # stages told apart by fill characters rather than colour
+
+    @property
+    def fills(self) -> dict[str, str]:
+        return fills_for(self.ascii, self.mono)
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    marker: int
+    time: int
+    who: int
+    dev: int
+    length: int
+    bar_x: int
+    bar: int
+    total: int
+    hours: bool  # time column shows HH:MM:SS.mmm rather than MM:SS.mmm
+
+
+def layout_columns(width: int, dev_chars: int = 0) -> Columns:
+    """Column widths for a panel ``width`` wide; ``dev_chars``: longest "dev:queue" seen."""
+    wide = width >= 100
+    time_w = 12 if wide else 9
+    who_w = 22 if width >= 160 else 18 if wide else 14
+    dev_w = max(10, min(dev_chars, 18)) if wide else max(8, min(dev_chars, 10))
+    len_w = 8
+    total_w = 8
+    x = 1 + time_w + 1 + who_w + 1 + dev_w + 1 + len_w + 1
+    bar_w = max(0, width - x - 1 - total_w)
+    return Columns(1, time_w, who_w, dev_w, len_w, x, bar_w, total_w, wide)
+
+
+def frame(height: int) -> tuple[int, int, bool]:
+    """(first row line, number of row lines, has legend) for a panel ``height`` lines high."""
+    legend = height >= 5
+    first = 2 if height >= 3 else 1
+    return first, max(0, height - first - (1 if legend else 0)), legend
+
+
+def format_len(length: int, gso_segs: int) -> str:
+    text = str(length) if length < 10_000 else f"{length / 1024:.1f}K"
+    return f"{text}×{gso_segs}" if gso_segs > 1 else text
+
+
+def format_dev(dev: str, queue: int | None, width: int, ascii: bool = False) -> str:
+    """``dev:queue`` in ``width`` cells; a long name is cut, never the queue number."""
+    tail = ":" + ("?" if queue is None else str(queue))
+    if len(dev) + len(tail) <= width:
+        return dev + tail
+    keep = max(1, width - len(tail) - 1)
+    return dev[:keep] + ("~" if ascii else "…") + tail
+
+
+def header_frags(rows: RowBuffer, look: Look) -> tuple[list[Frag], list[Frag]]:
+    """The header line's (left, right) parts; the right part is kept whole when narrow."""
+    snap = rows.snapshot
+    view = rows.entries
+    left: list[Frag] = [(" Packets ", "heading")]
+    if rows.filter.empty:
+        left.append((f"{len(view)} ", "text"))
+    else:
+        left.append((f"{len(view)} match ", "text"))
+    left.append((f"· {SCALE_LABELS[look.scale]} ", "dim"))
+    every = rows.effective_every()
+    if every:
+        rate = f"· sampling 1/{every}"
+        if snap is not None and snap.probes.sampling.get("max_per_s"):
+            rate += f" ≤{snap.probes.sampling['max_per_s']}/s"
+        left.append((rate + " ", "dim"))
+    if rows.pending_every is not None:
+        left.append((f"→ 1/{rows.pending_every} ", "warn"))
+    if not rows.filter.empty:
+        left.append(("· filter ", "dim"))
+        left.append((rows.filter.to_string() + " ", "bold"))
+    right: list[Frag] = []
+    if rows.frozen:
+        right.append((f" FROZEN +{rows.arrived_while_frozen} new ", "alert"))
+    elif rows.cursor or rows.top:
+        # Holding the selected row in place: say how many newer rows are above the view.
+        right.append((f" ▲ {rows.top} newer · Home: follow ", "warn"))
+    if snap is not None and snap.probes.state != "running":
+        why = snap.probes.reason or snap.probes.state
+        right.append((f" probes {snap.probes.state}: {why} ", "warn"))
+    if look.ascii:
+        left = [(t.replace("·", "|").replace("≤", "<=").replace("→", "->"), s) for t, s in left]
+        right = [(t.replace("▲", "^").replace("·", "|"), s) for t, s in right]
+    return left, right
+
+
+def column_frags(cols: Columns, look: Look, hi: int) -> list[Frag]:
+    """The column titles over the rows, with the axis over the bar region."""
+    head = (
+        " "
+        + fit_text("time", cols.time)
+        + " "
+        + fit_text("comm[pid]", cols.who)
+        + " "
+        + fit_text("dev:txq", cols.dev)
+        + " "
+        + fit_text("len", cols.length, ">")
+        + " "
+    )
+    axis = axis_text(look.scale, cols.bar, hi, look.ascii)
+    return [(head, "dim"), (axis, "dim"), (" " + fit_text("total", cols.total, ">"), "dim")]
+
+
+def stats_title_frags() -> list[Frag]:
+    """The column line while the stage-latency summary is shown."""
+    return [(" stage latency percentiles (p: back to packets)", "dim")]
+
+
+def legend_frags(width: int, look: Look) -> list[Frag]:
+    """Fill and name of each segment kind, and the keys when they fit."""
+    fills = look.fills
+    parts: list[Frag] = [(" ", "text")]
+    for kind in SEGMENT_KINDS:
+        parts.append((fills[kind], kind))
+        parts.append((LEGEND_NAMES[kind] + " ", "dim"))
+    if not (look.ascii or look.mono):
+        parts.append((THIN, "dim"))
+        parts.append(("<½ cell ", "dim"))
+    hints = LEGEND_HINTS.replace("⏎", "Enter") if look.ascii else LEGEND_HINTS
+    used = sum(len(t) for t, _ in parts)
+    if used + len(hints) <= width:
+        parts.append((hints, "dim"))
+    return parts
+
+
+def message_frags(rows: RowBuffer) -> list[Frag]:
+    """What the empty panel says instead of rows (on its second row line)."""
+    snap = rows.snapshot
+    if snap is None:
+        text = "waiting for the first snapshot"
+    elif snap.probes.state != "running":
+        text = f"no packet traces: probes {snap.probes.state}"
+        if snap.probes.reason:
+            text += f" ({snap.probes.reason})"
+    elif rows.received and not rows.filter.empty:
+        text = f"no packet matches the filter: {rows.filter.to_string()}  (/ to change)"
+    else:
+        every = rows.effective_every()
+        text = "waiting for sampled packets" + (f" (1 in {every} is traced)" if every else "")
+    return [("  " + text, "dim")]
+
+
+def row_frags(entry: Entry, cols: Columns, selected: bool, look: Look, hi: int) -> list[Frag]:
+    """One packet's row: time, sender, device and queue, length, bar, total."""
+    p = entry.packet
+    asc = look.ascii
+    wall = p.first_ns / 1e9 + entry.wall_offset_s
+    whole = int(wall)
+    clock = time.strftime("%H:%M:%S" if cols.hours else "%M:%S", time.localtime(whole))
+    stamp = f"{clock}.{int((wall - whole) * 1000):03d}"
+    if p.pid:
+        pid = f"[{p.pid}]"
+        comm = p.comm or "?"
+        room = cols.who - len(pid)
+        who = (comm if len(comm) <= room else comm[: max(1, room - 1)] + "…") + pid
+    else:
+        who = "(no syscall)"  # sent from softirq/kernel context: no sender to name
+    dev = format_dev(p.dev, p.queue, cols.dev, asc)
+    length = format_len(p.len, p.gso_segs)
+    if asc:
+        who = who.replace("…", "~")
+        length = length.replace("×", "x")
+    text_style = "selected" if selected else "text"
+    parts: list[Frag] = [
+        (">" if selected and asc else "›" if selected else " ", "bold"),
+        (fit_text(stamp, cols.time) + " ", text_style),
+        (fit_text(who, cols.who) + " ", "dim" if not p.pid and not selected else text_style),
+        (fit_text(dev, cols.dev) + " ", text_style),
+        (fit_text(length, cols.length, ">"), text_style),
+        (" ", "text"),
+    ]
+    thin_ok = not (asc or look.mono)
+    parts.extend(bar_frags(p, entry.parts, cols.bar, look.scale, hi, look.fills, thin_ok, asc))
+    if len(p.stages) < 2:
+        total = "-"
+    else:
+        total = format_ns(entry.total_ns, asc)
+        if p.track != "complete":
+            total = (">=" if asc else "≥") + total
+    parts.append((" " + fit_text(total, cols.total, ">"), "bold"))
+    return parts
