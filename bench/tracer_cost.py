@@ -101,7 +101,7 @@ def print_ratios(pps: dict[str, list[float]], base: str = "none") -> None:
         )
 
 
-def run_overhead(traffic: Traffic, rounds: int, seconds: int) -> None:
+def tracer_overhead(traffic: Traffic, rounds: int, seconds: int) -> None:
     pps: dict[str, list[float]] = {"none": [], "txtop": []}
     print(f"{'round':>5} {'without':>12} {'with':>12} {'ratio':>7} {'lost':>6} {'sampled':>8}")
     for r in range(rounds):
@@ -141,7 +141,7 @@ RAW_TRACEPOINT_PROBE(softirq_exit) { return 0; }
 """
 
 
-def run_floor(traffic: Traffic, rounds: int, seconds: int) -> None:
+def tracer_floor(traffic: Traffic, rounds: int, seconds: int) -> None:
     from txtop.probes.bpf.headers import prepare_headers
     from txtop.probes.bpf.tracer import CFLAGS
 
@@ -165,7 +165,7 @@ def run_floor(traffic: Traffic, rounds: int, seconds: int) -> None:
     print_ratios(pps)
 
 
-def run_drain(traffic: Traffic, seconds: int) -> None:
+def tracer_drain(traffic: Traffic, seconds: int) -> None:
     print(
         f"{'cap/s':>8} {'records/s':>10} {'ringbuf lost':>12} {'other lost':>10} "
         f"{'rate-limited':>12} {'flood pps':>10}"
@@ -205,11 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with lab_traffic(ns.qdisc) as traffic:
         if ns.mode == "overhead":
-            run_overhead(traffic, ns.rounds, ns.seconds)
+            tracer_overhead(traffic, ns.rounds, ns.seconds)
         elif ns.mode == "floor":
-            run_floor(traffic, ns.rounds, ns.seconds)
+            tracer_floor(traffic, ns.rounds, ns.seconds)
         else:
-            run_drain(traffic, ns.seconds)
+            tracer_drain(traffic, ns.seconds)
     return 0
 
 

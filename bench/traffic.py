@@ -100,10 +100,18 @@ class Traffic:
         raise ValueError(workload)
 
 
+def _senders() -> Any:
+    """tests/senders.py: the sinks, the lab subnet picker and the destination check."""
+    if str(REPO / "tests") not in sys.path:
+        sys.path.insert(0, str(REPO / "tests"))
+    import senders
+
+    return senders
+
+
 def tcp_sender(dst: str, port: int, seconds: float) -> None:
     """``_tcp`` mode: stream 64 KiB writes for ``seconds``; prints "<bytes> <seconds>"."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from senders import check_dst
+    check_dst = _senders().check_dst
 
     seconds = min(max(seconds, 0.5), 120.0)
     s = socket.create_connection((check_dst(dst), port), timeout=10)
@@ -125,20 +133,19 @@ def tcp_sender(dst: str, port: int, seconds: float) -> None:
 def lab_traffic(qdisc: str) -> Iterator[Traffic]:
     """A lab (``qdisc`` "mq": mq root with pfifo_fast children; else the veth's noqueue), its
     sinks and the flooder, warmed up by a 1 s flood."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from senders import Sink, free_lab_subnet
-
     from txtop.lab.netns import Lab
+
+    senders = _senders()
 
     with tempfile.TemporaryDirectory(prefix="txtop-bench-") as tmp:
         flooder = build_flooder(Path(tmp))
         # A tag of our own: Lab.create() first deletes any link of the same name, so a shared
         # tag would let another run delete this lab's veth.
         tag = f"h{os.getpid() % 10_000_000}"
-        with Lab(tag=tag, queues=4, subnet=free_lab_subnet()) as lab:
+        with Lab(tag=tag, queues=4, subnet=senders.free_lab_subnet()) as lab:
             if qdisc == "mq":
                 lab.set_mq()
-            with Sinks(Sink, lab.ns_argv([])) as sinks:
+            with Sinks(senders.Sink, lab.ns_argv([])) as sinks:
                 traffic = Traffic(flooder, lab.peer_ip, lab.dev, sinks)
                 traffic.udp(64, 1)  # warm-up: ARP, caches
                 yield traffic
