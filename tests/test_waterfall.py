@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import os
 import time
@@ -11,14 +10,12 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from textual.theme import Theme
-from waterfall_fixtures import WaterfallApp, make_snapshot, trace_packets, trace_snapshot
+from waterfall_data import by_comm, later_snapshot, make_snapshot, trace_packets, trace_snapshot
+from waterfall_fixtures import WaterfallApp
 
 from txtop.core.filters import FilterSpec
 from txtop.core.model import STAGES, PacketTrace
-from txtop.core.text import format_ns
 from txtop.tui.filter import FilterScreen
 from txtop.tui.inspector import InspectorScreen, inspect_packet
 from txtop.tui.messages import FilterChanged, SamplingChanged
@@ -27,14 +24,7 @@ from txtop.tui.waterfall import Waterfall
 from txtop.tui.waterfall.bars import (
     SCALES,
     SEGMENT_KINDS,
-    allocate_cells,
-    bar_parts,
-    layout_bar,
-    log_position,
-    nice_ceiling_ns,
 )
-from txtop.tui.waterfall.lines import format_dev, layout_columns
-from txtop.tui.waterfall.rows import step_sampling
 from txtop.tui.waterfall.style import FILL_ASCII, FILL_MONO
 
 APP_KEYS = {"q", "space", "plus", "minus", "t", "s", "question_mark"}
@@ -63,147 +53,11 @@ def sync(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
     return run
 
 
-def by_comm(comm: str, dev: str | None = None) -> PacketTrace:
-    return next(p for p in trace_packets() if p.comm == comm and (dev is None or p.dev == dev))
-
-
-def shifted(packets: list[PacketTrace], by_ns: int, pid: int | None = None) -> list[PacketTrace]:
-    out = []
-    for p in packets:
-        changes: dict[str, object] = {"stages": {s: t + by_ns for s, t in p.stages.items()}}
-        if pid is not None:
-            changes["pid"] = pid
-        out.append(dataclasses.replace(p, **changes))  # type: ignore[arg-type]
-    return out
-
-
-def later_snapshot(n: int, after_s: float = 1.0, pid: int = 77, **kw: object):  # noqa: ANN201
-    base = trace_snapshot()
-    step = int(after_s * 1e9)
-    packets = shifted(list(base.packets)[:n], step, pid=pid)
-    return make_snapshot(packets, base.mono_ns + step, base.time + after_s, **kw)  # type: ignore[arg-type]
-
-
 def screen_lines(wf: Waterfall) -> list[str]:
     return ["".join(seg.text for seg in wf.render_line(y)) for y in range(wf.size.height)]
 
 
 # --- pure helpers -------------------------------------------------------------------------
-
-
-def test_bar_parts_name_every_interval_in_order() -> None:
-    parts = bar_parts(by_comm("systemd-resolve"))
-    assert [p.kind for p in parts] == ["stack", "enqueue", "qdisc", "dequeue", "driver",
-                                       "completion"]  # fmt: skip
-    assert [p.ns for p in parts] == [5200, 450, 300, 350, 1900, 95000]
-
-
-def test_bar_parts_show_missing_stages_and_drops() -> None:
-    ping = bar_parts(by_comm("ping"))  # lo: no qdisc stages
-    assert [(p.kind, p.start, p.end) for p in ping] == [
-        ("stack", "sendto", "dev_queue"),
-        ("gap", "dev_queue", "start_xmit"),
-        ("driver", "start_xmit", "xmit"),
-        ("completion", "xmit", "free"),
-    ]
-    qdisc_drop = next(p for p in trace_packets() if p.drop_reason == "QDISC_DROP")
-    assert [(p.kind, p.end) for p in bar_parts(qdisc_drop)] == [
-        ("stack", "dev_queue"),
-        ("drop", "free"),
-    ]
-    lost = next(p for p in trace_packets() if p.track == "lost")
-    assert [p.kind for p in bar_parts(lost)] == ["stack"]
-
-
-@given(
-    st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=8),
-    st.integers(min_value=0, max_value=200),
-)
-def test_allocate_cells_sums_and_keeps_every_segment(weights: list[int], extra: int) -> None:
-    cells = len(weights) + extra
-    out = allocate_cells(weights, cells)
-    assert sum(out) == cells
-    assert all(c >= 1 for c in out)
-    total = sum(weights)
-    if total and all(w / total * cells >= 1 for w in weights):
-        # No minimum had to be enforced: every segment is within one cell of exact.
-        assert all(abs(c - w / total * cells) < 1 for c, w in zip(out, weights, strict=True))
-
-
-def test_allocate_cells_refuses_too_few_cells() -> None:
-    with pytest.raises(ValueError):
-        allocate_cells([1, 2, 3], 2)
-
-
-def test_row_scale_fills_width_and_marks_tiny_segments() -> None:
-    parts = bar_parts(by_comm("chronyd"))  # 6.4 us stack ... 88 us completion
-    cells = layout_bar(parts, "row", 40, axis_hi_ns=0)
-    assert sum(n for _, n, _ in cells) == 40
-    thin = {p.kind for p, n, t in cells if t}
-    assert thin == {"enqueue", "qdisc", "dequeue"}  # each far under half a cell (~2.4 us)
-    assert all(n == 1 for _, n, t in cells if t)
-
-
-def test_shared_scales_compare_rows() -> None:
-    short, long = by_comm("ping"), by_comm("postgres")
-    for scale in ("linear", "log"):
-        hi = nice_ceiling_ns(long.total_ns)
-        a = sum(n for _, n, _ in layout_bar(bar_parts(short), scale, 60, hi))
-        b = sum(n for _, n, _ in layout_bar(bar_parts(long), scale, 60, hi))
-        assert a < b <= 60
-    # Linear: 13.1 us of a 2 ms axis is a sliver, but each segment keeps its one cell.
-    linear = layout_bar(bar_parts(short), "linear", 60, nice_ceiling_ns(long.total_ns))
-    assert [n for _, n, _ in linear] == [1, 1, 1, 1]
-    assert all(t for _, _, t in linear)
-
-
-def test_axis_helpers() -> None:
-    assert nice_ceiling_ns(1) == 1000
-    assert nice_ceiling_ns(1001) == 2000
-    assert nice_ceiling_ns(2_321_100) == 3_000_000
-    assert nice_ceiling_ns(4_000_000) == 5_000_000
-    assert nice_ceiling_ns(6_000_000) == 10_000_000
-    assert log_position(0, 10**6) == 0
-    assert log_position(10**6, 10**6) == pytest.approx(1.0)
-    assert 0 < log_position(10**3, 10**6) < log_position(10**4, 10**6) < 1
-
-
-def test_sampling_steps() -> None:
-    assert step_sampling(100, -1) == 50
-    assert step_sampling(100, 1) == 200
-    assert step_sampling(1, -1) == 1
-    assert step_sampling(7, 1) == 10
-    assert step_sampling(7, -1) == 5
-
-
-@pytest.mark.parametrize("width", [80, 120, 200])
-@pytest.mark.parametrize("dev_chars", [0, 11, 40])
-def test_columns_fit(width: int, dev_chars: int) -> None:
-    cols = layout_columns(width, dev_chars)
-    assert cols.bar_x + cols.bar + 1 + cols.total == width
-    assert cols.bar >= 20
-    if width >= 100:
-        assert cols.dev >= min(dev_chars, 18)
-
-
-def test_long_device_names_keep_the_queue() -> None:
-    assert format_dev("eth0", 3, 8) == "eth0:3"
-    assert format_dev("txlshotsa", 1, 11) == "txlshotsa:1"
-    assert format_dev("txlshotsa", 1, 10) == "txlshot…:1"
-    assert format_dev("txlshotsa", 12, 8) == "txls…:12"
-    assert format_dev("enp0s31f6", None, 8, ascii=True) == "enp0s~:?"
-
-
-def test_format_ns() -> None:
-    assert [format_ns(n) for n in (850, 4100, 62_400, 237_800, 2_321_100, 1_200_000_000)] == [
-        "850ns",
-        "4.10µs",
-        "62.4µs",
-        "238µs",
-        "2.32ms",
-        "1.20s",
-    ]
-    assert format_ns(4100, ascii=True) == "4.10us"
 
 
 def test_inspection_of_a_qdisc_drop() -> None:
@@ -518,7 +372,6 @@ async def test_mono_theme_uses_distinct_fills() -> None:
 
 
 def test_inspector_says_hand_off_not_free_on_devices_without_tx_completion():
-    from txtop.core.model import PacketTrace
     from txtop.tui.inspector import _track_meaning
 
     stages = {"sendto": 1, "dev_queue": 2, "start_xmit": 3, "xmit": 4}

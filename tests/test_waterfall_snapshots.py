@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 from textual.pilot import Pilot
-from waterfall_fixtures import WaterfallApp, trace_snapshot
+from waterfall_data import trace_snapshot
+from waterfall_fixtures import WaterfallApp
 
 
 @pytest.fixture(autouse=True)
