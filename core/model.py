@@ -11,7 +11,7 @@ over the last interval; ``bps`` is bits per second (network convention).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,6 +206,50 @@ class ProbeStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayPosition(Mapping[str, Any]):
+    """Where a replayed snapshot sits in its recording (``Snapshot.replay``).
+
+    Made in one place, ``recordings.replay.Timeline.position``. It also reads as the mapping of
+    its JSON form (``replay["at_s"]``, ``replay.get("paused")``), which leaves ``window`` out
+    when it is None.
+    """
+
+    index: int  # the frame, from 0
+    count: int  # frames in the recording
+    at_s: float  # seconds from the start of the recording to the end of this frame
+    total_s: float  # the recording's length in seconds
+    speed: float | None  # None when not played in time (--once, --headless)
+    paused: bool
+    damage: str  # why the recording ends early, "" when it is intact
+    notice: str  # a line about the recording for the header, "" when none
+    jump: bool  # does not follow the frame before it (a seek, a step back, a loop)
+    window: str | None = None  # --once only: "all" (the whole recording) or "frame"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReplayPosition:
+        """From the JSON form. Raises TypeError or KeyError on a malformed one."""
+        position: ReplayPosition = _build(cls, data)
+        return position
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self}
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in _REPLAY_FIELDS if name != "window" or self.window is not None)
+
+    def __len__(self) -> int:
+        return len(_REPLAY_FIELDS) - (self.window is None)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _REPLAY_FIELDS or (key == "window" and self.window is None):
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+_REPLAY_FIELDS = tuple(f.name for f in dataclasses.fields(ReplayPosition))
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     host: str
     kernel: str
@@ -220,10 +264,14 @@ class Snapshot:
     packets: tuple[PacketTrace, ...]
     probes: ProbeStatus
     latency_ns: Mapping[str, LatencyStats] = field(default_factory=dict)
-    # Replay position when the snapshot comes from a recording:
-    # {"index", "count", "at_s", "total_s", "speed", "paused", "damage"}; None when live.
-    replay: Mapping[str, Any] | None = None
+    replay: ReplayPosition | None = None  # when the snapshot comes from a recording
     version: int = SNAPSHOT_VERSION
+
+    def __post_init__(self) -> None:
+        # A replay position given in its JSON form (a plain mapping) is read into its type.
+        replay: object = self.replay
+        if isinstance(replay, Mapping) and not isinstance(replay, ReplayPosition):
+            object.__setattr__(self, "replay", ReplayPosition.from_dict(replay))
 
     def to_dict(self) -> dict[str, Any]:
         return _to_jsonable(self)  # type: ignore[no-any-return]
@@ -238,6 +286,8 @@ class Snapshot:
 
 
 def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, ReplayPosition):
+        return obj.to_dict()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -304,7 +354,7 @@ def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
         _build(PacketTrace, p, stages=dict(p["stages"]), cpus=dict(p.get("cpus") or {}))
         for p in d.get("packets") or ()
     ]
-    return _build(
+    snapshot: Snapshot = _build(
         Snapshot,
         d,
         interfaces=tuple(d.get("interfaces") or ()),
@@ -314,4 +364,6 @@ def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
         packets=tuple(packets),
         probes=_build(ProbeStatus, d["probes"]),
         latency_ns=_latency(d.get("latency_ns")),
+        replay=ReplayPosition.from_dict(d["replay"]) if d.get("replay") is not None else None,
     )
+    return snapshot

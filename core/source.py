@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from txtop.core.controls import ReplayControls
 from txtop.core.model import PacketTrace, ProbeStatus, Snapshot
 
 Sink = Callable[[Snapshot], None]
@@ -60,9 +61,15 @@ class TracerReading:
 
 
 class SnapshotSource(ABC):
-    """Base of every source. Subclasses implement ``_produce``; the base runs the tick loop."""
+    """Base of every source. Subclasses implement ``_produce``; the base runs the tick loop.
+
+    Every source satisfies core/controls.py ``Notices``: ``notice`` and ``damage`` are "" unless
+    a subclass has something to say.
+    """
 
     mode = "live"
+    notice = ""  # one line for the user about where the data comes from
+    damage = ""  # why the data ends early (a damaged recording)
 
     def __init__(self, interval_s: float = 1.0) -> None:
         self._interval_s = interval_s
@@ -101,6 +108,11 @@ class SnapshotSource(ABC):
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def replay_controls(self) -> ReplayControls | None:
+        """Pause, step, seek and speed when the source plays a recording; None otherwise."""
+        return None
 
     def _run(self) -> None:
         try:

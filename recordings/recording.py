@@ -176,7 +176,7 @@ def check_header(path: Path) -> int:
 def _parse_header(head: bytes, path: Path | str) -> int:
     if len(head) < _HEADER.size or not head.startswith(MAGIC):
         raise RecordingError(f"{path}: not a txtop recording")
-    _, version, _ = _HEADER.unpack(head)
+    version = int(_HEADER.unpack(head)[1])
     if version != FORMAT_VERSION:
         raise RecordingError(
             f"{path}: recording format {version} is not supported (this txtop reads {FORMAT_VERSION})"

@@ -6,24 +6,73 @@ import bisect
 import dataclasses
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from txtop.core.controls import ReplayControls
 from txtop.core.latency import LatencyWindow
-from txtop.core.model import CpuRow, Snapshot, TxStats
+from txtop.core.model import CpuRow, ReplayPosition, Snapshot, TxStats
 from txtop.core.source import SnapshotSource
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """A recording's snapshots on its own clock: frame ``i`` ends ``times[i]`` seconds after
+    the recording starts (the start of the first frame's interval). ``damage`` says why the
+    recording ends early ("" when intact), ``notice`` is a line about it for the user."""
+
+    snapshots: tuple[Snapshot, ...]
+    damage: str = ""
+    notice: str = ""
+    times: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.snapshots:
+            raise ValueError("the recording holds no snapshot")
+        first = self.snapshots[0]
+        t0 = first.time - first.interval_s
+        object.__setattr__(self, "times", tuple(s.time - t0 for s in self.snapshots))
+
+    @property
+    def total_s(self) -> float:
+        return self.times[-1]
+
+    def index_at(self, at_s: float) -> int:
+        return index_at(self.times, at_s)
+
+    def position(
+        self,
+        index: int,
+        *,
+        speed: float | None,
+        paused: bool,
+        jump: bool,
+        window: str | None = None,
+    ) -> ReplayPosition:
+        """Frame ``index``'s place in the recording, for ``Snapshot.replay``."""
+        return ReplayPosition(
+            index=index,
+            count=len(self.snapshots),
+            at_s=round(self.times[index], 3),
+            total_s=round(self.total_s, 3),
+            speed=speed,
+            paused=paused,
+            damage=self.damage,
+            notice=self.notice,
+            jump=jump,
+            window=window,
+        )
+
+
 class ReplaySource(SnapshotSource):
     """Emits the recorded snapshots at their recorded pace times ``speed``.
 
-    Controls (thread-safe, called from the UI): pause, step, seek, speed. Every emitted
-    snapshot carries ``replay`` = position information for the header: ``index``, ``count``,
-    ``at_s``, ``total_s``, ``speed``, ``paused``, ``damage`` (why the recording ends early, or
-    ""), ``notice`` (a line for the header, or ""), and ``jump`` (True when this frame does
-    not follow the previous one: a seek, a step back, a loop). A jump's snapshot also carries
-    the packets of the ``history_s`` seconds before it, so a rolling packet view can be rebuilt.
+    Controls (core/controls.py ReplayControls; thread-safe, called from the UI): pause, step,
+    seek, speed. Every emitted snapshot carries its ``replay`` position (core/model.py
+    ReplayPosition). A jump's snapshot (a seek, a step back, a loop) also carries the packets
+    of the ``history_s`` seconds before it, so a rolling packet view can be rebuilt.
     """
 
     mode = "replay"
@@ -37,13 +86,11 @@ class ReplaySource(SnapshotSource):
         notice: str = "",
         history_s: float = 10.0,
     ) -> None:
-        if not snapshots:
-            raise ValueError("the recording holds no snapshot")
+        self.timeline = Timeline(tuple(snapshots), damage, notice)
         speed = min(SPEEDS[-1], max(SPEEDS[0], speed))
         super().__init__(max(0.1, snapshots[0].interval_s) / speed)
-        self._snaps = list(snapshots)
-        self._t0 = self._snaps[0].time - self._snaps[0].interval_s
-        self._times = [s.time - self._t0 for s in self._snaps]
+        self._snaps = self.timeline.snapshots
+        self._times = self.timeline.times
         self._lock = threading.Lock()
         self._index = 0  # the frame the next tick shows
         self._emitted = -1  # the frame shown last
@@ -62,7 +109,11 @@ class ReplaySource(SnapshotSource):
 
     @property
     def total_s(self) -> float:
-        return self._times[-1]
+        return self.timeline.total_s
+
+    @property
+    def replay_controls(self) -> ReplayControls:
+        return self
 
     @property
     def paused(self) -> bool:
@@ -172,23 +223,13 @@ class ReplaySource(SnapshotSource):
                     self._paused = True  # the end: hold the last frame
             self._interval_s = self._frame_interval(self._index)
             jump = i not in (prev, prev + 1)  # from nothing to a later frame is one too
-            info = {
-                "index": i,
-                "count": len(self._snaps),
-                "at_s": round(self._times[i], 3),
-                "total_s": round(self.total_s, 3),
-                "speed": self._speed,
-                "paused": self._paused,
-                "damage": self.damage,
-                "notice": self.notice,
-                "jump": jump,
-            }
+            position = self.timeline.position(i, speed=self._speed, paused=self._paused, jump=jump)
             packets = snap.packets
             if jump:
                 since = self._times[i] - self.history_s
                 first = bisect.bisect_left(self._times, since, 0, i)
                 packets = tuple(p for s in self._snaps[first:i] for p in s.packets) + packets
-        return dataclasses.replace(snap, mode="replay", replay=info, packets=packets)
+        return dataclasses.replace(snap, mode="replay", replay=position, packets=packets)
 
 
 def index_at(times: Sequence[float], at_s: float) -> int:
@@ -198,8 +239,8 @@ def index_at(times: Sequence[float], at_s: float) -> int:
 
 
 def snapshot_at(snapshots: Sequence[Snapshot], at_s: float) -> Snapshot:
-    t0 = snapshots[0].time - snapshots[0].interval_s
-    return snapshots[index_at([s.time - t0 for s in snapshots], at_s)]
+    timeline = Timeline(tuple(snapshots))
+    return timeline.snapshots[timeline.index_at(at_s)]
 
 
 def _weighted(rows: Iterable[tuple[float, Any]], names: Sequence[str]) -> dict[str, Any]:

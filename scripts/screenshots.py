@@ -51,7 +51,7 @@ EXTRA = (("dashboard-mono-ascii", (80, 24), {"theme": "mono", "ascii_only": True
 def window(at_s: float) -> tuple[list, dict]:
     """The frames of the WINDOW_S seconds up to ``at_s`` and the shown frame's replay info."""
     from txtop.recordings.replay import index_at
-    from txtop.tui.cli import bundled_recording_path, load_recording
+    from txtop.tui.sources import bundled_recording_path, load_recording
 
     with bundled_recording_path() as path:
         recording = load_recording(path)

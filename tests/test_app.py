@@ -54,7 +54,7 @@ def test_q_quits_and_stops_the_source():
             await pilot.press("q")
             await until(pilot, lambda: app._exit, "exit")
         assert app.return_code == 0
-        assert app.exit_reason == "quit"
+        assert app.exits.reason == "quit"
         assert source.stopped
 
     run(main())
@@ -383,8 +383,8 @@ class FakeTracer:
 
 def test_sampling_and_filter_messages_reach_the_tracer_control():
     from txtop.core.filters import FilterSpec
-    from txtop.tui.cli import TracerControl
     from txtop.tui.filter import FilterChanged, SamplingChanged
+    from txtop.tui.sources import TracerControl
 
     async def main():
         tracer = FakeTracer()

@@ -70,6 +70,7 @@ BAD_ARGS = [
     ["--trace-duty", "0.5"],
     ["--no-probes", "--trace-duty", "50"],
     ["extra-positional"],
+    ["--at", "0"],
 ]
 
 
@@ -115,10 +116,12 @@ def test_help_and_version():
 
 
 def test_unexpected_start_up_error_is_one_line_exit_1(monkeypatch, capsys):
-    def boom(args):
+    from txtop.tui import sources
+
+    def boom(opts, recording=None):
         raise RuntimeError("collector exploded\nsecond line")
 
-    monkeypatch.setattr(cli, "build_source", boom)
+    monkeypatch.setattr(sources, "build_source", boom)
     monkeypatch.delenv("TXTOP_DEBUG", raising=False)
     with pytest.raises(SystemExit) as exc:
         cli.main(["--once"])

@@ -240,25 +240,25 @@ def test_replay_source_plays_steps_and_seeks():
     snaps = [make_snapshot(i) for i in range(6)]
     src = ReplaySource(snaps, speed=16.0)
     got = [src._produce() for _ in range(3)]
-    assert [g.replay["index"] for g in got] == [0, 1, 2]
+    assert [g.replay.index for g in got] == [0, 1, 2]
     assert all(g.mode == "replay" for g in got)
     src.step(-1)
-    assert src._produce().replay["index"] == 1
+    assert src._produce().replay.index == 1
     assert src._produce() is None  # paused after a step: nothing new
     src.step(2)
-    assert src._produce().replay["index"] == 3
+    assert src._produce().replay.index == 3
     src.seek(5.0)  # seconds from the start of the recording
     snap = src._produce()
-    assert snap.replay["index"] == 4 and snap.replay["at_s"] == 5.0
+    assert snap.replay.index == 4 and snap.replay.at_s == 5.0
     src.set_paused(False)
-    assert src._produce().replay["index"] == 5
+    assert src._produce().replay.index == 5
 
 
 def test_replay_holds_last_frame_at_the_end():
     src = ReplaySource([make_snapshot(0), make_snapshot(1)])
-    assert src._produce().replay["index"] == 0
+    assert src._produce().replay.index == 0
     last = src._produce()
-    assert last.replay["index"] == 1 and last.replay["paused"] is True
+    assert last.replay.index == 1 and last.replay.paused is True
     assert src._produce() is None
 
 

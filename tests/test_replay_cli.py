@@ -32,7 +32,8 @@ from txtop.core.model import Snapshot
 from txtop.recordings.recording import MAGIC, Recorder, RecordingSink, read_recording
 from txtop.recordings.replay import ReplaySource, aggregate
 from txtop.tui.app import TxtopApp
-from txtop.tui.cli import BUNDLED_RECORDING, DEMO_REPLAY_NOTICE, bundled_recording_path
+from txtop.tui.panels import KeyHints
+from txtop.tui.sources import BUNDLED_RECORDING, DEMO_REPLAY_NOTICE, bundled_recording_path
 from txtop.tui.waterfall import Waterfall
 
 DEADLINE_S = 5.0
@@ -328,7 +329,7 @@ def test_demo_without_root_replays_the_bundled_recording_with_a_notice():
 
 
 def index(app: TxtopApp) -> int:
-    return app.shown.replay["index"] if app.shown is not None and app.shown.replay else -1
+    return app.shown.replay.index if app.shown is not None and app.shown.replay else -1
 
 
 def test_replay_keys_pause_step_seek_and_speed():
@@ -399,7 +400,7 @@ def test_replay_keys_do_nothing_live_and_keep_their_keys_free():
                 assert app.check_action(action, (1,)) is False
             await pilot.press("full_stop", "comma", "less_than_sign", "greater_than_sign")
             assert not app._exit and app.shown is not None
-            keys = str(app.query_one("#keys").line())
+            keys = " ".join(f"{k} {what}" for k, what in app.query_one(KeyHints).hints)
             assert "Seek" not in keys and "Slower" in keys
 
     asyncio.run(main())

@@ -1,38 +1,39 @@
 """The txtop dashboard: a Textual app fed by any SnapshotSource.
 
 Data flow: the source's thread calls ``sink(snapshot)``; the sink posts a ``SnapshotArrived``
-message (``post_message`` is thread-safe), and a newer unhandled snapshot replaces an older
-one (``can_replace``), so a slow terminal never builds a backlog. Panels are rebuilt only
-when a snapshot arrives or the view changes (sort, size, theme), never on a timer.
+message (tui/messages.py), and a newer unhandled snapshot replaces an older one, so a slow
+terminal never builds a backlog. Panels are rebuilt only when a snapshot arrives or the view
+changes (sort, size, theme), never on a timer.
+
+What the app may ask of its source beyond snapshots comes as protocols (core/controls.py):
+``ReplayControls`` from ``source.replay_controls`` when it plays a recording (tui/replay_keys.py
+maps the keys), and ``TracerControls`` (``control``) when probes run. The rows are shared out by
+tui/layout.py; leaving (signals, a lost terminal, the watchdog) is tui/terminal.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import itertools
+import functools
 import os
-import select
-import signal
-import threading
 import time
-from typing import IO, Any
 
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
-from textual.driver import Driver
-from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Static
 
+from txtop.core.controls import TracerControls
 from txtop.core.filters import FilterSpec
-from txtop.core.model import PacketTrace, Snapshot
+from txtop.core.model import Snapshot
 from txtop.core.source import SnapshotSource
-from txtop.recordings.replay import ReplaySource
+from txtop.core.text import exc_line
+from txtop.recordings.recording import RecordingSink
 from txtop.themes import DEFAULT_THEME
 from txtop.tui.help import HelpScreen
-from txtop.tui.messages import FilterChanged, SamplingChanged
+from txtop.tui.layout import PanelLayout
+from txtop.tui.messages import FilterChanged, SamplingChanged, SnapshotArrived
 from txtop.tui.panels import (
     SORT_KEYS,
     CpusPanel,
@@ -40,63 +41,21 @@ from txtop.tui.panels import (
     HeaderState,
     KeyHints,
     QueuesPanel,
-    cpu_list_rows,
     fmt_interval,
-    heat_rows,
-    queue_body_rows,
 )
+from txtop.tui.replay_keys import KEY_HINTS as REPLAY_KEY_HINTS
+from txtop.tui.replay_keys import ReplayKeys
+from txtop.tui.terminal import HANGUP_CHECK_S, ExitGuard, terminal_driver_class
 from txtop.tui.theming import VARIABLE_DEFAULTS, register_themes
 from txtop.tui.waterfall import Waterfall
 
-MIN_WIDTH = 80
-MIN_HEIGHT = 24
-WIDE_WIDTH = 160  # from here the queues and softirq panels sit side by side
+__all__ = ["INTERVAL_STEPS_S", "SnapshotArrived", "TxtopApp", "next_interval"]
+
 INTERVAL_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-EXIT_GRACE_S = 3.0  # after a signal or a lost terminal, force the exit after this long
-# How often the terminal is checked for a hang-up. Without SIGHUP (txtop not the terminal's
-# controlling process) a closed terminal is otherwise noticed only at the next failed write,
-# up to a refresh interval later, while Textual's input thread spins on end-of-file.
-HANGUP_CHECK_S = 0.25
-HEADER_LINES = 2
-FOOTER_LINES = 1
-SEEK_STEP_S = 10.0  # < > (and left/right) in replay
 REPLAY_ACTIONS = ("replay_step", "replay_seek")
-
-
-_arrival_seq = itertools.count()
-
-
 # Queue and CPU tables refresh at most twice a second (../shared/notes/textual.md: tables cost
 # several times more than meters; the waterfall is the part that moves at 10 Hz).
 TABLE_MIN_INTERVAL_S = 0.5
-
-
-class SnapshotArrived(Message):
-    """A new snapshot from the source thread."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-        self.seq = next(_arrival_seq)  # atomic under the GIL; orders messages across threads
-        self.carried: tuple[PacketTrace, ...] = ()  # packets of snapshots this one replaced
-
-    def can_replace(self, message: Message) -> bool:
-        # Only the newest picture matters: an unhandled older snapshot is dropped. Its
-        # sampled packets are not: they are per-interval, so the newer one carries them.
-        if not isinstance(message, SnapshotArrived):
-            return False
-        older, newer = sorted((self, message), key=lambda m: m.seq)
-        newer.carried = older.carried + older.snapshot.packets + newer.carried
-        older.carried = ()
-        return True
-
-    def merged(self) -> Snapshot:
-        if not self.carried:
-            return self.snapshot
-        if self.snapshot.replay and self.snapshot.replay.get("jump"):
-            return self.snapshot  # a replay seek: packets from before the jump do not belong
-        packets = self.carried + self.snapshot.packets
-        return dataclasses.replace(self.snapshot, packets=packets)
 
 
 def next_interval(current_s: float, direction: int) -> float:
@@ -106,6 +65,16 @@ def next_interval(current_s: float, direction: int) -> float:
     return next(
         (s for s in reversed(INTERVAL_STEPS_S) if s < current_s - 1e-9), INTERVAL_STEPS_S[0]
     )
+
+
+def new_waterfall(spec: FilterSpec | None, ascii_only: bool) -> Waterfall:
+    if spec is None or spec.empty:
+        return Waterfall(id="waterfall", ascii=ascii_only)
+    return Waterfall(id="waterfall", ascii=ascii_only, filter=spec)
+
+
+def queues_title(sort_key: str) -> str:
+    return f"TX queues - sort: {sort_key} (s)"
 
 
 class TxtopApp(App[int]):
@@ -138,26 +107,30 @@ class TxtopApp(App[int]):
         theme: str = DEFAULT_THEME,
         ascii_only: bool = False,
         handle_signals: bool = False,
-        driver_class: type[Driver] | None = None,
-        control: Any = None,
-        recording: Any = None,
+        guard_terminal: bool = False,
+        control: TracerControls | None = None,
+        recording: RecordingSink | None = None,
         duration_s: float | None = None,
         waterfall_filter: FilterSpec | None = None,
         notices: list[str] | tuple[str, ...] = (),
     ) -> None:
+        """``handle_signals`` and ``guard_terminal`` are for the real terminal (tui/cli.py):
+        stop signals end the app, and so does the terminal going away. ``control`` changes
+        the running probes (None without). ``recording`` writes every snapshot on the
+        source's thread before it is posted here, so pausing the display never pauses it."""
+        driver_class = None
+        if guard_terminal:
+            driver_class = terminal_driver_class(lambda: self.exits.lost_from_driver())
         # With NO_COLOR, Textual picks its colour-stripping filter from the theme active at
         # construction (its own default): ansi_color=True selects the filter that drops colour
         # entirely instead of mapping it to greys (which 16-colour terminals render as black).
         no_color = bool(os.environ.get("NO_COLOR"))
         super().__init__(driver_class=driver_class, ansi_color=True if no_color else None)
         self.source = source
-        # Optional tracer control (cli.TracerControl): set_sampling(every, max_per_s) and
-        # set_filter(spec). None when no probes run (replay, synthetic, --no-probes).
         self.control = control
-        # Replay controls (pause, step, seek, speed) when the source is a recording.
-        self.replay = source if isinstance(source, ReplaySource) else None
-        # probes.recording.RecordingSink (or None): every snapshot is written on the source
-        # thread before it is posted here, so pausing the display never pauses the recording.
+        controls = source.replay_controls
+        notify = functools.partial(self.notify, timeout=1.5)
+        self.replay = ReplayKeys(controls, notify) if controls is not None else None
         self.recording = recording
         self.duration_s = duration_s
         self.waterfall_filter = waterfall_filter
@@ -166,19 +139,17 @@ class TxtopApp(App[int]):
         self.theme = theme
         self.ascii_only = ascii_only
         self.handle_signals = handle_signals
+        self.guard_terminal = guard_terminal
+        self.exits = ExitGuard(self, self._stop_data)
+        self.panel_layout = PanelLayout(self)
         self.paused = False
         self.paused_ticks = 0  # snapshots received while paused
         self.ticks = 0  # snapshots received in total
         self.latest: Snapshot | None = None  # newest snapshot received
         self.shown: Snapshot | None = None  # snapshot the panels currently show
         self._tables_at = 0.0  # monotonic time the queue/CPU tables were last rebuilt
-        self._tables_timer: Any = None
-        self.exit_reason = ""
+        self._tables_timer: Timer | None = None
         self._source_error_shown = False
-        self._watchdog: threading.Timer | None = None
-        self._signals: list[int] = []
-        self._heights: dict[str, Any] = {}
-        self._term_size: tuple[int, int] | None = None
 
     # ---- layout -----------------------------------------------------------------------------
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -194,31 +165,15 @@ class TxtopApp(App[int]):
                 yield QueuesPanel(id="queues")
                 yield CpusPanel(id="cpus")
             with Container(id="wf-box"):
-                yield self._new_waterfall(self.waterfall_filter)
+                yield new_waterfall(self.waterfall_filter, self.ascii_only)
         yield Static("", id="too-small")
         yield KeyHints(self.key_hints(), id="keys")
 
     def key_hints(self) -> list[tuple[str, str]]:
         if self.replay is not None:
-            return [
-                ("q", "Quit"),
-                ("space", "Play/pause"),
-                (".", "Step"),
-                (",", "Back"),
-                ("< >", "Seek 10s"),
-                ("+ -", "Speed"),
-                ("?", "Help"),
-                ("t", "Theme"),
-                ("s", "Sort"),
-            ]
-        return [(b.key_display or b.key, b.description) for b in self.BINDINGS if b.show] + [
-            ("tab", "Panels")
-        ]
-
-    def _new_waterfall(self, spec: FilterSpec | None) -> Waterfall:
-        if spec is None or spec.empty:
-            return Waterfall(id="waterfall", ascii=self.ascii_only)
-        return Waterfall(id="waterfall", ascii=self.ascii_only, filter=spec)
+            return list(REPLAY_KEY_HINTS)
+        shown = [b for b in self.BINDINGS if isinstance(b, Binding) and b.show]
+        return [(b.key_display or b.key, b.description) for b in shown] + [("tab", "Panels")]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in REPLAY_ACTIONS:
@@ -227,106 +182,50 @@ class TxtopApp(App[int]):
 
     def on_mount(self) -> None:
         self.set_class(self.ascii_only, "-ascii")
-        self.query_one("#queues").border_title = self._queues_title()
+        self.query_one("#queues").border_title = queues_title(self.query_one(QueuesPanel).sort_key)
         self.query_one("#cpus").border_title = "softirqs per CPU"
         self.query_one("#wf-box").border_title = "sampled packets"
         if self.handle_signals:
-            self._install_signal_handlers()
+            self.exits.install_signal_handlers()
         self.set_interval(1.0, self._check_source)
-        if callable(getattr(getattr(self, "_driver", None), "terminal_hung_up", None)):
-            self.set_interval(HANGUP_CHECK_S, self._check_terminal)
-        self._apply_size()
+        if self.guard_terminal:
+            self.set_interval(HANGUP_CHECK_S, self.exits.check_terminal)
+        self.panel_layout.apply_size(self.shown)
         for notice in self.notices:
             self.notify(notice, timeout=10)
         if self.duration_s is not None:
-            self.set_timer(self.duration_s, self._duration_over)
-        sink: Any = self._sink
+            self.set_timer(self.duration_s, lambda: self.exits.leave("duration", 0))
+
+        def post(snapshot: Snapshot) -> None:  # called on the source's thread
+            self.post_message(SnapshotArrived(snapshot))
+
         if self.recording is not None:
-            self.recording.downstream = self._sink
-            sink = self.recording
-        self.source.start(sink)
+            self.recording.downstream = post
+            self.source.start(self.recording)
+        else:
+            self.source.start(post)
 
     def on_unmount(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._signals:
-            loop.remove_signal_handler(sig)
-        self.source.stop()
-        self._close_recording()
+        self.exits.remove_signal_handlers()
+        self._stop_data()
 
-    def _close_recording(self) -> None:
-        if self.recording is not None:
-            self.recording.close()
-
-    def _duration_over(self) -> None:
-        self.exit_reason = "duration"
-        self.exit(0, return_code=0)
-
-    def _queues_title(self) -> str:
-        return f"TX queues - sort: {self.query_one(QueuesPanel).sort_key} (s)"
+    def _stop_data(self, timeout: float = 3.0) -> None:
+        """Stop the source and close the recording (idempotent)."""
+        try:
+            self.source.stop(timeout=timeout)
+        finally:
+            if self.recording is not None:
+                self.recording.close()
 
     def on_resize(self, event: events.Resize) -> None:
-        # self.size may still be the old size while this handler runs: use the event's.
-        self._term_size = (event.size.width, event.size.height)
-        self._apply_size()
-
-    def _apply_size(self) -> None:
-        width, height = self._term_size or self.size
-        small = width < MIN_WIDTH or height < MIN_HEIGHT
-        self.set_class(small, "-too-small")
-        if small:
-            self.query_one("#too-small", Static).update(
-                f"make the window larger (need {MIN_WIDTH}x{MIN_HEIGHT}, have {width}x{height})"
-            )
-            return
-        self.query_one("#top").set_class(width >= WIDE_WIDTH, "-wide")
-        self._relayout()
-
-    def _relayout(self) -> None:
-        """Share the rows between the panels: each gets what it needs up to a fair share,
-        the waterfall keeps at least a third and gets whatever is left."""
-        width, height = self._term_size or self.size
-        if width < MIN_WIDTH or height < MIN_HEIGHT:
-            return
-        snap = self.shown
-        avail = height - HEADER_LINES - FOOTER_LINES
-        wide = width >= WIDE_WIDTH
-        cpu_width = (width * 45 // 100 if wide else width) - 1
-        n_cpus = len(snap.cpus) if snap is not None else 0
-        q_need = 2 + queue_body_rows(snap)  # title + column header + rows
-        c_list = 2 + cpu_list_rows(snap)
-        c_heat = 2 + heat_rows(n_cpus, cpu_width) if n_cpus else c_list
-        budget = avail - max(6, avail // 3)
-        if wide:
-            c_pref = c_list if c_list <= budget else c_heat
-            heights = {
-                "#top": max(5, min(budget, max(q_need, c_pref))),
-                "#queues": "1fr",
-                "#cpus": "1fr",
-            }
-        else:
-            if q_need + c_list <= budget:
-                q, c = q_need, c_list
-            else:
-                c_pref = c_list if c_list <= budget // 2 else c_heat
-                c = max(4, min(c_pref, budget - 4))
-                q = max(4, min(q_need, budget - c))
-                c = max(c, min(c_pref, budget - q))  # hand back rows the queues do not use
-            heights = {"#top": "auto", "#queues": q, "#cpus": c}
-        if heights != self._heights:
-            self._heights = heights
-            for selector, value in heights.items():
-                self.query_one(selector).styles.height = value
+        self.panel_layout.resize(event.size.width, event.size.height, self.shown)
 
     # ---- data -------------------------------------------------------------------------------
-    def _sink(self, snapshot: Snapshot) -> None:
-        """Called on the source's thread."""
-        self.post_message(SnapshotArrived(snapshot))
-
     async def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
         snapshot = message.merged()
         self.ticks += 1
         self.latest = snapshot
-        if snapshot.replay and snapshot.replay.get("jump") and self.ticks > 1:
+        if snapshot.replay is not None and snapshot.replay.jump and self.ticks > 1:
             # A seek, a step back or a loop: the packet log starts over from this point
             # (the snapshot carries the packets of the seconds before it).
             await self._reset_waterfall()
@@ -356,7 +255,7 @@ class TxtopApp(App[int]):
 
     def _show_tables(self, snapshot: Snapshot) -> None:
         self._tables_at = time.monotonic()
-        self._relayout()
+        self.panel_layout.relayout(snapshot)
         self.query_one(QueuesPanel).update_snapshot(snapshot)
         self.query_one(CpusPanel).update_snapshot(snapshot)
 
@@ -369,7 +268,7 @@ class TxtopApp(App[int]):
     async def _reset_waterfall(self) -> None:
         old = self.query_one(Waterfall)
         focused = self.focused is old
-        new = self._new_waterfall(old.filter)
+        new = new_waterfall(old.filter, self.ascii_only)
         new.max_rows = old.max_rows
         await old.remove()
         await self.query_one("#wf-box").mount(new)
@@ -390,8 +289,7 @@ class TxtopApp(App[int]):
         error = self.source.error
         if error is not None and not self._source_error_shown:
             self._source_error_shown = True
-            text = " ".join(str(error).split()) or type(error).__name__
-            self.query_one(HeaderBar).set(source_error=text[:200])
+            self.query_one(HeaderBar).set(source_error=exc_line(error))
 
     def on_sampling_changed(self, message: SamplingChanged) -> None:
         if self.control is None:
@@ -414,31 +312,22 @@ class TxtopApp(App[int]):
 
     # ---- actions ----------------------------------------------------------------------------
     def action_quit(self) -> None:  # type: ignore[override]
-        self.exit_reason = "quit"
-        self.exit(0, return_code=0)
+        self.exits.leave("quit", 0)
 
     def action_toggle_pause(self) -> None:
         if self.replay is not None:
-            # Replay: pause the recording itself (the header shows PAUSED from the frame).
-            self.replay.set_paused(not self.replay.paused)
+            self.replay.toggle_pause()  # the recording itself pauses
             return
-        header = self.query_one(HeaderBar)
         self.paused = not self.paused
         self.paused_ticks = 0
-        header.set(paused=self.paused, paused_ticks=0)
+        self.query_one(HeaderBar).set(paused=self.paused, paused_ticks=0)
         self.query_one(Waterfall).set_frozen(self.paused)
         if not self.paused and self.latest is not None and self.latest is not self.shown:
             self._show(self.latest)
 
     def action_interval(self, direction: int) -> None:
         if self.replay is not None:
-            # Replay: + and - act on the speed (+ slower, - faster, as they do on the
-            # refresh interval live).
-            if direction > 0:
-                self.replay.slower()
-            else:
-                self.replay.faster()
-            self.notify(f"replay speed {self.replay.speed:g}x", timeout=1.5)
+            self.replay.change_speed(direction)
             return
         self.source.set_interval(next_interval(self.source.interval_s, direction))
         self.query_one(HeaderBar).set(interval_s=self.source.interval_s)
@@ -450,12 +339,12 @@ class TxtopApp(App[int]):
 
     def action_replay_seek(self, direction: int) -> None:
         if self.replay is not None:
-            self.replay.seek_relative(direction * SEEK_STEP_S)
+            self.replay.seek(direction)
 
     def action_cycle_sort(self) -> None:
         panel = self.query_one(QueuesPanel)
         panel.set_sort(SORT_KEYS[(SORT_KEYS.index(panel.sort_key) + 1) % len(SORT_KEYS)])
-        self.query_one("#queues").border_title = self._queues_title()
+        self.query_one("#queues").border_title = queues_title(panel.sort_key)
 
     def action_next_theme(self) -> None:
         names = self.theme_names
@@ -465,126 +354,3 @@ class TxtopApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
-
-    # ---- leaving ----------------------------------------------------------------------------
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-                self._signals.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-
-    def _on_signal(self, sig: int) -> None:
-        self.exit_reason = signal.Signals(sig).name
-        self.arm_watchdog(128 + sig)
-        self.exit(128 + sig, return_code=128 + sig)
-
-    def _check_terminal(self) -> None:
-        driver: Any = getattr(self, "_driver", None)
-        if self.exit_reason != "terminal lost" and driver.terminal_hung_up():
-            self.terminal_lost()
-
-    def terminal_lost(self) -> None:
-        """The TTY went away (EIO): leave quietly; nobody can see an error message."""
-        self.exit_reason = "terminal lost"
-        self.arm_watchdog(129)
-        self.exit(129, return_code=129)
-
-    def arm_watchdog(self, code: int) -> None:
-        """If a normal exit hangs (e.g. writing to a dead terminal), stop the source and
-        end the process anyway: an orphaned root process must never linger."""
-        if self._watchdog is not None:
-            return
-
-        def force_exit() -> None:
-            try:
-                self.source.stop(timeout=1.0)
-            finally:
-                try:
-                    self._close_recording()
-                finally:
-                    os._exit(code)
-
-        self._watchdog = threading.Timer(EXIT_GRACE_S, force_exit)
-        self._watchdog.daemon = True
-        self._watchdog.start()
-
-
-class _GuardedFile:
-    """Wraps the terminal file: a write error (EIO, EPIPE) ends the app instead of killing
-    Textual's writer thread, which would leave later writes blocked forever."""
-
-    def __init__(self, file: IO[str], on_error: Any) -> None:
-        self._file = file
-        self._on_error = on_error
-        self._dead = False
-
-    def write(self, text: str) -> int:
-        if self._dead:
-            return len(text)
-        try:
-            return self._file.write(text)
-        except OSError:
-            self._dead = True
-            self._on_error()
-            return len(text)
-
-    def flush(self) -> None:
-        if self._dead:
-            return
-        try:
-            self._file.flush()
-        except OSError:
-            self._dead = True
-            self._on_error()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
-
-
-def terminal_driver_class() -> type[Driver]:
-    """Textual's Linux driver, changed to exit cleanly when the terminal disappears."""
-    from textual.drivers.linux_driver import LinuxDriver
-
-    class TxtopDriver(LinuxDriver):
-        def __init__(self, app: App[Any], **kwargs: Any) -> None:
-            super().__init__(app, **kwargs)
-            self._file = _GuardedFile(self._file, self._lost)  # type: ignore[arg-type]
-
-        def terminal_hung_up(self) -> bool:
-            """True once the terminal is gone (the pty's other end closed, SSH dropped):
-            a hung-up tty polls as POLLHUP/POLLERR, a live one never does."""
-            poller = select.poll()
-            fds = {self.fileno}
-            try:
-                fds.add(self._file.fileno())
-            except (OSError, ValueError):
-                return True
-            for fd in fds:
-                poller.register(fd, select.POLLIN | select.POLLOUT)
-            try:
-                events = poller.poll(0)
-            except OSError:
-                return True
-            bad = select.POLLHUP | select.POLLERR | select.POLLNVAL
-            return any(mask & bad for _fd, mask in events)
-
-        def _lost(self) -> None:
-            app = self._app
-            if isinstance(app, TxtopApp):
-                app.arm_watchdog(129)
-                app.call_later(app.terminal_lost)
-
-        def _run_input_thread(self) -> None:
-            try:
-                self.run_input_thread()
-            except OSError:  # EIO on read: SSH dropped, tmux killed, pty closed
-                self._lost()
-            except BaseException:  # as Textual does: report anything else loudly
-                import rich.traceback
-
-                self._app.call_later(self._app.panic, rich.traceback.Traceback())
-
-    return TxtopDriver

@@ -1,0 +1,448 @@
+"""The command line: the parser (one small function per group of flags), the rules on how flags
+combine, and the typed ``Options`` the rest of txtop reads.
+
+Bad input raises ``UsageError`` with one line for the user (the caller prints it and exits 2).
+No Textual here: the colour environment must be set before Textual is imported (tui/cli.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn
+
+from txtop.core.filters import FilterSpec
+from txtop.core.source import MAX_INTERVAL_S, MIN_INTERVAL_S
+from txtop.probes.bpf.tracer import MAX_SAMPLE_EVERY, MAX_SAMPLES_PER_S
+from txtop.themes import DEFAULT_THEME, theme_names
+from txtop.tui import __version__
+
+PROG = "txtop"
+COLOR_MODES = ("auto", "truecolor", "256", "16", "none")
+MAX_PID = 4_194_304  # PID_MAX_LIMIT on 64-bit kernels
+MAX_DURATION_S = 366 * 86400.0
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line on stderr, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """The checked command line. Repeatable flags are tuples, empty when not given."""
+
+    interfaces: tuple[str, ...] = ()
+    interval: float = 1.0
+    theme: str | None = None
+    color: str = "auto"
+    ascii: bool = False
+    no_mouse: bool = False
+    once: bool = False
+    format: str | None = None  # "json" with --once
+    sample: int | None = None
+    max_samples_per_s: int | None = None
+    trace_duty: int | Literal["auto"] | None = None  # a percentage, or None for the default
+    pids: tuple[int, ...] = ()
+    no_probes: bool = False
+    comm: tuple[str, ...] = ()
+    port: tuple[str, ...] = ()
+    proto: tuple[str, ...] = ()
+    demo: bool = False  # also set by --replay-bundled
+    replay_bundled: bool = False
+    record: str | None = None
+    duration: float | None = None
+    headless: bool = False
+    replay: str | None = None
+    at: float | None = None
+    speed: float | None = None
+    demo_tag: str = "demo"
+    synthetic: tuple[int, int] | None = None  # (queues, CPUs)
+    filter_spec: FilterSpec = field(default_factory=FilterSpec)  # from the flags above
+
+    def given(self, *names: str) -> list[str]:
+        """The command-line spelling of those of ``names`` that were given."""
+        flags = {"interfaces": "-i", "pids": "--pid"}
+        out = []
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and value is not False and value != ():
+                out.append(flags.get(name, "--" + name.replace("_", "-")))
+        return out
+
+
+# ---- argument types (each raises ArgumentTypeError with a short reason) -----------------------
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+
+
+def _interval(text: str) -> float:
+    value = _seconds(text)
+    if not math.isfinite(value) or not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g} seconds, got {text!r}"
+        )
+    return value
+
+
+def _duration(text: str) -> float:
+    value = _seconds(text)
+    if not math.isfinite(value) or not 0 < value <= MAX_DURATION_S:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds (and finite), got {text!r}")
+    return value
+
+
+def _position(text: str) -> float:
+    value = _seconds(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return value
+
+
+def _speed(text: str) -> float:
+    from txtop.recordings.replay import SPEEDS
+
+    try:
+        value = float(text.rstrip("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a speed: {text!r}") from None
+    if not math.isfinite(value) or not SPEEDS[0] <= value <= SPEEDS[-1]:
+        raise argparse.ArgumentTypeError(
+            f"must be between {SPEEDS[0]:g} and {SPEEDS[-1]:g}, got {text!r}"
+        )
+    return value
+
+
+def _file_arg(text: str) -> str:
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError("empty file name")
+    return text
+
+
+def _demo_tag(text: str) -> str:
+    from txtop.lab.netns import _TAG_RE
+
+    if not _TAG_RE.match(text):
+        raise argparse.ArgumentTypeError(f"invalid lab tag {text!r}: use 1-8 of [a-z0-9]")
+    return text
+
+
+def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be {low}..{high}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _trace_duty(text: str) -> int | Literal["auto"]:
+    """``auto`` or a percentage 1..100 of the time the per-packet probes stay attached."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not 'auto' or a whole number: {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"PCT must be 1..100 or auto, got {text!r}")
+    return value
+
+
+def _ifname(text: str) -> str:
+    from txtop.probes.readers.netdev import InterfaceError, validate_ifname
+
+    try:
+        return validate_ifname(text)
+    except InterfaceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _theme(text: str) -> str:
+    names = theme_names()
+    if text not in names:
+        raise argparse.ArgumentTypeError(
+            f"unknown theme {text!r} (choose from: {', '.join(names)})"
+        )
+    return text
+
+
+def _shape(text: str) -> tuple[int, int]:
+    from txtop.lab.synthetic import parse_shape
+
+    try:
+        return parse_shape(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# ---- the parser, group by group (the order is the order --help lists them in) ------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse would print the whole usage block; the contract is one line.
+        raise UsageError(message)
+
+
+def _add_view(add: Callable[..., Any]) -> None:
+    add(
+        "-i",
+        "--interface",
+        dest="interfaces",
+        action="append",
+        type=_ifname,
+        metavar="IFACE",
+        help="interface to show; repeat for more (default: every interface with TX queues, "
+        "lo last)",
+    )
+    add(
+        "-d",
+        "--interval",
+        type=_interval,
+        default=1.0,
+        metavar="SECONDS",
+        help=f"refresh interval, {MIN_INTERVAL_S:g}..{MAX_INTERVAL_S:g} (default 1)",
+    )
+    add(
+        "--theme",
+        type=_theme,
+        default=None,
+        metavar="NAME",
+        help=f"colour theme: {', '.join(theme_names())} (default {DEFAULT_THEME}; "
+        "mono when NO_COLOR is set)",
+    )
+    add(
+        "--color",
+        choices=COLOR_MODES,
+        default="auto",
+        help="colour depth; 'none' means no colour at all (implies the mono theme)",
+    )
+    add("--ascii", action="store_true", help="ASCII characters only for borders and bars")
+    add("--no-mouse", action="store_true", help="do not capture the mouse")
+
+
+def _add_once(add: Callable[..., Any]) -> None:
+    add(
+        "--once",
+        action="store_true",
+        help="no dashboard: collect one interval once the probes are ready, print it, exit",
+    )
+    add("--format", choices=("json",), default=None, help="output format of --once (json)")
+
+
+def _add_probes(add: Callable[..., Any]) -> None:
+    add(
+        "--sample",
+        type=_int_in(1, MAX_SAMPLE_EVERY, "N"),
+        default=None,
+        metavar="N",
+        help="trace one packet in N for the waterfall",
+    )
+    add(
+        "--max-samples-per-s",
+        type=_int_in(1, MAX_SAMPLES_PER_S, "R"),
+        default=None,
+        metavar="R",
+        help="at most R traced packets per second",
+    )
+    add(
+        "--trace-duty",
+        type=_trace_duty,
+        default=None,
+        metavar="auto|PCT",
+        help="share of the time the per-packet probes are attached: auto (default: always "
+        "on a quiet machine, short windows under a flood, ~1%% of one CPU) or 1..100",
+    )
+    add(
+        "--pid",
+        dest="pids",
+        action="append",
+        type=_int_in(1, MAX_PID, "PID"),
+        metavar="PID",
+        help="trace only packets sent by this process; repeat for more",
+    )
+    add(
+        "--no-probes",
+        action="store_true",
+        help="load no BPF programs (sysfs, netlink and procfs numbers only)",
+    )
+
+
+def _add_filter(add: Callable[..., Any]) -> None:
+    add(
+        "--comm",
+        action="append",
+        metavar="NAME",
+        help="waterfall: show only packets sent by this command (glob); repeat for more",
+    )
+    add(
+        "--port",
+        action="append",
+        metavar="N[-M]",
+        help="waterfall: show only packets from or to this port or port range",
+    )
+    add(
+        "--proto",
+        action="append",
+        metavar="PROTO",
+        help="waterfall: show only this protocol (udp, tcp, icmp, ...)",
+    )
+
+
+def _add_demo_and_recording(add: Callable[..., Any]) -> None:
+    add(
+        "--demo",
+        action="store_true",
+        help="as root: build a private lab (namespaces, veth with 4 TX queues, mq/tbf, "
+        "generated traffic), show it, remove it on exit; otherwise replay a recording of it",
+    )
+    add(
+        "--replay-bundled",
+        action="store_true",
+        help="replay the recording of the demo lab shipped with txtop (also as root)",
+    )
+    add(
+        "--record",
+        type=_file_arg,
+        metavar="FILE",
+        help="write every snapshot and sampled packet to FILE (a new file, mode 0600)",
+    )
+    add(
+        "--duration",
+        type=_duration,
+        metavar="SECONDS",
+        help="stop after SECONDS (dashboard or --headless)",
+    )
+    add(
+        "--headless",
+        action="store_true",
+        help="no dashboard (cron, systemd, scripts): with --record only record; otherwise "
+        "print one JSON snapshot per line; SIGINT/SIGTERM end it with status 0",
+    )
+
+
+def _add_replay(add: Callable[..., Any]) -> None:
+    add(
+        "--replay",
+        type=_file_arg,
+        metavar="FILE",
+        help="play a recording through the dashboard (no root or bcc needed); with --once, "
+        "print the snapshot of the whole recording",
+    )
+    add(
+        "--at",
+        type=_position,
+        metavar="SECONDS",
+        help="replay: start at SECONDS from the beginning; with --once, the snapshot there",
+    )
+    add("--speed", type=_speed, metavar="X", help="replay speed, 0.25 to 16 (default 1)")
+
+
+def _add_developer(add: Callable[..., Any]) -> None:
+    # The demo lab's tag (tests run their own lab beside a user's demo).
+    add("--demo-tag", type=_demo_tag, default="demo", help=argparse.SUPPRESS)
+    # A synthetic source of QUEUESxCPUS, for benchmarks and UI work.
+    add("--synthetic", type=_shape, default=None, metavar="QxC", help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Live dashboard of the Linux transmit path: BQL and qdisc backlog per TX "
+        "queue, NET_TX/NET_RX softirqs per CPU, and sampled packets stage by stage.",
+        allow_abbrev=False,
+    )
+    for add_group in (
+        _add_view,
+        _add_once,
+        _add_probes,
+        _add_filter,
+        _add_demo_and_recording,
+        _add_replay,
+        _add_developer,
+    ):
+        add_group(parser.add_argument)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    return parser
+
+
+# ---- how flags combine ------------------------------------------------------------------------
+
+
+def _options(ns: argparse.Namespace) -> Options:
+    """The parsed flags as Options: repeatable flags as tuples, --replay-bundled implying
+    --demo, --once implying --format json."""
+    values = vars(ns)
+    kwargs = {f.name: values[f.name] for f in dataclasses.fields(Options) if f.name in values}
+    for name in ("interfaces", "pids", "comm", "port", "proto"):
+        kwargs[name] = tuple(kwargs[name] or ())
+    kwargs["demo"] = ns.demo or ns.replay_bundled
+    if ns.once and ns.format is None:
+        kwargs["format"] = "json"
+    return Options(**kwargs)
+
+
+def _check_outputs(opts: Options) -> None:
+    if opts.format is not None and not (opts.once or opts.headless):
+        raise UsageError("--format needs --once")
+    if opts.no_probes and (
+        opts.sample or opts.max_samples_per_s or opts.pids or opts.trace_duty is not None
+    ):
+        raise UsageError(
+            "--sample, --max-samples-per-s, --trace-duty and --pid need the probes "
+            "(drop --no-probes)"
+        )
+
+
+def _check_sources(opts: Options) -> None:
+    if opts.replay is not None:
+        clash = opts.given("demo", "interfaces", "record", "synthetic", "no_probes")
+        clash += opts.given("sample", "max_samples_per_s", "trace_duty")
+        if clash:
+            raise UsageError(f"--replay cannot be combined with {', '.join(clash)}")
+    if opts.once and opts.headless:
+        raise UsageError("--once and --headless cannot be combined (--once prints one snapshot)")
+    if opts.once and (opts.duration is not None or opts.record):
+        raise UsageError("--duration and --record need the dashboard or --headless, not --once")
+    if opts.synthetic is not None and opts.demo:
+        raise UsageError("--synthetic cannot be combined with --demo")
+    if (opts.at is not None or opts.speed is not None) and not (opts.replay or opts.demo):
+        raise UsageError(f"{opts.given('at', 'speed')[0]} needs --replay FILE")
+
+
+def waterfall_filter(opts: Options) -> FilterSpec:
+    """The waterfall's starting filter from -i, --pid, --comm, --port, --proto. Raises
+    ValueError on a bad value."""
+    for flag, values in (("--comm", opts.comm), ("--port", opts.port), ("--proto", opts.proto)):
+        if any(not v.strip(" ,") for v in values):
+            raise ValueError(f"{flag}: empty value")
+    return FilterSpec.from_cli(
+        iface=opts.interfaces or None,
+        pid=opts.pids or None,
+        comm=opts.comm or None,
+        port=opts.port or None,
+        proto=opts.proto or None,
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    """The command line as Options. Raises UsageError on bad input."""
+    opts = _options(build_parser().parse_args(argv))
+    _check_outputs(opts)
+    _check_sources(opts)
+    try:
+        return dataclasses.replace(opts, filter_spec=waterfall_filter(opts))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

@@ -1,0 +1,274 @@
+"""The data source a command line asks for: live probes, the demo lab, a recording, synthetic.
+
+``build_source`` has one branch per kind of source; the app takes any SnapshotSource, plus the
+``TracerControls`` when probes run. Recordings read for replay are ``Timeline``s; a file that
+is not one is bad input (UsageError), as is an interface that does not exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from txtop.core.controls import TracerControls
+from txtop.core.filters import FilterSpec
+from txtop.core.model import ProbeStatus
+from txtop.core.source import SnapshotSource
+from txtop.core.text import exc_line
+from txtop.recordings.replay import Timeline
+from txtop.tui.args import Options, UsageError
+
+if TYPE_CHECKING:
+    from txtop.lab.demo import DemoLab
+
+BUNDLED_RECORDING = "demo.txtop"  # in txtop.recordings/data, made by scripts/record_bundled.py
+DEMO_REPLAY_NOTICE = "demo: not root, replaying a recording of the lab"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A data source, and what the dashboard may change in its probes (None without any)."""
+
+    source: SnapshotSource
+    tracer: TracerControls | None = None
+
+
+def build_source(opts: Options, recording: Timeline | None = None) -> Built:
+    """The data source the command line asks for. One branch per kind of source."""
+    if opts.synthetic is not None:
+        from txtop.lab.synthetic import SyntheticSource
+
+        n_queues, n_cpus = opts.synthetic
+        return Built(SyntheticSource(n_queues, n_cpus, interval_s=opts.interval))
+    if recording is None:
+        recording = replay_recording(opts)
+    if recording is not None:
+        return Built(_replay_source(opts, recording))
+    if opts.demo:
+        return _demo_source(opts)
+    return _live_source(opts)
+
+
+# ---- recordings -------------------------------------------------------------------------------
+
+
+def bundled_recording_path() -> contextlib.AbstractContextManager[Path]:
+    from importlib import resources
+
+    return resources.as_file(resources.files("txtop.recordings") / "data" / BUNDLED_RECORDING)
+
+
+def load_recording(path: str | Path, notice: str = "") -> Timeline:
+    """Read a recording for replay. A file that is not one is bad input (UsageError)."""
+    from txtop.recordings.recording import RecordingError, read_recording
+
+    try:
+        result = read_recording(path)
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    if not result.snapshots:
+        raise UsageError(f"{path}: the recording holds no snapshot ({result.damage})")
+    return Timeline(tuple(result.snapshots), result.damage, notice)
+
+
+def replay_recording(opts: Options) -> Timeline | None:
+    """The recording this command line replays: --replay FILE, the bundled one for
+    --replay-bundled, or for --demo without root. None when the source is live."""
+    if opts.replay is not None:
+        return load_recording(opts.replay)
+    if not opts.demo:
+        return None
+    if not opts.replay_bundled and os.geteuid() == 0:
+        return None
+    if opts.replay_bundled:
+        return _bundled(opts, "", "--replay-bundled")
+    return _bundled(opts, DEMO_REPLAY_NOTICE, "--demo without root")
+
+
+def _bundled(opts: Options, notice: str, why: str) -> Timeline:
+    clash = opts.given(
+        "interfaces", "record", "no_probes", "sample", "max_samples_per_s", "trace_duty"
+    )
+    if clash:
+        raise UsageError(f"{why} replays a recording: {', '.join(clash)} cannot be used")
+    with bundled_recording_path() as path:
+        if not path.is_file():
+            raise RuntimeError(f"the bundled demo recording is missing ({path})")
+        return load_recording(path, notice)
+
+
+def check_position(opts: Options, recording: Timeline) -> None:
+    if opts.at is not None and opts.at > recording.total_s + 1e-6:
+        raise UsageError(
+            f"--at {opts.at:g}: outside the recording (0 to {recording.total_s:.1f} seconds)"
+        )
+
+
+def _replay_source(opts: Options, recording: Timeline) -> SnapshotSource:
+    from txtop.recordings.replay import ReplaySource
+
+    check_position(opts, recording)
+    source = ReplaySource(
+        recording.snapshots,
+        speed=opts.speed or 1.0,
+        damage=recording.damage,
+        loop=opts.demo,  # the demo runs until quit; a replay holds its last frame
+        notice=recording.notice,
+    )
+    if opts.at is not None:
+        source.seek(opts.at)
+    return source
+
+
+# ---- the demo lab and live probes -------------------------------------------------------------
+
+
+def _demo_source(opts: Options) -> Built:
+    """As root: the lab, then a live source over it that removes the lab when it closes.
+    When the lab cannot be built, the recording of it, saying why."""
+    from txtop.lab.demo import DemoLab
+    from txtop.lab.netns import LabError
+
+    demo = DemoLab(tag=opts.demo_tag)
+    try:
+        demo.start()
+    except LabError as exc:
+        if opts.record:
+            raise RuntimeError(f"demo: cannot build the lab: {exc_line(exc)}") from None
+        notice = f"demo: {exc_line(exc)}; replaying a recording of the lab"
+        return Built(_replay_source(opts, _bundled(opts, notice, "--demo without a lab")))
+    try:
+        return _live_source(opts, demo=demo)
+    except BaseException:
+        demo.stop()
+        raise
+
+
+def probe_unavailable_reason() -> str | None:
+    """Why the BPF probes cannot run here, or None when they can."""
+    try:
+        from txtop.probes.bpf import tracer
+    except ImportError as exc:
+        return f"BPF tracer not installed ({exc})"
+    reason: str | None = tracer.probe_prerequisites()
+    return reason
+
+
+def _interface_names(opts: Options, demo: DemoLab | None) -> list[str] | None:
+    """The interfaces to show (None: every one with TX queues)."""
+    from txtop.probes.readers.netdev import InterfaceError, resolve_interfaces
+
+    try:
+        if opts.interfaces:
+            return resolve_interfaces(list(opts.interfaces))
+    except InterfaceError as exc:
+        raise UsageError(str(exc)) from None
+    return [demo.dev] if demo is not None else None
+
+
+def _make_tracer(opts: Options, ifindexes: list[int] | None) -> Any:
+    from txtop.probes.bpf import tracer
+
+    kwargs: dict[str, Any] = {"ifindexes": ifindexes, "pids": list(opts.pids) or None}
+    if opts.sample is not None:
+        kwargs["sample_every"] = opts.sample
+    if opts.max_samples_per_s is not None:
+        kwargs["max_samples_per_s"] = opts.max_samples_per_s
+    if isinstance(opts.trace_duty, int):
+        kwargs["trace_duty"] = opts.trace_duty / 100.0
+    try:
+        return tracer.Tracer(**kwargs)
+    except ValueError as exc:  # a value the tracer refuses is bad input, not a crash
+        raise UsageError(str(exc)) from None
+
+
+def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
+    from txtop.probes.collector import Collector, LiveSource
+    from txtop.probes.readers.netdev import InterfaceError, read_device
+
+    names = _interface_names(opts, demo)
+    status: ProbeStatus | None = None
+    tracer = control = None
+    if opts.no_probes:
+        status = ProbeStatus("off", reason="--no-probes")
+    elif (reason := probe_unavailable_reason()) is not None:
+        status = ProbeStatus("unavailable", reason=reason)
+    else:
+        ifindexes = None
+        if names:
+            ifindexes = [d.ifindex for d in (read_device(n) for n in names) if d is not None]
+        tracer = _make_tracer(opts, ifindexes)
+        control = TracerControl(tracer, ifindexes, list(opts.pids))
+    try:
+        collector = Collector(names, tracer=tracer)
+    except InterfaceError as exc:
+        if tracer is not None:
+            tracer.close()
+        raise UsageError(str(exc)) from None
+    if status is not None:
+        collector.probe_status = status
+    # LiveSource compiles and attaches the probes on its own thread, after the UI is up.
+    if demo is not None:
+        from txtop.lab.demo import DemoSource
+
+        return Built(DemoSource(demo, collector, interval_s=opts.interval), control)
+    return Built(LiveSource(collector, interval_s=opts.interval, mode="live"), control)
+
+
+# ---- what the dashboard may change in running probes ------------------------------------------
+
+
+class _Tunable(Protocol):
+    """The run-time settings of the BPF tracer (probes/bpf/tracer.py Tracer)."""
+
+    def set_sampling(self, every: int, max_per_s: int) -> None: ...
+
+    def set_filters(
+        self, ifindexes: list[int] | None = None, pids: list[int] | None = None
+    ) -> None: ...
+
+
+class TracerControl:
+    """TracerControls over a running tracer: the sampling rate, and the kernel part of the
+    packet filter (waterfall keys), always within the command line's -i/--pid.
+
+    An empty set means "everything" to the tracer, so a filter that would leave nothing
+    (outside the command line's limits) keeps those limits; the waterfall still filters its
+    own rows in user space.
+    """
+
+    def __init__(
+        self, tracer: _Tunable, base_ifindexes: list[int] | None, base_pids: list[int] | None
+    ) -> None:
+        self.tracer = tracer
+        self.base_ifindexes = frozenset(base_ifindexes or ())
+        self.base_pids = frozenset(base_pids or ())
+
+    def set_sampling(self, every: int, max_per_s: int) -> None:
+        self.tracer.set_sampling(every, max_per_s)
+
+    def set_filter(self, spec: FilterSpec) -> None:
+        from txtop.probes.readers.netdev import list_tx_interfaces, read_device
+
+        names = {}
+        for name in list_tx_interfaces():
+            dev = read_device(name)
+            if dev is not None:
+                names[name] = dev.ifindex
+        wanted = spec.kernel_filter(names)
+        self.tracer.set_filters(
+            ifindexes=sorted(_narrow(self.base_ifindexes, wanted.ifindexes)) or None,
+            pids=sorted(_narrow(self.base_pids, wanted.pids)) or None,
+        )
+
+
+def _narrow(base: frozenset[int], wanted: frozenset[int] | None) -> frozenset[int]:
+    """The command line's set narrowed by the filter's (empty = no limit on either side)."""
+    if not wanted:
+        return base
+    if not base:
+        return wanted
+    return (base & wanted) or base
