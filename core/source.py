@@ -140,15 +140,19 @@ class SnapshotSource(ABC):
                 now = time.monotonic()
                 if deadline < now:  # we fell behind (suspended, slow tick): do not burst
                     deadline = now + self._interval_s
-                snap = self._produce()
-                if snap is not None and self._sink is not None and not self._stop.is_set():
-                    self._sink(snap)
+                self._emit()
         except BaseException as exc:  # reported to the UI; the thread must not die silently
             self.error = exc
             if self._sink is not None:
                 self._on_error(exc)
         finally:
             self._close()
+
+    def _emit(self) -> None:
+        """Produce a snapshot now and hand it to the sink (a tick, or a first picture at once)."""
+        snap = self._produce()
+        if snap is not None and self._sink is not None and not self._stop.is_set():
+            self._sink(snap)
 
     def _prepare(self) -> None:
         """Runs on the worker thread before the first tick (e.g. compile the probes)."""

@@ -49,24 +49,16 @@ def _latency(rng: random.Random, scale_ns: float) -> LatencyStats:
     return LatencyStats(p50=p50, p90=p50 * 3, p99=p50 * 8, max=p50 * 20, count=rng.randint(5, 400))
 
 
-def make_snapshot(
-    n_queues: int, n_cpus: int, tick: int, interval_s: float = 1.0, seed: int = 1
-) -> Snapshot:
-    """The synthetic snapshot number ``tick`` for the given shape."""
-    rng = random.Random(seed * 1_000_003 + tick)
-    wave = 0.5 + 0.5 * math.sin(tick / 5.0)
-    queues: list[QueueRow] = []
-    dev_pps = dev_bps = 0.0
+def _queue_rows(rng: random.Random, n_queues: int, tick: int, wave: float) -> list[QueueRow]:
+    rows: list[QueueRow] = []
     for q in range(n_queues):
         load = wave * rng.uniform(0.2, 1.0) / (1 + q % 4)
         pps = 40_000 * load
         bps = pps * 8 * rng.choice((90, 600, 1500))
-        dev_pps += pps
-        dev_bps += bps
         limit = rng.choice((3028, 6056, 15140, 30280, 60560))
         backlog_pkts = rng.randint(0, 40) if load > 0.35 else 0
         drops = rng.uniform(0, 30) if load > 0.45 else 0.0
-        queues.append(
+        rows.append(
             QueueRow(
                 dev="syn0",
                 ifindex=2,
@@ -108,8 +100,17 @@ def make_snapshot(
                 },
             )
         )
-    queues.append(QueueRow("lo", 1, 0, None, None, None))
-    devices = (
+    return rows
+
+
+def _devices(queues: list[QueueRow], n_queues: int, tick: int) -> tuple[DeviceRow, ...]:
+    """syn0 (the sum of its queues) and lo."""
+    pps = bps = 0.0
+    for row in queues:
+        assert row.tx is not None
+        pps += row.tx.pps
+        bps += row.tx.bps
+    return (
         DeviceRow(
             "syn0",
             2,
@@ -117,19 +118,22 @@ def make_snapshot(
             True,
             "up",
             "mq",
-            int(dev_pps * tick),
-            int(dev_bps / 8 * tick),
+            int(pps * tick),
+            int(bps / 8 * tick),
             0,
             0,
-            dev_pps,
-            dev_bps,
+            pps,
+            bps,
         ),
         DeviceRow("lo", 1, 1, False, "unknown", "noqueue", 0, 0, 0, 0, 0.0, 0.0),
     )
-    cpus = []
+
+
+def _cpu_rows(rng: random.Random, n_cpus: int, tick: int, wave: float) -> list[CpuRow]:
+    rows = []
     for c in range(n_cpus):
         busy = wave * rng.uniform(0.0, 1.0) * (1.0 if c % 3 else 0.3)
-        cpus.append(
+        rows.append(
             CpuRow(
                 cpu=c,
                 net_tx_per_s=2_000 * busy,
@@ -144,7 +148,10 @@ def make_snapshot(
                 net_rx_time_pct=15 * busy,
             )
         )
-    mono_ns = _BASE_NS + int(tick * interval_s * 1e9)
+    return rows
+
+
+def _packets(rng: random.Random, n_queues: int, n_cpus: int, mono_ns: int) -> list[PacketTrace]:
     packets = []
     for i in range(12):
         start = mono_ns - rng.randint(1_000_000, 900_000_000)
@@ -173,6 +180,20 @@ def make_snapshot(
                 sample_max_per_s=2000,
             )
         )
+    return packets
+
+
+def make_snapshot(
+    n_queues: int, n_cpus: int, tick: int, interval_s: float = 1.0, seed: int = 1
+) -> Snapshot:
+    """The synthetic snapshot number ``tick`` for the given shape."""
+    rng = random.Random(seed * 1_000_003 + tick)  # drawn from in this order: queues, CPUs, packets
+    wave = 0.5 + 0.5 * math.sin(tick / 5.0)
+    queues = _queue_rows(rng, n_queues, tick, wave)
+    devices = _devices(queues, n_queues, tick)
+    cpus = _cpu_rows(rng, n_cpus, tick, wave)
+    mono_ns = _BASE_NS + int(tick * interval_s * 1e9)
+    packets = _packets(rng, n_queues, n_cpus, mono_ns)
     return Snapshot(
         host="synthetic",
         kernel="synthetic",
@@ -182,7 +203,7 @@ def make_snapshot(
         mode="synthetic",
         interfaces=("syn0", "lo"),
         devices=devices,
-        queues=tuple(queues),
+        queues=tuple([*queues, QueueRow("lo", 1, 0, None, None, None)]),
         cpus=tuple(cpus),
         packets=tuple(packets),
         probes=ProbeStatus(state="running", sampling={"every": 64, "max_per_s": 2000}),
@@ -202,10 +223,7 @@ class SyntheticSource(SnapshotSource):
         self._tick = 0
 
     def _prepare(self) -> None:
-        # Like the live source: a first picture at once, then one per interval.
-        first = self._produce()
-        if self._sink is not None and not self.stopped:
-            self._sink(first)
+        self._emit()  # like the live source: a first picture at once, then one per interval
 
     def _produce(self) -> Snapshot:
         self._tick += 1

@@ -35,6 +35,12 @@ MAX_RECORDING_BYTES = 2 << 30  # read into memory whole: refuse anything absurd
 FSYNC_EVERY = 10
 
 
+def snapshot_json(snapshot: Snapshot) -> str:
+    """The JSON form of a snapshot, compact and on one line: a frame's payload, and what
+    --once and --headless print."""
+    return json.dumps(snapshot.to_dict(), separators=(",", ":"))
+
+
 class RecordingError(ValueError):
     """The file is not a usable recording (one-line message for the user)."""
 
@@ -65,9 +71,7 @@ class Recorder:
     def write(self, snapshot: Snapshot) -> None:
         if self._file is None:
             return
-        payload = zlib.compress(
-            json.dumps(snapshot.to_dict(), separators=(",", ":")).encode(), level=6
-        )
+        payload = zlib.compress(snapshot_json(snapshot).encode(), level=6)
         # One write per frame: a crash leaves at most one partial frame at the end.
         self._write_all(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
         self.frames += 1

@@ -200,10 +200,7 @@ class ReplaySource(SnapshotSource):
         return max(0.05, self._snaps[index].interval_s / self._speed)
 
     def _prepare(self) -> None:
-        # The first frame at once, not after one (recorded) interval.
-        snap = self._produce()
-        if snap is not None and self._sink is not None and not self.stopped:
-            self._sink(snap)
+        self._emit()  # the first frame at once, not after one (recorded) interval
 
     def _produce(self) -> Snapshot | None:
         with self._lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import stat
 import struct
@@ -20,6 +22,7 @@ from txtop.core.model import (
     ProbeStatus,
     QdiscStats,
     QueueRow,
+    ReplayPosition,
     Snapshot,
     TxStats,
 )
@@ -29,8 +32,9 @@ from txtop.recordings.recording import (
     RecordingError,
     iter_frames,
     read_recording,
+    snapshot_json,
 )
-from txtop.recordings.replay import ReplaySource, aggregate, snapshot_at
+from txtop.recordings.replay import ReplaySource, Timeline, aggregate, snapshot_at
 
 
 def make_snapshot(i: int, pps: float = 100.0) -> Snapshot:
@@ -285,3 +289,46 @@ def test_aggregate_window_and_at():
     assert snapshot_at(snaps, 2.0) is snaps[1]
     assert snapshot_at(snaps, 0.0) is snaps[0]
     assert snapshot_at(snaps, 99.0) is snaps[-1]
+
+
+# ---- the replay position in the JSON ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("window", [None, "all", "frame"])
+def test_replay_position_json_keys_order_and_round_trip(window):
+    timeline = Timeline(tuple(make_snapshot(i) for i in range(3)), damage="cut", notice="hi")
+    position = timeline.position(1, speed=None, paused=True, jump=False, window=window)
+    snap = dataclasses.replace(timeline.snapshots[1], mode="replay", replay=position)
+    data = json.loads(snapshot_json(snap))
+    keys = ["index", "count", "at_s", "total_s", "speed", "paused", "damage", "notice", "jump"]
+    assert list(data["replay"]) == keys + ([] if window is None else ["window"])
+    assert data["replay"]["at_s"] == 2.0 and data["replay"]["total_s"] == 3.0
+    back = Snapshot.from_dict(data)
+    assert back == snap and isinstance(back.replay, ReplayPosition)
+    assert snapshot_json(back) == snapshot_json(snap)
+    assert dict(position) == data["replay"] and position["notice"] == "hi"  # the mapping view
+
+
+def test_replay_position_given_as_its_json_form_and_malformed_ones():
+    position = {"index": 0, "count": 1, "at_s": 1.0, "total_s": 1.0, "speed": 2.0}
+    position |= {"paused": False, "damage": "", "notice": "", "jump": True}
+    snap = dataclasses.replace(make_snapshot(0), replay=position)
+    assert isinstance(snap.replay, ReplayPosition) and snap.replay.jump
+    data = snap.to_dict()
+    for bad in ("x", [], {"index": 0}, {**position, "paused": "no"}, {**position, "index": True}):
+        with pytest.raises(ValueError):
+            Snapshot.from_dict({**data, "replay": bad})
+    assert Snapshot.from_dict({**data, "replay": None}).replay is None
+
+
+def test_the_bundled_recording_still_replays():
+    from txtop.tui.sources import bundled_recording_path, load_recording
+
+    with bundled_recording_path() as path:
+        timeline = load_recording(path)
+    assert timeline.damage == "" and len(timeline.snapshots) > 10
+    assert all(s.replay is None for s in timeline.snapshots)
+    frame = ReplaySource(timeline.snapshots)._produce()
+    assert frame is not None and frame.replay == timeline.position(
+        0, speed=1.0, paused=False, jump=False
+    )

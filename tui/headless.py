@@ -1,14 +1,13 @@
 """txtop without a dashboard: ``--once`` (one JSON snapshot) and ``--headless`` (record, or one
 JSON snapshot per line on stdout, until --duration, a stop signal, or the end of a replay).
 
-The JSON is ``Snapshot.to_dict`` (core/model.py), compact, one snapshot per line.
+The JSON is a recording frame's (recordings/recording.py ``snapshot_json``), one snapshot a line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import queue
@@ -18,16 +17,13 @@ import time
 
 from txtop.core.model import Snapshot
 from txtop.core.text import exc_line
+from txtop.recordings.recording import snapshot_json
 from txtop.recordings.replay import Timeline, aggregate
 from txtop.tui import session as sessions
 from txtop.tui.args import Options
 from txtop.tui.sources import check_position, replay_recording
 
 PROBE_READY_TIMEOUT_S = 60.0  # --once: longest wait for the probes to compile and attach
-
-
-def _json_line(snap: Snapshot) -> str:
-    return json.dumps(snap.to_dict(), separators=(",", ":")) + "\n"
 
 
 # ---- --once -----------------------------------------------------------------------------------
@@ -42,7 +38,7 @@ def run_once(opts: Options) -> int:
         session = sessions.start(opts)
         sessions.warn_notices(session.source)
         snap = collect_once(session)
-    sys.stdout.write(_json_line(snap))
+    sys.stdout.write(snapshot_json(snap) + "\n")
     sys.stdout.flush()
     return 0
 
@@ -104,7 +100,7 @@ class JsonLines:
         if self.broken:
             return
         try:
-            sys.stdout.write(_json_line(snap))
+            sys.stdout.write(snapshot_json(snap) + "\n")
             sys.stdout.flush()
         except BrokenPipeError:  # `txtop --headless | head -1`: the reader is done
             self.broken = True
