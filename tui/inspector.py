@@ -20,9 +20,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from txtop.core.filters import PROTOCOLS
-from txtop.core.latency import INTERVAL_STAGES
 from txtop.core.model import STAGES, PacketTrace
 from txtop.core.text import format_ns
+
+from .waterfall.bars import interval_name
 
 TRACEPOINTS = {
     "sendto": "syscalls:sys_enter_<syscall>",
@@ -33,7 +34,6 @@ TRACEPOINTS = {
     "xmit": "net:net_dev_xmit",
     "free": "skb:consume_skb / skb:kfree_skb",
 }
-_INTERVAL_BY_PAIR = {pair: name for name, pair in INTERVAL_STAGES.items()}
 ETHERTYPES = {v: k for k, (f, v) in PROTOCOLS.items() if f == "eth"}
 IP_PROTOCOLS = {v: k for k, (f, v) in PROTOCOLS.items() if f == "l4"}
 # include/linux/netdevice.h: enum netdev_queue_state_t bit numbers.
@@ -59,7 +59,6 @@ TRACK_MEANING = {
     "aged": "no further stage was seen before the tracer gave up on it "
     "(still queued, or freed where no probe fires)",
 }
-
 
 
 def format_wall(wall_s: float, digits: int = 6) -> str:
@@ -148,7 +147,7 @@ def inspect_packet(
         delta_prev = None
         if prev is not None:
             delta_prev = t - prev[1]
-            interval = _INTERVAL_BY_PAIR.get((prev[0], stage), "gap")
+            interval = interval_name(prev[0], stage)
             if stage == "free" and packet.free_kind == "drop":
                 interval = "drop" if interval == "gap" else f"{interval}, drop"
         rows.append(

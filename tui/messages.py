@@ -1,8 +1,9 @@
 """Every message the dashboard's widgets and workers post, in one module.
 
 Each is a small dataclass; Textual names the handler after the class (``FilterChanged`` ->
-``on_filter_changed``), so a class keeps its name when it moves here. ``can_replace`` lets a
-newer message of the same kind replace an older one still waiting in the queue.
+``on_filter_changed``), so a class keeps its name when it moves here. ``eq=False`` keeps
+Textual's identity semantics (a message stays hashable). ``can_replace`` lets a newer message of
+the same kind replace an older one still waiting in the queue.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from txtop.core.filters import FilterSpec
 from txtop.core.model import PacketTrace, Snapshot
 
 
-@dataclass
+@dataclass(eq=False)
 class FilterChanged(Message):
     """The user set a new packet filter in the waterfall (an empty spec clears it).
 
@@ -28,7 +29,7 @@ class FilterChanged(Message):
     spec: FilterSpec
 
 
-@dataclass
+@dataclass(eq=False)
 class SamplingChanged(Message):
     """The user asked the tracer to trace one packet in ``every``."""
 

@@ -37,7 +37,13 @@ class BarPart:
     ns: int
 
 
-_INTERVAL_BY_PAIR = {pair: name for name, pair in INTERVAL_STAGES.items()}
+_INTERVAL_BY_PAIR: dict[tuple[str, str], str] = {p: name for name, p in INTERVAL_STAGES.items()}
+
+
+def interval_name(start: str, end: str) -> str:
+    """The interval from stage ``start`` to the next observed stage ``end``: its name, or
+    "gap" when stages in between were not observed."""
+    return _INTERVAL_BY_PAIR.get((start, end), "gap")
 
 
 def bar_parts(packet: PacketTrace) -> list[BarPart]:
@@ -48,7 +54,7 @@ def bar_parts(packet: PacketTrace) -> list[BarPart]:
         if b == "free" and packet.free_kind == "drop":
             kind = "drop"
         else:
-            kind = _INTERVAL_BY_PAIR.get((a, b), "gap")
+            kind = interval_name(a, b)
         parts.append(BarPart(kind, a, b, max(0, tb - ta)))
     return parts
 
