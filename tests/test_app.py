@@ -16,8 +16,9 @@ from ui_fixtures import header, until
 from txtop.core.model import ProbeStatus
 from txtop.core.text import format_ns
 from txtop.themes import load_themes
-from txtop.tui.app import INTERVAL_STEPS_S, SnapshotArrived, TxtopApp, next_interval
+from txtop.tui.app import INTERVAL_STEPS_S, TxtopApp, next_interval
 from txtop.tui.help import KEYS, HelpScreen, help_text
+from txtop.tui.messages import SnapshotArrived
 from txtop.tui.panels import (
     SORT_KEYS,
     CpusPanel,

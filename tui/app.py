@@ -49,8 +49,6 @@ from txtop.tui.terminal import HANGUP_CHECK_S, ExitGuard, terminal_driver_class
 from txtop.tui.theming import VARIABLE_DEFAULTS, register_themes
 from txtop.tui.waterfall import Waterfall
 
-__all__ = ["INTERVAL_STEPS_S", "SnapshotArrived", "TxtopApp", "next_interval"]
-
 INTERVAL_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 REPLAY_ACTIONS = ("replay_step", "replay_seek")
 # Queue and CPU tables refresh at most twice a second (../shared/notes/textual.md: tables cost
