@@ -307,6 +307,10 @@ async def test_scale_cycle_and_stats_view() -> None:
         assert "eth0:3" in text  # per-queue block
         await pilot.press("p")
         assert not wf.show_stats
+        for set_it in (wf.set_scale, lambda s: setattr(wf, "scale", s)):
+            with pytest.raises(ValueError, match="unknown scale"):
+                set_it("bogus")
+        assert wf.scale == "linear"
 
 
 @sync

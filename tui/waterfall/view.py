@@ -4,9 +4,12 @@ A Line-API widget: Textual asks for the lines on screen only, and ``Painter`` an
 cache. What the lines say comes from ``RowBuffer`` (the data) and ``lines``/``bars``/``stats``
 (the text), none of which need Textual.
 
-Not a ``ScrollView``: the header, column and legend lines stay put while only the rows
-scroll, new rows arrive above the ones on screen (a held position moves its scroll offset every
-tick), and there is no scrollbar to draw.
+Not a ``ScrollView`` (toolong's log view is one; considered): here the header, column and
+legend lines stay put while only the rows scroll, which one scrolled area does not give without
+splitting the panel into several widgets; a held selection moves its scroll offset on every tick
+as newer rows arrive above it, and a ScrollView repaints its whole region on each ``scroll_y``
+change where this widget repaints the header line only; and its scrollbar would change the
+screenshots.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class Waterfall(Widget, can_focus=True):
         Binding("right_square_bracket", "sampling(-1)", "Sample more", show=False),
     ]
 
-    scale: reactive[str] = reactive("row", init=False)  # one of SCALES; set with set_scale
+    scale: reactive[str] = reactive("row", init=False)  # one of SCALES
     show_stats: reactive[bool] = reactive(False, init=False)  # percentiles instead of rows
     ascii: reactive[bool] = reactive(False, init=False)
 
@@ -122,9 +125,12 @@ class Waterfall(Widget, can_focus=True):
             self.post_message(FilterChanged(spec))
 
     def set_scale(self, scale: str) -> None:
+        self.scale = scale
+
+    def validate_scale(self, scale: str) -> str:
         if scale not in SCALES:
             raise ValueError(f"unknown scale {scale!r}; one of {', '.join(SCALES)}")
-        self.scale = scale
+        return scale
 
     @property
     def mono(self) -> bool:
@@ -147,7 +153,7 @@ class Waterfall(Widget, can_focus=True):
 
     def action_navigate(self, how: str, amount: int = 0) -> None:
         """Move the selection: ``line`` or ``page`` by ``amount``, ``home``, ``end``."""
-        self.rows.navigate(how, self._rows_h(), amount)
+        self.rows.navigate(how, frame(self.size.height)[1], amount)
         self.refresh()
 
     def action_cycle_scale(self) -> None:
@@ -197,12 +203,9 @@ class Waterfall(Widget, can_focus=True):
     @on(events.MouseScrollUp)
     def _wheel(self, event: events.MouseScrollDown | events.MouseScrollUp) -> None:
         down = isinstance(event, events.MouseScrollDown)
-        self.rows.scroll(WHEEL_LINES if down else -WHEEL_LINES, self._rows_h())
+        self.rows.scroll(WHEEL_LINES if down else -WHEEL_LINES, frame(self.size.height)[1])
         event.stop()
         self.refresh()
-
-    def _rows_h(self) -> int:
-        return frame(self.size.height)[1]
 
     # --- drawing ------------------------------------------------------------------------
 
