@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
+from textual import events
 from textual.theme import Theme
 from waterfall_data import by_comm, later_snapshot, make_snapshot, trace_packets, trace_snapshot
 from waterfall_fixtures import WaterfallApp
@@ -192,6 +193,28 @@ async def test_keys_scroll_and_clamp() -> None:
         assert lines[-2].startswith("›")  # the oldest row is on screen and selected
         await pilot.press("pageup", "pageup", "pageup")
         assert wf.rows.cursor == 0
+
+
+@sync
+async def test_mouse_wheel_scrolls_the_rows_not_the_selection() -> None:
+    app = WaterfallApp(trace_snapshot())
+    async with app.run_test(size=(80, 12)) as pilot:  # 9 row lines for 20 packets
+        wf = app.waterfall
+
+        def wheel(kind: type[events.MouseScrollDown | events.MouseScrollUp]) -> None:
+            wf.post_message(kind(wf, 10, 4, 0, 1, 0, False, False, False))
+
+        wheel(events.MouseScrollDown)
+        await pilot.pause()
+        assert (wf.rows.top, wf.rows.cursor) == (3, 0)
+        for _ in range(5):
+            wheel(events.MouseScrollDown)
+        await pilot.pause()
+        assert wf.rows.top == 20 - 9  # no further than the oldest row at the bottom
+        wheel(events.MouseScrollUp)
+        await pilot.pause()
+        assert wf.rows.top == 8
+        assert "▲ 8 newer" in screen_lines(wf)[0]
 
 
 @sync
