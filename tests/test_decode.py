@@ -1,19 +1,16 @@
-"""probes/bpf/decode.py on captured ring-buffer records (tests/data/ringbuf) and built ones."""
+"""probes/bpf/decode.py on captured ring-buffer records (tests/data/ringbuf) and built ones.
+The layout itself is checked against the C source in tests/test_abi.py."""
 
 from __future__ import annotations
 
-import re
 import struct
 from pathlib import Path
 
 import pytest
 
-from txtop.core.model import STAGES
-from txtop.probes.bpf import decode
+from txtop.probes.bpf import abi, decode
+from txtop.probes.bpf.abi import EXIT_RECORD, RECORD
 from txtop.probes.bpf.decode import (
-    EXIT_RECORD,
-    RECORD,
-    RECORD_SIZE,
     DecodeError,
     ExitRecord,
     RawRecord,
@@ -27,7 +24,6 @@ from txtop.probes.bpf.kallsyms import parse_kallsyms
 
 RINGBUF = Path(__file__).parent / "data" / "ringbuf"
 DEV = "txlp9869a"
-BPF_SRC = Path(__file__).parent.parent / "probes" / "bpf" / "txtop.bpf.c"
 
 
 def load(name: str) -> bytes:
@@ -40,32 +36,14 @@ def rec(name: str) -> RawRecord:
     return r
 
 
-# ---- the layout agrees with the C side ---------------------------------------------------------
-
-
-def test_sizes_match_the_static_asserts_in_the_bpf_program() -> None:
-    text = BPF_SRC.read_text()
-    sizes = dict(re.findall(r"sizeof\(struct (txtop_\w+)\) == (\d+)", text))
-    assert int(sizes["txtop_record"]) == RECORD_SIZE == 192
-    assert int(sizes["txtop_exit_record"]) == EXIT_RECORD.size == 32
-
-
-def test_stage_order_matches_the_model_and_the_c_enum() -> None:
-    assert decode.STAGE_ORDER == STAGES
-    enum = re.search(r"enum \{\s*(ST_SENDTO.*?)N_STAGES", BPF_SRC.read_text(), re.S)
-    assert enum is not None
-    names = [n.strip().removeprefix("ST_").lower() for n in enum.group(1).split(",") if n.strip()]
-    assert tuple(names) == decode.STAGE_ORDER
-
-
 # ---- captured records ------------------------------------------------------------------------
 
 
 def test_udp_sendto_on_noqueue_veth() -> None:
     r = rec("udp-05")
     assert (r.comm, r.dev, r.syscall, r.dport, r.len) == ("python", DEV, 1, 5301, 106)
-    assert r.protocol == 0x0800 and r.flags & decode.F_QUEUE and r.flags & decode.F_RC
-    assert r.end == decode.END_COMPLETE and r.tid == r.tgid > 0
+    assert r.protocol == 0x0800 and r.flags & abi.F_QUEUE and r.flags & abi.F_RC
+    assert r.end == abi.END_COMPLETE and r.tid == r.tgid > 0
     p = to_packet_trace(r)
     assert list(p.stages) == ["sendto", "dev_queue", "start_xmit", "xmit"]
     assert p.stages["dev_queue"] == r.first_ns
@@ -100,7 +78,7 @@ def test_tbf_records_have_qdisc_stages_and_growing_waits() -> None:
 def test_qdisc_drop_with_reason_and_call_site() -> None:
     reasons = parse_drop_reasons((RINGBUF / "kfree_skb.format").read_text())
     r = rec("drop-01")
-    assert r.free_kind == 2 and r.drop_reason == 64 and r.flags & decode.F_REASON
+    assert r.free_kind == 2 and r.drop_reason == 64 and r.flags & abi.F_REASON
     syms = parse_kallsyms(
         "ffffffff81eb60a0 T __dev_queue_xmit\nffffffff81eb70b0 T __pfx_kick_defer_list_purge\n"
     )
@@ -160,7 +138,7 @@ def build(**over: object) -> bytes:
         "end": 0,
         "free_kind": 1,
         "syscall": 2,
-        "flags": decode.F_QUEUE | decode.F_RC,
+        "flags": abi.F_QUEUE | abi.F_RC,
         "comm": b"dig",
         "dev": b"eth0",
     }
@@ -239,20 +217,3 @@ def test_exit_record_pack_round_trip() -> None:
     buf = EXIT_RECORD.pack(1, 2, 3, 4)
     assert decode_any(buf) == ExitRecord(1, 2, 3, 4)
     assert struct.calcsize("<QQQI4x") == len(buf)
-
-
-def test_tracer_counter_indexes_match_the_c_enums() -> None:
-    from txtop.probes.bpf import tracer
-
-    text = BPF_SRC.read_text()
-    probes = re.search(r"enum \{\s*(P_SYS_EXIT.*?)N_PROBES", text, re.S)
-    stats = re.search(r"enum \{\s*(S_SAMPLED.*?)N_STATS", text, re.S)
-    assert probes is not None and stats is not None
-    p_names = [n.split("/*")[0].strip() for n in probes.group(1).split(",")]
-    p_names = [n.removeprefix("P_").lower() for n in p_names if n]
-    assert len(p_names) == len(tracer.PROBE_IDS)
-    for c_name, py_name in zip(p_names, tracer.PROBE_IDS, strict=True):
-        assert py_name.endswith(c_name), (c_name, py_name)
-    s_names = re.findall(r"\b(S_[A-Z_]+),", re.sub(r"/\*.*?\*/", "", stats.group(1)))
-    for i, name in enumerate(s_names):
-        assert getattr(tracer, name) == i, name

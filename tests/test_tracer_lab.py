@@ -26,7 +26,8 @@ from senders import Sink, free_lab_subnet, sender_argv
 from txtop.core.model import PacketTrace
 from txtop.core.source import TracerReading
 from txtop.lab.netns import Lab
-from txtop.probes.bpf import tracer as tracer_mod
+from txtop.probes.bpf import hooks, prerequisites
+from txtop.probes.bpf.duty import DRAIN_GRACE_S, MAX_WINDOW_S
 from txtop.probes.bpf.headers import current_plan
 from txtop.probes.bpf.tracer import Tracer, probe_prerequisites
 
@@ -294,10 +295,15 @@ def test_tbf_backlog_wait_grows_and_matches_bpftrace(fresh: Tracer, lab: Lab) ->
         lines: list[str] = []
         try:
             assert witness.stdout is not None
-            line = witness.stdout.readline()  # "Attaching N probes..." once it is live
+            line = witness.stdout.readline()  # "Attaching N probes..." as it starts attaching
             assert "Attaching" in line, line
             reader = threading.Thread(target=lambda: lines.extend(witness.stdout), daemon=True)
             reader.start()
+            if shutil.which("bpftool"):  # attached, as the kernel lists it (a loaded box is slow)
+                deadline = time.monotonic() + 20
+                while not {"qdisc_enqueue", "qdisc_dequeue"} <= _attached_names(witness.pid):
+                    assert witness.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.05)
             drain(fresh)
             with Capture(fresh, "tbf"):
                 pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", str(n), "--size", "1000")
@@ -306,10 +312,10 @@ def test_tbf_backlog_wait_grows_and_matches_bpftrace(fresh: Tracer, lab: Lab) ->
                     lambda ps: (
                         sum(1 for p in ps if p.pid == pid and "qdisc_dequeue" in p.stages) >= n
                     ),
-                    timeout_s=5,
+                    timeout_s=20,
                 )
             # Let the witness print what it saw (it reads its own buffer asynchronously).
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20
             while sum(1 for w in list(lines) if w.startswith("wait ")) < n:
                 if time.monotonic() > deadline:
                     break
@@ -539,11 +545,17 @@ def test_softirq_counters_move(fresh: Tracer, lab: Lab) -> None:
     before = drain(fresh).cpus
     with Sink(lab.ns_argv([]), PORT):
         run_sender("udp", lab.peer_ip, str(PORT), "--count", "500", "--size", "64")
-    after = fresh.read().cpus
-    assert set(after) == set(before) and after
-    runs = sum(after[c].net_rx_runs - before[c].net_rx_runs for c in after)
-    ns = sum(after[c].net_rx_ns - before[c].net_rx_ns for c in after)
-    raises = sum(after[c].net_rx_raises - before[c].net_rx_raises for c in after)
+        # The receive side may run later, from ksoftirqd on a busy machine; the time is
+        # measured on one run in 8.
+        deadline = time.monotonic() + 20
+        while True:
+            after = drain(fresh).cpus
+            assert set(after) == set(before) and after
+            runs = sum(after[c].net_rx_runs - before[c].net_rx_runs for c in after)
+            ns = sum(after[c].net_rx_ns - before[c].net_rx_ns for c in after)
+            raises = sum(after[c].net_rx_raises - before[c].net_rx_raises for c in after)
+            if (runs > 0 and raises > 0 and ns > 0) or time.monotonic() > deadline:
+                break
     assert runs > 0 and raises > 0 and ns > 0
     assert ns < 10_000_000_000  # sane: below the wall time of the whole test
 
@@ -555,10 +567,12 @@ def test_missing_tracepoint_is_reported_and_the_rest_runs(
     _skip_unless_probes()
     probes = tuple(
         Probe if Probe.event != "qdisc_enqueue" else _renamed(Probe, "txtop_missing_enqueue")
-        for Probe in tracer_mod.PROBES
+        for Probe in hooks.PROBES
     )
-    monkeypatch.setattr(tracer_mod, "PROBES", probes)
-    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=100_000)
+    monkeypatch.setattr(hooks, "PROBES", probes)
+    # trace_duty 1: under auto, other floods on a shared machine (the duty reads the packet
+    # rate of every device) can close the window on the 20 packets sent here.
+    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=100_000, trace_duty=1.0)
     t.start()
     try:
         assert t.running, t.status.reason
@@ -591,59 +605,85 @@ def _tx_packets(dev: str) -> int:
 PER_PACKET = {"net_dev_queue", "net_dev_start_xmit", "net_dev_xmit", "consume_skb", "kfree_skb"}
 
 
+def _steady_sender(
+    lab: Lab, *args: str, sending: Callable[[], bool] | None = None
+) -> subprocess.Popen:
+    """A UDP sender to the lab peer that runs until stopped (at most a minute), returned once
+    ``sending()`` (default: the device counted 100 of its packets): a loaded machine may take
+    seconds to start it, and that time must not fall inside a measurement."""
+    if sending is None:
+        kernel0 = _tx_packets(lab.dev)
+
+        def sending() -> bool:
+            return _tx_packets(lab.dev) >= kernel0 + 100
+
+    argv = sender_argv("udp", lab.peer_ip, str(PORT), "--count", "10000000", "--seconds", "60")
+    sender = subprocess.Popen([*argv, *args], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not sending():
+        assert sender.poll() is None, f"the sender exited with {sender.returncode}"
+        assert time.monotonic() < deadline, "the sender's packets never reached the device"
+        time.sleep(0.02)
+    return sender
+
+
+def _stop(sender: subprocess.Popen | None) -> None:
+    if sender is not None and sender.poll() is None:
+        sender.terminate()
+        try:
+            sender.wait(10)
+        except subprocess.TimeoutExpired:
+            sender.kill()
+            sender.wait(10)
+
+
 @root
 @pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool not installed")
 def test_trace_windows_detach_between_windows_and_rates_stay_right(lab: Lab) -> None:
     """--trace-duty 10: between 0.3 s windows no per-packet program is attached (bpftool is
     the witness); packets traced in windows are whole; the probe counters divided by the
-    attached time give the sender's rate, as the kernel's own device counter does."""
+    attached time give the sender's rate, as the kernel's own device counter does.
+
+    Waits on conditions, not on the clock: a closed window is checked with bpftool until its
+    detaches are done (they run on a thread; a window never reopens before they end), the
+    windows must come back twice, and the rates are compared over at least 6 s of a sender
+    that runs until the end of the measurement."""
     _skip_unless_probes()
     t = Tracer([lab.ifindex], trace_duty=0.1)
     t.start()
+    sender = None
     try:
         assert t.running, t.status.reason
         assert PER_PACKET <= _attached_names(os.getpid())  # the first window is open
         with Sink(lab.ns_argv([]), PORT):
             warm_up(lab)
+            sender = _steady_sender(lab, "--gap-us", "50")
             base = t.read()
             kernel0, wall0 = _tx_packets(lab.dev), time.monotonic()
-            sender = subprocess.Popen(
-                sender_argv(
-                    "udp",
-                    lab.peer_ip,
-                    str(PORT),
-                    "--count",
-                    "10000000",
-                    "--gap-us",
-                    "50",
-                    "--seconds",
-                    "7",
-                ),
-                stdout=subprocess.DEVNULL,
-            )
-            closed_seen: set[str] | None = None
-            states: list[str] = []
+            closed_clean = False
+            states: list[str] = [t.trace_state]
             packets: list[PacketTrace] = []
-            closed_since = None
-            deadline = time.monotonic() + 6.0
+            deadline = wall0 + 60.0
             while time.monotonic() < deadline:
                 t.poll(0.05)
-                r = t.read()
-                packets.extend(r.packets)
+                packets.extend(t.read().packets)
                 state = t.trace_state
-                if not states or states[-1] != state:
+                if states[-1] != state:
                     states.append(state)
-                closed_since = (closed_since or time.monotonic()) if state == "closed" else None
-                # detaches finish on a thread of their own within ~1 s of the window's end
-                if closed_seen is None and closed_since and time.monotonic() - closed_since > 1.5:
-                    if t.trace_state == "closed":
-                        closed_seen = _attached_names(os.getpid())
+                # The state only moves in poll/read, so it stays closed during the check.
+                if not closed_clean and state == "closed":
+                    closed_clean = not _attached_names(os.getpid()) & PER_PACKET
+                if (
+                    closed_clean
+                    and states.count("open") >= 3  # the first window and two more
+                    and time.monotonic() - wall0 >= 6.0
+                ):
+                    break
             end = t.read()
             kernel1, wall1 = _tx_packets(lab.dev), time.monotonic()
-            sender.wait(30)
-        assert closed_seen is not None, states
-        assert not closed_seen & PER_PACKET, closed_seen
-        assert states.count("open") >= 2, states  # windows came back
+            _stop(sender)
+        assert closed_clean, f"a per-packet program stayed attached while closed: {states}"
+        assert states.count("open") >= 3, states  # windows came back
         mine = [p for p in packets if p.dev == lab.dev and p.pid == sender.pid]
         assert mine and all(p.track == "complete" for p in mine)
         assert pipeline_losses(end) == 0, end.status.breakdown  # window edges lose nothing
@@ -657,43 +697,78 @@ def test_trace_windows_detach_between_windows_and_rates_stay_right(lab: Lab) -> 
         kernel_rate = (kernel1 - kernel0) / (wall1 - wall0)
         assert 0.5 * kernel_rate < estimate < 1.5 * kernel_rate, (estimate, kernel_rate)
     finally:
+        _stop(sender)
         t.close()
+
+
+def _tbf_backlog_bytes(dev: str) -> int:
+    out = subprocess.run(
+        ["tc", "-s", "-j", "qdisc", "show", "dev", dev], capture_output=True, text=True, check=True
+    ).stdout
+    return sum(int(q.get("backlog", 0)) for q in json.loads(out) if q.get("kind") == "tbf")
 
 
 @root
 def test_packets_held_in_a_qdisc_when_a_window_closes_are_cut_not_lost(lab: Lab) -> None:
     """A window closes while sampled packets wait in a saturated tbf longer than the drain
     grace: their tracks end as partial ("aged", no driver stages) and are counted as
-    window_cut, not as lost events."""
+    window_cut, not as lost events.
+
+    Nothing depends on when the windows fall relative to the sender (it failed that way under
+    load: the sender started late and sent too slowly to fill the queue, and its 4 s were over
+    before a window opened on a full queue). The sender now runs until a cut is seen; the tbf
+    is slow enough (256 kbit/s, ~31 datagrams/s) that a sender slowed by a loaded machine
+    still fills it; and its limit (48 kB, ~1.5 s of queue) keeps a queued datagram longer than
+    a window plus the drain grace. The backlog is read from the qdisc itself."""
     _skip_unless_probes()
     t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=2_000, trace_duty=0.1)
     t.start()
+    rate_bps = 256_000
+    held_s = MAX_WINDOW_S + DRAIN_GRACE_S  # enqueued at a window's start, still queued after
+    sender = None
     try:
         assert t.running, t.status.reason
         with Sink(lab.ns_argv([]), PORT):
             warm_up(lab)
-            # 1 Mbit/s, 200 kB of queue: a datagram waits up to ~1.6 s, beyond the grace.
-            lab.set_tbf(rate="1mbit", burst="2k", limit="200k")
+            lab.set_tbf(rate="256kbit", burst="2k", limit="48k")
             try:
-                sender = subprocess.Popen(
-                    sender_argv("udp", lab.peer_ip, str(PORT), "--count", "100000",
-                                "--size", "1000", "--gap-us", "2000", "--seconds", "4"),
-                    stdout=subprocess.DEVNULL,
+                sender = _steady_sender(
+                    lab, "--size", "1000", "--gap-us", "2000",
+                    sending=lambda: _tbf_backlog_bytes(lab.dev) > 0,
                 )  # fmt: skip
-                packets, reading = collect(
-                    t, lambda ps: any(p.dev == lab.dev and p.track == "aged" for p in ps), 8.0
-                )
-                sender.wait(30)
-                packets += list(t.read().packets)
+                packets: list[PacketTrace] = []
+                deepest_s = 0.0
+                next_tc = 0.0
+                deadline = time.monotonic() + 60.0
+                while True:
+                    t.poll(0.05)
+                    reading = t.read()
+                    packets.extend(reading.packets)
+                    if time.monotonic() >= next_tc:  # a tc run costs; a few a second will do
+                        next_tc = time.monotonic() + 0.25
+                        backlog_s = 8 * _tbf_backlog_bytes(lab.dev) / rate_bps
+                        deepest_s = max(deepest_s, backlog_s)
+                    cut_seen = any(p.dev == lab.dev and p.track == "aged" for p in packets)
+                    if cut_seen and reading.status.sampling.get("window_cut", 0) > 0:
+                        break
+                    if time.monotonic() > deadline:
+                        break
             finally:
+                _stop(sender)
                 lab.clear_qdisc()
-        status = t.read().status
+        assert deepest_s > held_s, f"the tbf queue never held {held_s} s ({deepest_s:.2f} s)"
+        status = reading.status
         assert status.sampling["window_cut"] > 0, status.sampling
         cut = [p for p in packets if p.dev == lab.dev and p.track == "aged"]
-        assert cut and all("start_xmit" not in p.stages for p in cut)
-        assert all("qdisc_enqueue" in p.stages for p in cut)
+        assert cut and all("qdisc_enqueue" in p.stages and "xmit" not in p.stages for p in cut)
+        # Held in the qdisc: no driver stage. A packet dequeued in the instant between the late
+        # group's detach and the cut may carry start_xmit (that classic tracepoint closes on a
+        # thread, after the raw net_dev_xmit is gone), so not every one of them.
+        held = [p for p in cut if "start_xmit" not in p.stages]
+        assert len(held) >= len(cut) / 2, [sorted(p.stages) for p in cut]
         assert pipeline_losses(reading) == 0, reading.status.breakdown
     finally:
+        _stop(sender)
         t.close()
 
 
@@ -704,23 +779,21 @@ def test_auto_duty_windows_under_load_and_returns_to_continuous(lab: Lab) -> Non
     _skip_unless_probes()
     t = Tracer([lab.ifindex], trace_budget=0.0005)
     t.start()
+    sender = None
     try:
         assert t.running, t.status.reason
         assert t.status.trace_mode == "auto" and t.status.trace_duty_pct == 100.0
         with Sink(lab.ns_argv([]), PORT):
             warm_up(lab)
-            sender = subprocess.Popen(
-                sender_argv("udp", lab.peer_ip, str(PORT), "--count", "10000000", "--seconds", "4"),
-                stdout=subprocess.DEVNULL,
-            )
+            sender = _steady_sender(lab)
             low = None
-            deadline = time.monotonic() + 4.0
+            deadline = time.monotonic() + 30.0
             while time.monotonic() < deadline and low is None:
                 t.poll(0.05)
                 duty = t.read().status.trace_duty_pct
                 if duty is not None and duty < 100:
                     low = duty
-            sender.wait(30)
+            _stop(sender)
         assert low is not None and low < 50, low
         back = None
         deadline = time.monotonic() + 25.0
@@ -731,10 +804,11 @@ def test_auto_duty_windows_under_load_and_returns_to_continuous(lab: Lab) -> Non
                 back = time.monotonic()
         assert back is not None, (t.status, t.trace_state)
     finally:
+        _stop(sender)
         t.close()
 
 
-def _renamed(p: tracer_mod.Probe, event: str) -> tracer_mod.Probe:
+def _renamed(p: hooks.Probe, event: str) -> hooks.Probe:
     import dataclasses
 
     return dataclasses.replace(p, event=event)
@@ -755,16 +829,18 @@ def test_close_from_another_thread_detaches_everything() -> None:
     assert t.running, t.status.reason
     assert _attached_count(os.getpid()) >= base + 10
     stop = threading.Event()
+    polling = threading.Event()
 
     def worker() -> None:
         while not stop.is_set():
             t.poll(0.05)
+            polling.set()
             t.read()
 
     th = threading.Thread(target=worker)
     th.start()
     try:
-        time.sleep(0.1)  # let the worker be inside poll()
+        assert polling.wait(20)  # the worker is in its poll/read loop: close() races with it
         t.close()
         t.close()  # idempotent
         assert t.status.state == "off"
@@ -808,7 +884,7 @@ def test_programs_are_detached_when_the_process_dies(sig: signal.Signals) -> Non
 
 
 def test_not_root_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracer_mod.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(prerequisites.os, "geteuid", lambda: 1000)
     assert "root" in (probe_prerequisites() or "")
     t = Tracer()
     t.start()  # must not raise
@@ -821,8 +897,8 @@ def test_not_root_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_bcc_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracer_mod.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(tracer_mod.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(prerequisites.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(prerequisites.importlib.util, "find_spec", lambda name: None)
     why = probe_prerequisites() or ""
     assert "python3-bpfcc" in why
 
@@ -844,22 +920,16 @@ def test_bad_parameters_are_one_line_errors(kwargs: dict) -> None:
     assert "\n" not in str(exc.value)
 
 
-def test_queue_of_parent() -> None:
-    assert tracer_mod._queue_of_parent(0xFFFFFFFF) == 0  # root qdisc
-    assert tracer_mod._queue_of_parent(0x00010001) == 0  # mq class 1:1 -> tx-0
-    assert tracer_mod._queue_of_parent(0x00010004) == 3
-
-
 def test_missing_headers_give_the_fix_command(monkeypatch: pytest.MonkeyPatch) -> None:
     from txtop.probes.bpf.headers import HeaderPlan
 
-    monkeypatch.setattr(tracer_mod.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(tracer_mod.importlib.util, "find_spec", lambda name: object())
-    monkeypatch.setattr(tracer_mod, "tracefs_root", lambda: Path("/sys/kernel/tracing"))
+    monkeypatch.setattr(prerequisites.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(prerequisites.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(prerequisites, "tracefs_root", lambda: Path("/sys/kernel/tracing"))
     plan = HeaderPlan(
         "none", "6.99.1-x", reason="no kernel headers for 6.99.1-x", fix="apt-get install x"
     )
-    monkeypatch.setattr(tracer_mod, "current_plan", lambda: plan)
+    monkeypatch.setattr(prerequisites, "current_plan", lambda: plan)
     why = probe_prerequisites() or ""
     assert why == "no kernel headers for 6.99.1-x; fix: apt-get install x"
 
@@ -871,7 +941,7 @@ def test_compile_error_is_one_line_and_stays_off_the_terminal(
     _skip_unless_probes()
     broken = tmp_path / "broken.bpf.c"
     broken.write_text("int this is not C;\n")
-    monkeypatch.setattr(tracer_mod, "SRC", broken)
+    monkeypatch.setattr(prerequisites, "SRC", broken)
     t = Tracer()
     t.start()
     st = t.status

@@ -1,57 +1,34 @@
 """Pure decoding of what the kernel side hands over: ring-buffer records and tracefs formats.
 
-``decode_record`` unpacks one ``struct txtop_record`` (probes/bpf/txtop.bpf.c) into a ``RawRecord``;
-``to_packet_trace`` turns it into the snapshot's ``PacketTrace`` with the help of lookups passed
-in (drop-reason names, a kernel-symbol resolver, name -> ifindex), so both stay testable on
-captured bytes without a kernel.
+``decode_record`` unpacks one ``struct txtop_record`` (probes/bpf/txtop.bpf.c; the layout and
+codes are in abi.py) into a ``RawRecord``; ``to_packet_trace`` turns it into the snapshot's
+``PacketTrace`` with the help of lookups passed in (drop-reason names, a kernel-symbol resolver,
+name -> ifindex), so both stay testable on captured bytes without a kernel.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from txtop.core.model import PacketTrace
-
-# Index order of txtop_record.ts[] / cpu[] (enum ST_* in txtop.bpf.c) = model.STAGES order.
-STAGE_ORDER: tuple[str, ...] = (
-    "sendto",
-    "dev_queue",
-    "qdisc_enqueue",
-    "qdisc_dequeue",
-    "start_xmit",
-    "xmit",
-    "free",
+from txtop.probes.bpf.abi import (
+    END_KINDS,
+    EXIT_RECORD,
+    EXIT_RECORD_SIZE,
+    F_QUEUE,
+    F_RC,
+    F_REASON,
+    F_TXQ_STATE,
+    FREE_KINDS,
+    N_STAGES,
+    RECORD,
+    RECORD_SIZE,
+    ST_FREE,
+    STAGE_ORDER,
+    SYSCALLS,
 )
-N_STAGES = len(STAGE_ORDER)
-END_KINDS = ("complete", "aged", "lost")  # enum END_* -> PacketTrace.track
-END_COMPLETE, END_AGED, END_LOST = range(3)
-FREE_KINDS = (None, "consume", "drop")  # enum FREE_*
-SYSCALLS = (None, "sendto", "sendmsg", "sendmmsg")  # enum SYS_*
-
-F_QUEUE = 0x1
-F_RC = 0x2
-F_TXQ_STATE = 0x4
-F_REASON = 0x8
-F_HANDED_ON = 0x10
-
-# struct txtop_record, little endian, explicit padding (the C side asserts the same size).
-RECORD = struct.Struct(
-    "<QQ"  # skbaddr, first_ns
-    f"{N_STAGES}Q"  # ts[]
-    "QQQ"  # sys_exit_ns, txq_state, location
-    "IIIiiIII"  # tgid, tid, len, ifindex, xmit_rc, drop_reason, sample_every, sample_max_per_s
-    f"{N_STAGES}H"  # cpu[]
-    "HHHH"  # queue, gso_segs, protocol, dport
-    "BBBB2x"  # end, free_kind, syscall, flags, pad0
-    "16s16s4x"  # comm, dev, pad1
-)
-RECORD_SIZE = RECORD.size  # 192
-# struct txtop_exit_record: skbaddr, first_ns, sys_exit_ns, tid, pad
-EXIT_RECORD = struct.Struct("<QQQI4x")
-EXIT_RECORD_SIZE = EXIT_RECORD.size  # 32
 
 
 class DecodeError(ValueError):
@@ -216,7 +193,7 @@ def to_packet_trace(
         protocol=rec.protocol if rec.flags & F_QUEUE else None,
         xmit_rc=rec.xmit_rc if rec.flags & F_RC else None,
         txq_state=rec.txq_state if rec.flags & F_TXQ_STATE else None,
-        free_kind=FREE_KINDS[rec.free_kind] if rec.ts[N_STAGES - 1] else None,
+        free_kind=FREE_KINDS[rec.free_kind] if rec.ts[ST_FREE] else None,
         drop_reason=reason,
         free_location=location,
         syscall=SYSCALLS[rec.syscall],

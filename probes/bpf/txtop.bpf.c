@@ -12,7 +12,8 @@
  *
  * Per packet, outside samples, each probe does a per-CPU lookup or two. Sampled packets are
  * tracked in an LRU hash keyed by skb address and reported once, to a ring buffer, when the
- * track ends. tracer.py passes the -D options below after checking tracefs.
+ * track ends. tracer.py passes the -D options below after checking tracefs, and abi.py's
+ * layouts and constants as -D TXTOP_ABI (checked by the static assertions after the structs).
  */
 
 #ifndef TXTOP_RINGBUF_PAGES
@@ -35,7 +36,7 @@
 #define AF_INET 2
 #define AF_INET6 10
 
-/* Stage indexes; decode.py's STAGE_ORDER mirrors them. */
+/* Stage indexes, in txtop.core.model.STAGES order (abi.py ST_*). */
 enum {
 	ST_SENDTO,
 	ST_DEV_QUEUE,
@@ -58,7 +59,7 @@ enum { SYS_NONE, SYS_SENDTO, SYS_SENDMSG, SYS_SENDMMSG };
 #define F_REASON 0x8    /* drop_reason is set (kfree_skb with a reason field) */
 #define F_HANDED_ON 0x10 /* the skb went on to another dev_queue (stacked device) */
 
-/* Probe ids: the per-probe loss counters are indexed by them; tracer.py names them. */
+/* Probe ids: the per-probe loss counters are indexed by them; abi.py PROBE_IDS names them. */
 enum {
 	P_SYS_EXIT,
 	P_DEV_QUEUE,
@@ -87,7 +88,8 @@ enum {
 };
 
 /* One sampled packet. The same bytes are the track (map value) and the ring-buffer record;
- * decode.py unpacks this exact layout (192 bytes, little endian, no implicit padding). */
+ * user space unpacks this exact layout (abi.py RECORD_FIELDS: little endian, no implicit
+ * padding). */
 struct txtop_record {
 	u64 skbaddr;           /* identity, with first_ns: address reuse never splices */
 	u64 first_ns;          /* when the track started (net_dev_queue) */
@@ -117,7 +119,6 @@ struct txtop_record {
 	char dev[IFNAMSIZ];
 	u8 pad1[4];
 };
-_Static_assert(sizeof(struct txtop_record) == 192, "decode.py RECORD layout");
 
 /* A send syscall returned after its packet's track had ended (the skb was freed inside the
  * syscall, as on veth/lo): user space joins it to the record by (skbaddr, first_ns). */
@@ -128,7 +129,6 @@ struct txtop_exit_record {
 	u32 tid;
 	u32 pad;
 };
-_Static_assert(sizeof(struct txtop_exit_record) == 32, "decode.py EXIT_RECORD layout");
 
 struct txtop_config {
 	u32 sample_every;      /* 1-in-N at net_dev_queue (1 = every packet); 0 = not configured */
@@ -204,6 +204,22 @@ struct txtop_pending {
 	u64 skbaddr;
 	u64 first_ns;
 };
+
+/* What user space decodes (probes/bpf/abi.py) is checked here, where the compiler knows the
+ * layouts: tracer.py passes abi.py's struct sizes, field offsets and constant values as one
+ * -D TXTOP_ABI="TXTOP_ABI_SIZE(...) TXTOP_ABI_OFFSET(...) TXTOP_ABI_VALUE(...) ..." list
+ * (abi.compile_defines), expanded into static assertions. A field or constant abi.py names and
+ * this file lacks fails the compile as well. */
+#ifndef TXTOP_ABI
+#error "TXTOP_ABI not defined: load this file through probes/bpf/tracer.py (abi.compile_defines)"
+#endif
+#define TXTOP_ABI_SIZE(s, size) \
+	_Static_assert(sizeof(struct s) == (size), "abi.py: size of struct " #s);
+#define TXTOP_ABI_OFFSET(s, field, off) \
+	_Static_assert(__builtin_offsetof(struct s, field) == (off), "abi.py: offset of " #s "." #field);
+#define TXTOP_ABI_VALUE(name, value) \
+	_Static_assert((name) == (value), "abi.py: value of " #name);
+TXTOP_ABI
 
 BPF_ARRAY(config, struct txtop_config, 1);
 BPF_ARRAY(gate, struct txtop_gate, 1);

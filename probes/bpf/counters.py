@@ -1,0 +1,194 @@
+"""The tracer's counters: per-queue packets, per-CPU NET softirqs, the ``stats`` slots, lost
+events and runs the kernel skipped, read from the loaded program's maps.
+
+``probe_status`` (pure) turns the stats slots and what track reconstruction counted into the
+ProbeStatus of a TracerReading; ``Counters`` reads the maps.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from txtop.core.model import ProbeStatus
+from txtop.core.source import CpuSoftirqCounters, QueueCounters
+from txtop.probes.bpf.abi import (
+    N_STATS,
+    PROBE_IDS,
+    S_COUNTER_FULL,
+    S_DQL_STALL,
+    S_RATE_LIMITED,
+    S_RB_FULL,
+    S_SAMPLED,
+    S_TRACK_AGED,
+    S_TRACK_FULL,
+    S_TRACK_LOST,
+    S_XMIT_PACKETS,
+)
+from txtop.probes.bpf.ifnames import IfNames
+from txtop.probes.bpf.tracks import TrackCounts
+from txtop.probes.readers.softirq import read_online_cpus
+
+TC_H_ROOT = 0xFFFFFFFF  # include/uapi/linux/pkt_sched.h
+
+
+def queue_of_parent(parent: int) -> int:
+    """The TX queue a qdisc_dequeue ran for: an mq-style child's parent class minor is queue+1
+    (mq_init: TC_H_MAKE(handle, ntx + 1)); a root qdisc is dequeued for queue 0."""
+    if parent == TC_H_ROOT or parent & 0xFFFF == 0:
+        return 0
+    return (parent & 0xFFFF) - 1
+
+
+def _dev_name(raw: bytes) -> str:
+    """A char[IFNAMSIZ] map key field as a str."""
+    return bytes(raw).split(b"\0", 1)[0].decode(errors="replace")
+
+
+def probe_status(
+    base: ProbeStatus, stats: list[int], counts: TrackCounts, skipped: dict[str, int]
+) -> ProbeStatus:
+    """The running status: ``base`` (settings, filters, windows) with the loss counters.
+
+    Loss in txtop's own pipeline (full ring buffer or track table, dropped tracks) is kept
+    apart from runs the kernel skipped because another BPF program was active on that CPU
+    (``skipped``): those are real blind spots too, but no setting of ours can remove them."""
+    breakdown: dict[str, int] = {}
+    for i, probe in enumerate(PROBE_IDS):
+        if stats[S_RB_FULL + i]:
+            breakdown[f"ringbuf_full:{probe}"] = stats[S_RB_FULL + i]
+    extra = {
+        "track_full": stats[S_TRACK_FULL],
+        "counter_map_full": stats[S_COUNTER_FULL],
+        "track_lost": stats[S_TRACK_LOST],
+        "track_aged": stats[S_TRACK_AGED] + counts.aged,
+        "track_evicted": counts.evicted,
+        "decode_errors": counts.decode_errors,
+    }
+    breakdown.update({k: v for k, v in extra.items() if v})
+    lost = sum(breakdown.values())
+    breakdown.update(skipped)
+    return dataclasses.replace(
+        base,
+        state="running",
+        reason="",
+        lost_events=lost,
+        skipped_runs=sum(skipped.values()),
+        breakdown=breakdown,
+        sampling={
+            **base.sampling,
+            "sampled": stats[S_SAMPLED],
+            "rate_limited": stats[S_RATE_LIMITED],
+            "sys_exit_unmatched": counts.exit_missed,
+            "window_cut": counts.cut,
+        },
+        bql_stalls=None if "bql_stall" in base.unavailable else stats[S_DQL_STALL],
+    )
+
+
+class Counters:
+    """Reads the loaded program's counter maps (cumulative values, summed over CPUs)."""
+
+    def __init__(self, bpf: Any, names: IfNames, unavailable: dict[str, str]) -> None:
+        self._bpf = bpf
+        self._names = names
+        self._unavailable = unavailable
+
+    def stats(self) -> list[int]:
+        """The ``stats`` slots (abi.S_*), summed over CPUs."""
+        table = self._bpf[b"stats"]
+        return [sum(int(v) for v in table.getvalue(ctypes.c_int(i))) for i in range(N_STATS)]
+
+    def packets_and_softirq_runs(self) -> tuple[int, int]:
+        """net_dev_start_xmit runs and NET_TX + NET_RX softirq runs, for auto duty: two per-CPU
+        array reads, cheap enough for every 0.05 s (a walk of the per-queue hash would cost
+        milliseconds on a many-queue NIC)."""
+        packets = sum(int(v) for v in self._bpf[b"stats"].getvalue(ctypes.c_int(S_XMIT_PACKETS)))
+        runs = 0
+        if "softirq" not in self._unavailable:
+            for v in self._bpf[b"softirq"].getvalue(ctypes.c_int(0)):
+                runs += int(v.runs[0]) + int(v.runs[1])
+        return packets, runs
+
+    def queues(self) -> dict[tuple[int, int], QueueCounters]:
+        """Per (ifindex, TX queue) of this network namespace."""
+        acc: dict[tuple[int, int], list[int]] = {}
+
+        def slot(dev: bytes, queue: int) -> list[int] | None:
+            name = _dev_name(dev)
+            ifindex = self._names.ifindex(name) if name else None
+            if ifindex is None:
+                return None  # a device of another network namespace
+            return acc.setdefault((ifindex, queue), [0, 0, 0, 0, 0])
+
+        bpf = self._bpf
+        for k, per_cpu in bpf[b"txq_stats"].items():
+            s = slot(k.dev, int(k.queue))
+            if s is not None:
+                s[0] += sum(int(v.packets) for v in per_cpu)
+                s[1] += sum(int(v.bytes) for v in per_cpu)
+                s[2] += sum(int(v.gso_segs) for v in per_cpu)
+        for k, per_cpu in bpf[b"xmit_errors"].items():
+            s = slot(k.dev, int(k.queue))
+            if s is not None:
+                s[3] += sum(int(v) for v in per_cpu)
+        for k, per_cpu in bpf[b"txq_stopped"].items():
+            key = (int(k.ifindex), queue_of_parent(int(k.parent)))
+            acc.setdefault(key, [0, 0, 0, 0, 0])[4] += sum(int(v) for v in per_cpu)
+        return {
+            key: QueueCounters(packets=v[0], bytes=v[1], gso_segs=v[2], errors=v[3], stopped=v[4])
+            for key, v in acc.items()
+        }
+
+    def xmit_errors_by_rc(self) -> dict[tuple[int, int, int], int]:
+        """net_dev_xmit failures by (ifindex, queue, rc), cumulative."""
+        out: dict[tuple[int, int, int], int] = {}
+        for k, per_cpu in self._bpf[b"xmit_errors"].items():
+            idx = self._names.ifindex(_dev_name(k.dev))
+            if idx is not None:
+                key = (idx, int(k.queue), int(k.rc))
+                out[key] = out.get(key, 0) + sum(int(v) for v in per_cpu)
+        return out
+
+    def softirq(self) -> dict[int, CpuSoftirqCounters]:
+        """NET_TX / NET_RX raises, runs and time per online CPU."""
+        if "softirq" in self._unavailable:
+            return {}
+        per_cpu = self._bpf[b"softirq"].getvalue(ctypes.c_int(0))
+        online_list = read_online_cpus()
+        online = None if online_list is None else set(online_list)
+        out = {}
+        for cpu, v in enumerate(per_cpu):
+            if online is not None and cpu not in online:
+                continue
+            out[cpu] = CpuSoftirqCounters(
+                net_tx_raises=int(v.raises[0]),
+                net_tx_runs=int(v.runs[0]),
+                net_tx_ns=int(v.ns[0]),  # estimated from 1 run in 8, see txtop.bpf.c
+                net_rx_raises=int(v.raises[1]),
+                net_rx_runs=int(v.runs[1]),
+                net_rx_ns=int(v.ns[1]),
+            )
+        return out
+
+    def recursion_misses(self) -> dict[str, int]:
+        """Runs the kernel skipped because another BPF program was active on that CPU
+        (bpf_prog_info.recursion_misses, shown in /proc/self/fdinfo of each program)."""
+        out: dict[str, int] = {}
+        for name, fn in list(self._bpf.funcs.items()):
+            try:
+                text = Path(f"/proc/self/fdinfo/{int(fn.fd)}").read_text()
+            except (OSError, ValueError):
+                continue
+            for line in text.splitlines():
+                if line.startswith("recursion_misses:"):
+                    n = int(line.split()[1])
+                    if n:
+                        label = name.decode() if isinstance(name, bytes) else str(name)
+                        out[f"skipped:{label}"] = n
+        return out
+
+    def status(self, base: ProbeStatus, stats: list[int], counts: TrackCounts) -> ProbeStatus:
+        return probe_status(base, stats, counts, self.recursion_misses())

@@ -1,0 +1,361 @@
+"""Which of the program's tracepoint hooks are attached, and the trace windows that decide it.
+
+``PROBES`` lists every tracepoint txtop.bpf.c uses and its hook group (see probes/bpf/duty.py):
+"always" stays attached; between trace windows the "sampling" group (where tracks and softirq
+timings start) is detached first, the "late" group (later stages, syscall returns, per-queue
+counters) once the window's tracks ended. ``Hooks`` attaches and detaches by difference with
+what is wanted; ``TraceWindowDriver`` carries out the window state machine of duty.py on them.
+
+Detaching a classic tracepoint waits for RCU grace periods in the kernel, so it runs on a
+background thread (``Closer``), one at a time, the busiest tracepoint first; raw tracepoints
+detach at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from txtop.core.text import one_line
+from txtop.probes.bpf.duty import CLOSED, CONTINUOUS_MEASURE_S, OPEN, Step, TraceWindows
+
+if TYPE_CHECKING:
+    from txtop.probes.bpf.counters import Counters
+    from txtop.probes.bpf.settings import ConfigMaps
+    from txtop.probes.bpf.tracks import Tracks
+
+ALWAYS, LATE, SAMPLING = "always", "late", "sampling"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One tracepoint the program uses, and what is lost without it."""
+
+    category: str
+    event: str
+    define: str  # -D symbol that compiles it in
+    raw_fn: str | None = None  # a raw tracepoint program (else the classic TRACEPOINT_PROBE)
+    feature: str = ""  # stage or counter name reported in status.unavailable
+    group: str = LATE
+
+    @property
+    def name(self) -> str:
+        return f"{self.category}:{self.event}"
+
+
+PROBES: tuple[Probe, ...] = (
+    Probe("syscalls", "sys_enter_sendto", "TXTOP_HAVE_SYS_SENDTO", None, "sendto", SAMPLING),
+    Probe("syscalls", "sys_enter_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", None, "sendmsg", SAMPLING),
+    Probe("syscalls", "sys_enter_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", None, "sendmmsg", SAMPLING),
+    # the send syscalls' return, for all three (raw: see txtop.bpf.c)
+    Probe("raw_syscalls", "sys_exit", "TXTOP_HAVE_SYS_EXIT", "txtop_raw_sys_exit", "syscall_exit"),
+    # raw or classic, chosen at run time (Hooks.dev_queue_classic)
+    Probe(
+        "net", "net_dev_queue", "TXTOP_HAVE_DEV_QUEUE", "txtop_raw_dev_queue", "dev_queue", SAMPLING
+    ),
+    Probe("qdisc", "qdisc_enqueue", "TXTOP_HAVE_QDISC_ENQUEUE", feature="qdisc_enqueue"),
+    Probe("qdisc", "qdisc_dequeue", "TXTOP_HAVE_QDISC_DEQUEUE", feature="qdisc_dequeue"),
+    Probe("net", "net_dev_start_xmit", "TXTOP_HAVE_START_XMIT", feature="start_xmit"),
+    Probe("net", "net_dev_xmit", "TXTOP_HAVE_XMIT", "txtop_raw_xmit", feature="xmit"),
+    Probe("skb", "consume_skb", "TXTOP_HAVE_CONSUME_SKB", "txtop_raw_consume_skb", "free"),
+    Probe("skb", "kfree_skb", "TXTOP_HAVE_KFREE_SKB", "txtop_raw_kfree_skb", "free"),
+    Probe("napi", "dql_stall_detected", "TXTOP_HAVE_DQL_STALL", None, "bql_stall", ALWAYS),
+    Probe(
+        "irq", "softirq_raise", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_raise", "softirq", SAMPLING
+    ),
+    Probe(
+        "irq", "softirq_entry", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_entry", "softirq", SAMPLING
+    ),
+    Probe("irq", "softirq_exit", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_exit", "softirq"),
+)
+# What the kernel side calls the classic form of a probe (bcc's TRACEPOINT_PROBE naming).
+CLASSIC_DEV_QUEUE = "net:net_dev_queue"
+
+# Classic tracepoints in the order their detach is worth most: every packet passes the
+# first ones; a send syscall only of its kind.
+CLOSE_ORDER = (
+    b"net:net_dev_start_xmit",
+    b"net:net_dev_queue",
+    b"qdisc:qdisc_dequeue",
+    b"syscalls:sys_enter_sendto",
+    b"qdisc:qdisc_enqueue",
+    b"syscalls:sys_enter_sendmsg",
+    b"syscalls:sys_enter_sendmmsg",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """One attachment: ("classic", b"cat:event") or ("raw", b"event"), and its program."""
+
+    kind: str
+    tp: bytes
+    fn: bytes
+    group: str
+    feature: str
+
+
+def hook_table(probes: Iterable[Probe], defines: Iterable[str]) -> list[Hook]:
+    """Every attachment the compiled program offers (probes whose -D symbol was passed)."""
+    compiled = set(defines)
+    hooks = []
+    for p in probes:
+        if p.define not in compiled:
+            continue  # this kernel lacks the tracepoint: not compiled in
+        if p.raw_fn is not None:
+            hooks.append(Hook("raw", p.event.encode(), p.raw_fn.encode(), p.group, p.feature))
+        if p.raw_fn is None or p.name == CLASSIC_DEV_QUEUE:
+            fn = f"tracepoint__{p.category}__{p.event}".encode()
+            hooks.append(Hook("classic", p.name.encode(), fn, p.group, p.feature))
+    return hooks
+
+
+class Hooks:
+    """Attaches and detaches the loaded program's hooks so that exactly the wanted groups are
+    attached. A hook that fails to attach is reported in ``unavailable`` and not retried."""
+
+    def __init__(self, bpf: Any, hooks: Sequence[Hook], unavailable: dict[str, str]) -> None:
+        self._bpf = bpf
+        self._hooks = list(hooks)
+        self._unavailable = unavailable
+        # bcc attached every classic TRACEPOINT_PROBE while loading; from here on reconcile()
+        # decides what is attached.
+        self._attached: set[tuple[str, bytes]] = {("classic", tp) for tp in bpf.tracepoint_fds}
+        self._closer = Closer()  # classic detaches in progress
+        self._raw_dev_queue_ok = True
+
+    def dev_queue_classic(self, filter_dev: bool) -> bool:
+        """Classic net_dev_queue when filtering by interface (it carries the name, so the
+        filter acts before any per-packet work), else the cheaper raw one."""
+        return filter_dev or not self._raw_dev_queue_ok
+
+    def _wanted(self, hook: Hook, late: bool, sampling: bool, filter_dev: bool) -> bool:
+        if hook.tp in (b"net_dev_queue", CLASSIC_DEV_QUEUE.encode()):
+            if (hook.kind == "classic") != self.dev_queue_classic(filter_dev):
+                return False
+        if hook.group == ALWAYS:
+            return True
+        return late if hook.group == LATE else sampling
+
+    def reconcile(self, late: bool, sampling: bool, filter_dev: bool) -> None:
+        """Attach/detach so that exactly the wanted groups are attached. Detach before
+        attach (a packet must never be seen by both forms of net_dev_queue); sampling hooks
+        go first and come last, so a track never starts without its later stages."""
+        order = {SAMPLING: 0, LATE: 1, ALWAYS: 2}
+        for hook in sorted(self._hooks, key=lambda h: order[h.group]):
+            wanted = self._wanted(hook, late, sampling, filter_dev)
+            if (hook.kind, hook.tp) in self._attached and not wanted:
+                self._detach(hook)
+        for hook in sorted(self._hooks, key=lambda h: -order[h.group]):
+            wanted = self._wanted(hook, late, sampling, filter_dev)
+            if (hook.kind, hook.tp) not in self._attached and wanted:
+                self._attach(hook)
+
+    def _attach(self, hook: Hook) -> None:
+        bpf = self._bpf
+        try:
+            if hook.kind == "raw":
+                bpf.attach_raw_tracepoint(tp=hook.tp, fn_name=hook.fn)
+            else:
+                # the kernel refuses a program attached twice to one tracepoint
+                self._closer.wait_for(hook.tp, 5.0)
+                bpf.attach_tracepoint(tp=hook.tp, fn_name=hook.fn)
+        except Exception as exc:
+            self._hooks.remove(hook)  # not retried every window
+            if hook.tp == b"net_dev_queue":  # no raw tracepoints: the classic form does it
+                self._raw_dev_queue_ok = False
+                return
+            self._unavailable[hook.feature] = one_line(
+                f"{hook.kind} tracepoint {hook.tp.decode()}: {exc}"
+            )
+            return
+        self._attached.add((hook.kind, hook.tp))
+
+    def _detach(self, hook: Hook) -> None:
+        bpf = self._bpf
+        self._attached.discard((hook.kind, hook.tp))
+        if hook.kind == "raw":
+            if hook.tp in bpf.raw_tracepoint_fds:
+                bpf.detach_raw_tracepoint(tp=hook.tp)
+            return
+        fd = bpf.tracepoint_fds.pop(hook.tp, None)
+        if fd is None:
+            return
+        self._closer.close(hook.tp, fd)
+
+    def closing_busy(self) -> bool:
+        """Detaches of classic tracepoints still running in the kernel."""
+        return self._closer.busy()
+
+    def detach_all(self) -> None:
+        """Detach everything and free the program (the ring buffer with it)."""
+        bpf = self._bpf
+        # Classic tracepoints first, all at once: one by one, bcc's cleanup would wait for
+        # each one's RCU grace periods in turn (~70 ms each here).
+        fds = list(bpf.tracepoint_fds.values())
+        bpf.tracepoint_fds.clear()
+        threads = [threading.Thread(target=_close_fd, args=(fd,), daemon=True) for fd in fds]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(5.0)
+        self._closer.wait_for(None, 5.0)
+        try:
+            bpf.cleanup()  # detaches every other program, frees the ring buffer
+        except Exception:  # noqa: S110 - closing fds; the kernel drops the rest on exit
+            pass
+
+
+class Closer:
+    """Closes the perf events of detached classic tracepoints, one at a time, on a thread.
+
+    Closing one waits for RCU grace periods in the kernel (~70 ms here), so it must not hold
+    up the drain. One at a time, because closing the syscalls:* events together made the
+    traced sender stall for 0.2 s at the end of each window (bench/RESULTS.md, "trace
+    windows"); in turn they cost nothing measurable."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[tuple[bytes, int]] = []
+        self._active: bytes | None = None
+        self._thread: threading.Thread | None = None
+
+    def close(self, tp: bytes, fd: int) -> None:
+        with self._cond:
+            self._queue.append((tp, fd))
+            if self._thread is None:  # the thread clears it, under the lock, as it ends
+                self._thread = threading.Thread(target=self._run, name="txtop-detach", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue:
+                    self._thread = None
+                    return
+                # A tracepoint costs every packet until its close completes: the ones most
+                # packets pass go first.
+                i = min(range(len(self._queue)), key=lambda j: close_rank(self._queue[j][0]))
+                self._active, fd = self._queue.pop(i)
+            _close_fd(fd)
+            with self._cond:
+                self._active = None
+                self._cond.notify_all()
+
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._queue) or self._active is not None
+
+    def wait_for(self, tp: bytes | None, timeout_s: float) -> None:
+        """Until ``tp`` (None: everything) is closed, or the timeout."""
+        deadline = time.monotonic() + timeout_s
+
+        def pending() -> bool:
+            if tp is None:
+                return bool(self._queue) or self._active is not None
+            return self._active == tp or any(t == tp for t, _ in self._queue)
+
+        with self._cond:
+            while pending():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(min(left, 0.05))
+
+
+def close_rank(tp: bytes) -> int:
+    return CLOSE_ORDER.index(tp) if tp in CLOSE_ORDER else len(CLOSE_ORDER)
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+class TraceWindowDriver:
+    """Carries out the trace windows (duty.TraceWindows) on the loaded program: attaches and
+    detaches the hook groups, switches sampling in the config map, ends the tracks a closing
+    window leaves behind, and (auto duty) feeds the measured rates back."""
+
+    def __init__(
+        self,
+        windows: TraceWindows,
+        hooks: Hooks,
+        tracks: Tracks,
+        config: ConfigMaps,
+        counters: Counters,
+    ) -> None:
+        self._windows = windows
+        self._hooks = hooks
+        self._tracks = tracks
+        self._config = config
+        self._counters = counters
+        self._measure_base: tuple[float, int, int] | None = None  # (late_s, packets, runs)
+        self._measure_last = 0.0
+
+    def reconcile(self) -> None:
+        """Attach exactly the groups the window's state wants (and the net_dev_queue form the
+        filters want)."""
+        state = self._windows.state
+        self._hooks.reconcile(state != CLOSED, state == OPEN, self._config.filter_dev)
+
+    def start(self, now: float) -> None:
+        """Open the first window. Until the config is written (sample_every 0) every program
+        returns at once: no track starts before all of its stages are attached."""
+        self._apply(self._windows.start(now))
+
+    def step(self) -> float:
+        """Advance the trace windows; returns seconds until the next thing to do."""
+        now = time.monotonic()
+        step = self._windows.step(now, self._tracks.live(), self._hooks.closing_busy())
+        if step.attach_late or step.attach_sampling or step.detach_sampling or step.detach_late:
+            self._apply(step)
+        elif (
+            step.state == OPEN
+            and self._windows.fixed is None
+            and now - self._measure_last >= CONTINUOUS_MEASURE_S
+        ):
+            self._measure_last = now  # continuous tracing: a flood must be seen at once
+            self._measure()
+        deadline = self._windows.next_deadline(now)
+        return 0.1 if deadline is None else max(0.0, deadline - now)
+
+    def _apply(self, step: Step) -> None:
+        if step.detach_sampling:
+            # Sampling off first, in the map: a detached classic tracepoint (net_dev_queue
+            # with -i) keeps running until its close completes, a few hundred ms later.
+            self._config.write()
+        self.reconcile()
+        if step.detach_late and self._tracks.live() > 0:
+            # Tracks the drain grace did not see end (a packet held in a shaping qdisc): end
+            # them here rather than let them age into "lost" two seconds from now.
+            self._tracks.cut()
+        if step.attach_sampling:
+            self._config.generation += 1  # syscalls entered before this window are never tied
+            self._config.write()
+        if self._windows.fixed is not None:
+            return  # only auto measures the rates
+        if step.attach_late:  # a window opens: measure the rates it sees from here
+            self._measure_base = self._measure_point()
+            self._measure_last = time.monotonic()
+        if step.window_ended:
+            self._measure()
+
+    def _measure_point(self) -> tuple[float, int, int]:
+        """(late-group seconds attached, packets counted, NET softirq runs counted)."""
+        _, late_s = self._windows.totals(time.monotonic())
+        packets, runs = self._counters.packets_and_softirq_runs()
+        return late_s, packets, runs
+
+    def _measure(self) -> None:
+        """Auto duty: the packet and softirq rates seen since the last measurement."""
+        base, point = self._measure_base, self._measure_point()
+        self._measure_base = point
+        if base is not None:
+            self._windows.measured(point[1] - base[1], point[2] - base[2], point[0] - base[0])

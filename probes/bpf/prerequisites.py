@@ -1,0 +1,175 @@
+"""What the probes need before anything is attached: root, bcc, tracefs, kernel headers, and the
+tracepoints this kernel has; then the compile and load of txtop.bpf.c.
+
+``probe_prerequisites`` is the cheap check (no compile) the CLI and the tests use to say why the
+probes cannot run. ``probe_defines`` reads the tracefs format files of the tracepoints in the
+hook table and turns the ones present into ``-D`` options (the rest become "unavailable" with
+a reason). ``compiled`` compiles with bcc while file descriptor 2 goes to a private temporary
+file: clang's warnings would otherwise land on the dashboard's terminal; the first error line
+becomes the one-line reason when compiling fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from txtop.core.text import exc_line, one_line
+from txtop.probes.bpf import headers as headers_mod
+from txtop.probes.bpf.decode import format_fields
+from txtop.probes.bpf.headers import HeaderPlan, current_plan
+from txtop.probes.bpf.hooks import Probe
+
+SRC = Path(__file__).with_name("txtop.bpf.c")
+TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
+CFLAGS = [
+    "-Wno-ignored-attributes",
+    "-Wno-duplicate-decl-specifier",
+    "-Wno-address-of-packed-member",
+    "-Wno-unknown-warning-option",
+]
+
+
+class TracerError(RuntimeError):
+    """A one-line reason the probes cannot run."""
+
+
+def tracefs_root() -> Path | None:
+    """The mounted tracefs (events/ present), or None."""
+    for p in TRACEFS_CANDIDATES:
+        if (p / "events").is_dir():
+            return p
+    return None
+
+
+def probe_prerequisites() -> str | None:
+    """Why the probes cannot run here, in one line (with the fix), or None. Cheap: no compile."""
+    if os.geteuid() != 0:
+        return "BPF probes need root (run txtop with sudo)"
+    if importlib.util.find_spec("bcc") is None:
+        return (
+            "bcc is not importable: apt-get install python3-bpfcc "
+            "(and create the virtualenv with --system-site-packages)"
+        )
+    if tracefs_root() is None and not TRACEFS_CANDIDATES[0].is_dir():
+        return "no tracefs: this kernel has no /sys/kernel/tracing (CONFIG_FTRACE off?)"
+    if headers_mod.user_kernel_source():
+        return None  # the user's own header tree; prepare_headers checks it
+    try:
+        plan = current_plan()
+    except OSError as exc:
+        return f"cannot look for kernel headers: {exc}"
+    if plan.kind == "none":
+        return f"{plan.reason}; fix: {plan.fix}"
+    return None
+
+
+def mount_tracefs() -> Path:
+    """The tracefs root, mounted at /sys/kernel/tracing first when nothing is mounted."""
+    root = tracefs_root()
+    if root is not None:
+        return root
+    target = TRACEFS_CANDIDATES[0]
+    res = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        ["mount", "-t", "tracefs", "nodev", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    if res.returncode != 0 or tracefs_root() is None:
+        raise TracerError(f"cannot mount tracefs on {target}: {one_line(res.stderr) or 'failed'}")
+    return target
+
+
+@dataclass(slots=True)
+class ProbeDefines:
+    """What ``probe_defines`` found: -D symbols, the format files read, what is missing."""
+
+    defines: set[str] = field(default_factory=set)
+    formats: dict[str, str] = field(default_factory=dict)  # "cat:event" -> format file text
+    unavailable: dict[str, str] = field(default_factory=dict)  # feature -> reason
+
+
+def probe_defines(root: Path, probes: Sequence[Probe]) -> ProbeDefines:
+    """-D options for the tracepoints this kernel has; records what is unavailable."""
+    out = ProbeDefines()
+    missing: dict[str, list[str]] = {}
+    for p in probes:
+        try:
+            out.formats[p.name] = (root / "events" / p.category / p.event / "format").read_text()
+        except OSError:
+            missing.setdefault(p.define, []).append(p.name)
+    for p in probes:
+        if p.define in missing:
+            out.unavailable[p.feature] = (
+                f"tracepoint {', '.join(missing[p.define])} not in this kernel"
+            )
+        else:
+            out.defines.add(p.define)
+    if "TXTOP_HAVE_KFREE_SKB" in out.defines:
+        if "reason" in format_fields(out.formats["skb:kfree_skb"]):
+            out.defines.add("TXTOP_KFREE_REASON")
+        else:
+            out.unavailable["drop_reason"] = "skb:kfree_skb has no reason field"
+    if "TXTOP_HAVE_CONSUME_SKB" in out.defines:
+        if "location" in format_fields(out.formats["skb:consume_skb"]):
+            out.defines.add("TXTOP_CONSUME_LOCATION")
+    return out
+
+
+def import_bcc() -> Any:
+    """bcc's BPF class; deferred until needed, since importing bcc costs time."""
+    try:
+        from bcc import BPF
+    except Exception as exc:  # a broken install raises anything from ImportError to OSError
+        raise TracerError(
+            f"bcc is installed but fails to import ({exc_line(exc, 80)}); "
+            "fix: apt-get install --reinstall python3-bpfcc, then ./setup.sh"
+        ) from None
+    return BPF
+
+
+@contextmanager
+def compiled(defines: Sequence[str], plan: HeaderPlan) -> Iterator[Any]:
+    """Compile and load txtop.bpf.c with ``-D`` ``defines``; yields the bcc object. The body
+    runs with fd 2 still captured and the header tree still set: attaching prints there too."""
+    bpf_class = import_bcc()
+    text = SRC.read_bytes()
+    cflags = CFLAGS + [f"-D{d}" for d in defines]
+    with _stderr_captured() as err, headers_mod.kernel_source_env(plan):
+        try:
+            bpf = bpf_class(text=text, cflags=cflags)
+        except Exception as exc:
+            raise TracerError(f"BPF compile/load failed: {_first_error(err) or exc}") from None
+        yield bpf
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[Any]:
+    """Send fd 2 to a private temporary file while bcc compiles: clang's warnings would
+    otherwise land on the dashboard's terminal. Yields the file for error extraction."""
+    with tempfile.TemporaryFile(mode="w+", errors="replace") as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            yield tmp
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _first_error(captured: Any) -> str:
+    try:
+        captured.seek(0)
+        lines = captured.read().splitlines()
+    except OSError:
+        return ""
+    first: str = next((one_line(line) for line in lines if "error:" in line), "")
+    return first

@@ -1,0 +1,187 @@
+"""The tracer's run-time settings, and the maps through which they reach the kernel side.
+
+``Settings`` holds the validated values (sampling, filters, track timeout, ring-buffer size);
+``ConfigMaps`` writes them into txtop.bpf.c's ``config`` array and filter hashes, and keeps the
+``tx_completion`` set (devices whose driver frees skbs after sending) up to date.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from txtop.probes.bpf.duty import OPEN, TraceWindows
+from txtop.probes.bpf.ifnames import IfNames
+from txtop.probes.bpf.tracks import TrackCounts
+
+DEFAULT_SAMPLE_EVERY = 16  # 1-in-N at net_dev_queue, then at most the cap per second
+DEFAULT_MAX_SAMPLES_PER_S = 200
+DEFAULT_RINGBUF_PAGES = 64  # 256 KiB: ~1360 records of 192 bytes
+TRACK_TIMEOUT_S = 2.0
+MAX_SAMPLE_EVERY = 1_000_000
+MAX_SAMPLES_PER_S = 1_000_000
+DEVICE_SCAN_INTERVAL_S = 5.0
+SYS_CLASS_NET = Path("/sys/class/net")
+
+
+def check_int(name: str, value: int, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+    return value
+
+
+def check_ifindexes(ifindexes: Sequence[int] | None) -> tuple[int, ...]:
+    return tuple(sorted({check_int("ifindex", i, 1, 2**31 - 1) for i in ifindexes or ()}))
+
+
+def check_pids(pids: Sequence[int] | None) -> tuple[int, ...]:
+    return tuple(sorted({check_int("pid", p, 1, 2**22) for p in pids or ()}))
+
+
+def check_filters(
+    ifindexes: Sequence[int] | None, pids: Sequence[int] | None
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Interface and pid filters, validated, sorted, without repeats (empty = everything)."""
+    return check_ifindexes(ifindexes), check_pids(pids)
+
+
+def burst(max_per_s: int) -> int:
+    """Token bucket depth: a tenth of a second of samples, at least one."""
+    return max(1, max_per_s // 10)
+
+
+class Settings:
+    """What the user chose, validated (ValueError with a one-line message otherwise)."""
+
+    def __init__(
+        self,
+        ifindexes: Sequence[int] | None,
+        pids: Sequence[int] | None,
+        sample_every: int,
+        max_samples_per_s: int,
+        ringbuf_pages: int,
+        track_timeout_s: float,
+    ) -> None:
+        check_int("sample_every", sample_every, 1, MAX_SAMPLE_EVERY)
+        check_int("max_samples_per_s", max_samples_per_s, 0, MAX_SAMPLES_PER_S)
+        check_int("ringbuf_pages", ringbuf_pages, 1, 1 << 16)
+        if ringbuf_pages & (ringbuf_pages - 1):
+            raise ValueError(f"ringbuf_pages must be a power of two, got {ringbuf_pages}")
+        if not 0.05 <= track_timeout_s <= 60:
+            raise ValueError("track_timeout_s must be within 0.05..60")
+        self.ifindexes, self.pids = check_filters(ifindexes, pids)
+        self.every = sample_every
+        self.max_per_s = max_samples_per_s
+        self.pages = ringbuf_pages
+        self.timeout_ns = int(track_timeout_s * 1e9)
+
+    @staticmethod
+    def check_sampling(every: int, max_per_s: int) -> None:
+        check_int("sample_every", every, 1, MAX_SAMPLE_EVERY)
+        check_int("max_samples_per_s", max_per_s, 0, MAX_SAMPLES_PER_S)
+
+    def sampling(self, sampled: int = 0, limited: int = 0) -> dict[str, int]:
+        return {
+            "every": self.every,
+            "max_per_s": self.max_per_s,
+            "sampled": sampled,
+            "rate_limited": limited,
+        }
+
+    def filters(self) -> dict[str, Any]:
+        return {"ifindexes": list(self.ifindexes), "pids": list(self.pids)}
+
+
+class ConfigMaps:
+    """Writes the settings into the loaded program's maps. ``generation`` is bumped by the
+    trace windows each time one opens; ``counts.ended`` (entries user space removed from the
+    track maps) lets the kernel side tell whether anything is still tracked."""
+
+    def __init__(
+        self,
+        bpf: Any,
+        settings: Settings,
+        names: IfNames,
+        windows: TraceWindows,
+        counts: TrackCounts,
+    ) -> None:
+        self._bpf = bpf
+        self._settings = settings
+        self._names = names
+        self._windows = windows
+        self._counts = counts
+        self.generation = 0
+        self._completion_devs: set[str] = set()
+        self._last_dev_scan = 0.0
+
+    @property
+    def filter_dev(self) -> bool:
+        return bool(self._settings.ifindexes)
+
+    def write(self) -> None:
+        s = self._settings
+        table = self._bpf[b"config"]
+        cfg = table.Leaf()
+        # 0 = no new tracks: outside the open part of a trace window (txtop.bpf.c checks it
+        # in net_dev_queue and the send syscalls)
+        cfg.sample_every = s.every if self._windows.state == OPEN else 0
+        cfg.max_per_s = s.max_per_s
+        cfg.burst = burst(s.max_per_s)
+        cfg.filter_dev = 1 if s.ifindexes else 0
+        cfg.filter_pid = 1 if s.pids else 0
+        cfg.track_timeout_ns = s.timeout_ns
+        cfg.user_ended = self._counts.ended
+        cfg.generation = self.generation & 0xFFFFFFFF
+        table[ctypes.c_int(0)] = cfg
+
+    def write_filters(self) -> None:
+        bpf = self._bpf
+        one = ctypes.c_uint8(1)
+        names = bpf[b"dev_filter"]
+        names.clear()
+        idx = bpf[b"ifindex_filter"]
+        idx.clear()
+        for i in self._settings.ifindexes:
+            name = self._names.name(i)
+            if name is None:
+                continue  # gone: nothing of it can be traced
+            key = names.Key()
+            key.name = name.encode()
+            names[key] = one
+            idx[ctypes.c_int(i)] = one
+        pids = bpf[b"pid_filter"]
+        pids.clear()
+        for p in self._settings.pids:
+            pids[ctypes.c_uint(p)] = one
+
+    def refresh_completion_devs(self, now: float) -> None:
+        """``update_completion_devs`` at most every DEVICE_SCAN_INTERVAL_S."""
+        if now - self._last_dev_scan >= DEVICE_SCAN_INTERVAL_S:
+            self.update_completion_devs()
+
+    def update_completion_devs(self) -> None:
+        """Tell the kernel side which devices free skbs after sending (NICs: they have a
+        parent device in sysfs); on all others a track ends at net_dev_xmit."""
+        self._last_dev_scan = time.monotonic()
+        try:
+            names = {d.name for d in SYS_CLASS_NET.iterdir() if (d / "device").exists()}
+        except OSError:
+            return
+        if names == self._completion_devs:
+            return
+        table = self._bpf[b"tx_completion"]
+        for name in self._completion_devs - names:
+            key = table.Key()
+            key.name = name.encode()
+            try:
+                del table[key]
+            except KeyError:
+                pass
+        for name in names - self._completion_devs:
+            key = table.Key()
+            key.name = name.encode()
+            table[key] = ctypes.c_uint8(1)
+        self._completion_devs = names
