@@ -308,11 +308,6 @@ class LiveSource(SnapshotSource):
         self._close_lock = threading.Lock()
         self._closed = False
 
-    def _emit(self) -> None:
-        snap = self._produce()
-        if snap is not None and self._sink is not None and not self.stopped:
-            self._sink(snap)
-
     def _prepare(self) -> None:
         self._emit()
         if self.collector.tracer is not None and not self.stopped:

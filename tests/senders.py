@@ -1,4 +1,4 @@
-"""Bounded traffic helpers for the tracer tests (and bench/overhead.py).
+"""Bounded traffic helpers for the tracer tests (and bench/traffic.py).
 
 Run as a script, each mode is one process with a known pid:
   senders.py udp  DST PORT --count N [--size B] [--gap-us U]   UDP sendto() from the root ns
