@@ -19,6 +19,8 @@ STAMP="$VENV/.txtop-install-stamp"
 VER_RE='[0-9]+\.[0-9]+\.[0-9]+(-[0-9]+)?(\+[A-Za-z0-9.~]+)?'
 
 REQUIRED_PKGS=(python3 python3-venv python3-bpfcc bpfcc-tools bpftrace iproute2 ethtool tmux gcc libc6-dev procps)
+# Only for `./setup.sh test`: a real Prometheus and promtool for tests/test_exporter.py.
+TEST_PKGS=(prometheus)
 
 say() { printf '[txtop] %s\n' "$*"; }
 warn() { printf '[txtop] warning: %s\n' "$*" >&2; }
@@ -137,6 +139,26 @@ install_packages() {
     # Optional: the set-up goes on without them. Each entry lists alternatives (Debian, Ubuntu).
     install_optional bpftool "bpftool" "linux-tools-common linux-tools-$(uname -r)"
     install_optional rsvg-convert "librsvg2-bin"
+}
+
+# The test tier's packages. Debian's prometheus package enables and may start a service
+# listening on all addresses (:9090); the tests start their own on 127.0.0.1, so a service
+# this set-up just brought in is stopped and disabled (one the user already had is left alone).
+install_test_packages() {
+    local missing=() p
+    for p in "${TEST_PKGS[@]}"; do
+        is_installed "$p" || missing+=("$p")
+    done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    apt_update_once
+    apt_install "${missing[@]}"
+    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+        elif [ -x /etc/init.d/prometheus ]; then
+            /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+        fi
+    fi
 }
 
 # install_optional COMMAND "PKGS" ["PKGS"...]: the first set of packages that installs wins.
@@ -294,6 +316,7 @@ main() {
         test)
             shift
             set_up
+            install_test_packages
             run_tests "$@"
             ;;
         --no-start)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "probes", "recordings", "lab", "themes", "tui")
+PACKAGES = ("core", "probes", "recordings", "lab", "themes", "tui", "exporters")
 BIN = Path(sys.executable).parent
 
 

@@ -23,6 +23,16 @@ FORBIDDEN = {
     "recordings": ["textual", "rich", "bcc", "txtop.tui", "txtop.lab"],
     "lab": ["textual", "rich", "txtop.tui"],
     "themes": ["textual", "rich", "bcc"],
+    "exporters": [
+        "textual",
+        "rich",
+        "bcc",
+        "pyroute2",
+        "txtop.probes",
+        "txtop.tui",
+        "txtop.lab",
+        "txtop.recordings",
+    ],
 }
 
 # one module each walk must reach: proves the walk imported the layer, not just its __init__
@@ -32,6 +42,7 @@ REACHED = {
     "recordings": "txtop.recordings.replay",
     "lab": "txtop.lab.demo",
     "themes": "txtop.themes",
+    "exporters": "txtop.exporters.server",
 }
 
 PROBE = """
