@@ -27,6 +27,7 @@ from txtop.probes.bpf.abi import (
     S_TRACK_LOST,
     S_XMIT_PACKETS,
 )
+from txtop.probes.bpf.decode import c_string
 from txtop.probes.bpf.ifnames import IfNames
 from txtop.probes.bpf.tracks import TrackCounts
 from txtop.probes.readers.softirq import read_online_cpus
@@ -40,11 +41,6 @@ def queue_of_parent(parent: int) -> int:
     if parent == TC_H_ROOT or parent & 0xFFFF == 0:
         return 0
     return (parent & 0xFFFF) - 1
-
-
-def _dev_name(raw: bytes) -> str:
-    """A char[IFNAMSIZ] map key field as a str."""
-    return bytes(raw).split(b"\0", 1)[0].decode(errors="replace")
 
 
 def probe_status(
@@ -117,7 +113,7 @@ class Counters:
         acc: dict[tuple[int, int], list[int]] = {}
 
         def slot(dev: bytes, queue: int) -> list[int] | None:
-            name = _dev_name(dev)
+            name = c_string(dev)
             ifindex = self._names.ifindex(name) if name else None
             if ifindex is None:
                 return None  # a device of another network namespace
@@ -146,7 +142,7 @@ class Counters:
         """net_dev_xmit failures by (ifindex, queue, rc), cumulative."""
         out: dict[tuple[int, int, int], int] = {}
         for k, per_cpu in self._bpf[b"xmit_errors"].items():
-            idx = self._names.ifindex(_dev_name(k.dev))
+            idx = self._names.ifindex(c_string(k.dev))
             if idx is not None:
                 key = (idx, int(k.queue), int(k.rc))
                 out[key] = out.get(key, 0) + sum(int(v) for v in per_cpu)

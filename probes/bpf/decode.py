@@ -85,8 +85,9 @@ class ExitRecord:
         return (self.skbaddr, self.first_ns)
 
 
-def _cstr(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+def c_string(raw: bytes) -> str:
+    """A NUL-padded char[] (comm, a device name) as a str."""
+    return bytes(raw).split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 def decode_record(buf: bytes) -> RawRecord:
@@ -130,8 +131,8 @@ def decode_record(buf: bytes) -> RawRecord:
         free_kind=free_kind,
         syscall=syscall,
         flags=flags,
-        comm=_cstr(comm),
-        dev=_cstr(dev),
+        comm=c_string(comm),
+        dev=c_string(dev),
     )
 
 

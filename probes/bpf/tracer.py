@@ -14,6 +14,7 @@ when the process dies, however it dies.
   tracks.py         ring records and map entries -> PacketTrace (aging, window cuts)
   counters.py       per-queue and per-CPU counters, stats slots, lost and skipped -> status
   settings.py       the validated settings, written into the config and filter maps
+  ifnames.py        interface name <-> ifindex, cached
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ class Tracer:
             plan, self._notice = prepare_headers(self._header_cache)
         except HeadersError as exc:
             raise TracerError(str(exc)) from None
-        probes = hooks.PROBES
+        probes = hooks.PROBES  # read here, not at import: tests replace the table
         found = probe_defines(root, probes)
         self._unavailable.update(found.unavailable)
         drop_reasons = parse_drop_reasons(found.formats.get("skb:kfree_skb", ""))
@@ -193,7 +194,8 @@ class Tracer:
         atexit.register(self.close)
 
     def _parts(self, bpf: Any, table: list[hooks.Hook], drop_reasons: dict[int, str]) -> _Loaded:
-        """The parts that work on the loaded program, wired together (nothing attached yet)."""
+        """The parts that work on the loaded program, wired together. bcc attached the classic
+        tracepoints while loading; the window driver's first step reconciles that."""
         counts = TrackCounts()
         config = ConfigMaps(bpf, self._settings, self._names, self._windows, counts)
         tracks = Tracks(
