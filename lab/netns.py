@@ -30,7 +30,7 @@ class LabError(RuntimeError):
     pass
 
 
-def _ip(*args: str, check: bool = True, ns: str | None = None) -> subprocess.CompletedProcess:
+def _ip(*args: str, check: bool = True, ns: str | None = None) -> subprocess.CompletedProcess[str]:
     argv = ["ip"]
     if ns is not None:
         argv += ["-n", ns]
@@ -41,7 +41,7 @@ def _ip(*args: str, check: bool = True, ns: str | None = None) -> subprocess.Com
     return res
 
 
-def _tc(*args: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def _tc(*args: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     argv = ["tc"] + (["-n", ns] if ns else []) + list(args)
     res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     if check and res.returncode != 0:

@@ -47,7 +47,8 @@ PROBES_STARTING = ProbeStatus("starting", reason="compiling probes...")
 class Tracer(Protocol):
     """What the collector needs from probes/bpf/tracer.py."""
 
-    status: ProbeStatus
+    @property
+    def status(self) -> ProbeStatus: ...
 
     def start(self) -> None: ...
 

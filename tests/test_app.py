@@ -384,8 +384,8 @@ class FakeTracer:
 
 def test_sampling_and_filter_messages_reach_the_tracer_control():
     from txtop.core.filters import FilterSpec
+    from txtop.probes.live import TracerControl
     from txtop.tui.filter import FilterChanged, SamplingChanged
-    from txtop.tui.sources import TracerControl
 
     async def main():
         tracer = FakeTracer()

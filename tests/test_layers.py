@@ -77,7 +77,7 @@ def test_a_layer_loads_nothing_it_must_not(layer: str) -> None:
 def test_every_product_folder_is_a_checked_layer() -> None:
     """A new top-level package must join the contracts, not slip past them."""
     text = (REPO / "pyproject.toml").read_text()
-    for folder in ("core", "probes", "recordings", "lab", "themes", "tui"):
+    for folder in ("core", "probes", "recordings", "lab", "themes", "tui", "exporters"):
         assert f'"txtop.{folder}"' in text
         assert (REPO / folder / "__init__.py").is_file()
 
@@ -86,7 +86,7 @@ def test_every_package_folder_is_installed() -> None:
     """setuptools installs only the packages pyproject.toml lists: a new sub-package missing
     there works from the editable checkout and breaks a normal install."""
     text = (REPO / "pyproject.toml").read_text()
-    for folder in ("core", "probes", "recordings", "lab", "themes", "tui"):
+    for folder in ("core", "probes", "recordings", "lab", "themes", "tui", "exporters"):
         for init in (REPO / folder).rglob("__init__.py"):
             dotted = ".".join(("txtop",) + init.parent.relative_to(REPO).parts)
             assert f'"{dotted}"' in text, f"{dotted} is missing from [tool.setuptools] packages"

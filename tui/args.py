@@ -16,7 +16,7 @@ from typing import Any, Literal, NoReturn
 
 from txtop.core.filters import FilterSpec
 from txtop.core.source import MAX_INTERVAL_S, MIN_INTERVAL_S
-from txtop.probes.bpf.tracer import MAX_SAMPLE_EVERY, MAX_SAMPLES_PER_S
+from txtop.probes.live import MAX_SAMPLE_EVERY, MAX_SAMPLES_PER_S
 from txtop.themes import DEFAULT_THEME, theme_names
 from txtop.tui import __version__
 

@@ -11,10 +11,9 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from txtop.core.controls import TracerControls
-from txtop.core.filters import FilterSpec
 from txtop.core.model import ProbeStatus
 from txtop.core.source import SnapshotSource
 from txtop.core.text import exc_line
@@ -23,6 +22,7 @@ from txtop.tui.args import Options, UsageError
 
 if TYPE_CHECKING:
     from txtop.lab.demo import DemoLab
+    from txtop.probes.live import Tracer
 
 BUNDLED_RECORDING = "demo.txtop"  # in txtop.recordings/data, made by scripts/record_bundled.py
 DEMO_REPLAY_NOTICE = "demo: not root, replaying a recording of the lab"
@@ -147,16 +147,6 @@ def _demo_source(opts: Options) -> Built:
         raise
 
 
-def probe_unavailable_reason() -> str | None:
-    """Why the BPF probes cannot run here, or None when they can."""
-    try:
-        from txtop.probes.bpf import tracer
-    except ImportError as exc:
-        return f"BPF tracer not installed ({exc})"
-    reason: str | None = tracer.probe_prerequisites()
-    return reason
-
-
 def _interface_names(opts: Options, demo: DemoLab | None) -> list[str] | None:
     """The interfaces to show (None: every one with TX queues)."""
     from txtop.probes.readers.netdev import InterfaceError, resolve_interfaces
@@ -169,24 +159,26 @@ def _interface_names(opts: Options, demo: DemoLab | None) -> list[str] | None:
     return [demo.dev] if demo is not None else None
 
 
-def _make_tracer(opts: Options, ifindexes: list[int] | None) -> Any:
-    from txtop.probes.bpf import tracer
+def _make_tracer(opts: Options, ifindexes: list[int] | None) -> Tracer:
+    from txtop.probes.live import TracerSettings, make_tracer
 
-    kwargs: dict[str, Any] = {"ifindexes": ifindexes, "pids": list(opts.pids) or None}
-    if opts.sample is not None:
-        kwargs["sample_every"] = opts.sample
-    if opts.max_samples_per_s is not None:
-        kwargs["max_samples_per_s"] = opts.max_samples_per_s
-    if isinstance(opts.trace_duty, int):
-        kwargs["trace_duty"] = opts.trace_duty / 100.0
+    duty = opts.trace_duty / 100.0 if isinstance(opts.trace_duty, int) else None
+    settings = TracerSettings(
+        ifindexes=ifindexes,
+        pids=list(opts.pids) or None,
+        sample_every=opts.sample,
+        max_samples_per_s=opts.max_samples_per_s,
+        trace_duty=duty,
+    )
     try:
-        return tracer.Tracer(**kwargs)
+        return make_tracer(settings)
     except ValueError as exc:  # a value the tracer refuses is bad input, not a crash
         raise UsageError(str(exc)) from None
 
 
 def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
     from txtop.probes.collector import Collector, LiveSource
+    from txtop.probes.live import TracerControl, probe_unavailable_reason
     from txtop.probes.readers.netdev import InterfaceError, read_device
 
     names = _interface_names(opts, demo)
@@ -216,59 +208,3 @@ def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
 
         return Built(DemoSource(demo, collector, interval_s=opts.interval), control)
     return Built(LiveSource(collector, interval_s=opts.interval, mode="live"), control)
-
-
-# ---- what the dashboard may change in running probes ------------------------------------------
-
-
-class _Tunable(Protocol):
-    """The run-time settings of the BPF tracer (probes/bpf/tracer.py Tracer)."""
-
-    def set_sampling(self, every: int, max_per_s: int) -> None: ...
-
-    def set_filters(
-        self, ifindexes: list[int] | None = None, pids: list[int] | None = None
-    ) -> None: ...
-
-
-class TracerControl:
-    """TracerControls over a running tracer: the sampling rate, and the kernel part of the
-    packet filter (waterfall keys), always within the command line's -i/--pid.
-
-    An empty set means "everything" to the tracer, so a filter that would leave nothing
-    (outside the command line's limits) keeps those limits; the waterfall still filters its
-    own rows in user space.
-    """
-
-    def __init__(
-        self, tracer: _Tunable, base_ifindexes: list[int] | None, base_pids: list[int] | None
-    ) -> None:
-        self.tracer = tracer
-        self.base_ifindexes = frozenset(base_ifindexes or ())
-        self.base_pids = frozenset(base_pids or ())
-
-    def set_sampling(self, every: int, max_per_s: int) -> None:
-        self.tracer.set_sampling(every, max_per_s)
-
-    def set_filter(self, spec: FilterSpec) -> None:
-        from txtop.probes.readers.netdev import list_tx_interfaces, read_device
-
-        names = {}
-        for name in list_tx_interfaces():
-            dev = read_device(name)
-            if dev is not None:
-                names[name] = dev.ifindex
-        wanted = spec.kernel_filter(names)
-        self.tracer.set_filters(
-            ifindexes=sorted(_narrow(self.base_ifindexes, wanted.ifindexes)) or None,
-            pids=sorted(_narrow(self.base_pids, wanted.pids)) or None,
-        )
-
-
-def _narrow(base: frozenset[int], wanted: frozenset[int] | None) -> frozenset[int]:
-    """The command line's set narrowed by the filter's (empty = no limit on either side)."""
-    if not wanted:
-        return base
-    if not base:
-        return wanted
-    return (base & wanted) or base
