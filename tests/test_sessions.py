@@ -390,7 +390,9 @@ def test_hung_up_terminal_without_sighup_ends_the_session_quickly(traffic_lab: L
     try:
         wait_for(lambda: bool(psutil.Process(run.proc.pid).children()), "txtop under setsid", 10)
         child = psutil.Process(run.proc.pid).children()[0].pid
-        assert os.getsid(child) == child != os.getsid(run.proc.pid)
+        # setsid forks first and calls setsid() in the child only then: wait for the new session
+        wait_for(lambda: os.getsid(child) == child, "setsid's child to lead its own session", 10)
+        assert os.getsid(child) != os.getsid(run.proc.pid)
         held = wait_attached(child)
         run.wait_for("sampling 1/", timeout=PROBES_UP_S)
         started = time.monotonic()
