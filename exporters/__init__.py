@@ -9,7 +9,9 @@ What the CLI calls:
     server.close()
 
     render_once(snapshot, "openmetrics")               # --once --format openmetrics|prometheus
-    write_textfile(path, holder)                        # --textfile PATH (each tick or on exit)
+    write_textfile(path, holder)                        # --textfile PATH, one write
+    writer = TextfileWriter(path, holder)               # --textfile PATH: rewritten each tick
+    ...  writer.notify() after each publish; writer.close()
 
 Every start-up problem is an ``ExporterError`` whose text is one line (exit status 2).
 """
@@ -28,6 +30,8 @@ from txtop.exporters.server import (
     FORMATS,
     ExporterError,
     MetricsServer,
+    TextfileWriter,
+    check_textfile,
     parse_listen,
     render_once,
     serve,
@@ -45,7 +49,9 @@ __all__ = [
     "MetricsHolder",
     "MetricsServer",
     "MetricsView",
+    "TextfileWriter",
     "TxtopCollector",
+    "check_textfile",
     "parse_listen",
     "render_once",
     "serve",

@@ -31,6 +31,15 @@ Counters stay monotonic while txtop runs:
   softirq time shares) is integrated from rate x interval, starting at 0 when txtop started.
   The HELP text of those metrics says so.
 
+Replayed snapshots (``Snapshot.replay`` set: --replay, --demo without root) are exported as the
+data of the frame being played, with counters that count what was played: a frame shown again
+(pause, a speed change) is not counted twice, and a jump (a seek, a step back, the demo's
+loop) moves no counter: the raw counters are taken as the new base and the jump frame's
+packets (it carries the seconds before it for the waterfall) are left out of the histograms.
+So counters stay monotonic however the recording is played, and rate() reads the recorded
+rates while it plays forward at 1x (at 4x it reads four times them: the snapshots'
+intervals are the recorded ones).
+
 This requires every snapshot to be published, in order (wire ``publish`` into the source's
 sink, not into the UI's redraw).
 """
@@ -137,6 +146,7 @@ class _Totals:
 
     def __init__(self) -> None:
         self._tracks: dict[Hashable, _Track] = {}
+        self.rebasing = False  # a replay jump is being accounted: raw values are new bases
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -150,12 +160,15 @@ class _Totals:
         width: int | None = None,
         epoch: Hashable = None,
     ) -> float:
-        """A kernel counter given raw: start at its value, then add its deltas."""
+        """A kernel counter given raw: start at its value, then add its deltas (none while
+        ``rebasing``: the raw value only becomes the base the next delta is taken from)."""
         track = self._tracks.get(key)
         if track is None:
             self._tracks[key] = _Track(raw, float(raw), epoch, tick)
             return float(raw)
-        if epoch != track.epoch:
+        if self.rebasing:
+            delta = 0
+        elif epoch != track.epoch:
             delta = raw if raw >= 0 else 0  # a new life (re-created device): counted since
         else:
             delta = counter_delta(int(track.raw), raw, width)
@@ -313,6 +326,7 @@ class MetricsHolder:
         self._lock = threading.Lock()  # publishers only; readers never take it
         self._view: MetricsView | None = None
         self._publishes = 0
+        self._replay_index: int | None = None  # the recording frame published last
         self._errors = 0
         self.last_error = ""
         self._totals = _Totals()
@@ -343,7 +357,16 @@ class MetricsHolder:
         counted (``txtop_exporter_publish_errors_total``) and the previous view stays."""
         with self._lock:
             try:
-                self._view = self._account(snapshot)
+                rebase = False
+                position = snapshot.replay
+                if position is None:
+                    self._replay_index = None
+                elif position.index == self._replay_index and not position.jump:
+                    return  # the same recorded frame shown again (paused, speed change)
+                else:
+                    rebase = position.jump and self._view is not None
+                    self._replay_index = position.index
+                self._view = self._account(snapshot, rebase)
             except Exception as exc:  # a bug here must not stop the source feeding the UI
                 self._errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -353,13 +376,17 @@ class MetricsHolder:
 
     # -- one snapshot --
 
-    def _account(self, snap: Snapshot) -> MetricsView:
+    def _account(self, snap: Snapshot, rebase: bool = False) -> MetricsView:
+        """``rebase``: a replay jump; no counter moves (see the module docstring)."""
         self._publishes += 1
         tick = self._publishes
         totals = self._totals
+        totals.rebasing = rebase
         interval = (
             snap.interval_s if snap.interval_s > 0 and math.isfinite(snap.interval_s) else 0.0
         )
+        if rebase:
+            interval = 0.0  # the integrated totals do not move either
 
         qdiscs: dict[QdiscLabels, QdiscTotals] = {}
         for labels, row in qdisc_rows(snap):
@@ -435,7 +462,9 @@ class MetricsHolder:
         if probes.bql_stalls is not None:
             detected = totals.cumulative(("pb",), probes.bql_stalls, tick)
 
-        self._add_packets(snap)
+        totals.rebasing = False
+        if not rebase:
+            self._add_packets(snap)
         present = {d.dev for d in snap.devices} | {q.dev for q in snap.queues}
         for gone in [k for k in self._hist_frozen if k[0] not in present]:
             del self._hist_frozen[gone], self._hist_counts[gone], self._hist_sums[gone]

@@ -90,6 +90,105 @@ def render_once(
     return render(_holder_of(data, histograms).registry, fmt)
 
 
+def check_textfile(path: str | os.PathLike[str]) -> Path:
+    """Check at start-up that ``write_textfile`` can write ``path``: a name ending in .prom,
+    in an existing directory where a file can be created, not something other than a regular
+    file. Writes nothing (a temporary file is created and removed). Raises ExporterError."""
+    target = Path(path)
+    if target.suffix != ".prom" or target.name.startswith("."):
+        raise ExporterError(
+            f"textfile {target}: the name must end in .prom (node_exporter reads only those)"
+        )
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ExporterError(f"textfile {target}: {exc.strerror or exc}") from None
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise ExporterError(f"textfile {target}: exists and is not a regular file")
+    if not target.parent.is_dir():
+        raise ExporterError(f"textfile {target}: no such directory {target.parent}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise ExporterError(f"textfile {target}: {exc.strerror or exc}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+    return target
+
+
+class TextfileWriter:
+    """Rewrites a textfile (``write_textfile``) from a holder on a thread of its own, so a slow
+    disk never holds up the thread that publishes: ``notify()`` after each publish asks for a
+    write, and writes that cannot keep up are coalesced (the newest view is written).
+
+    A write that fails is retried on the next notify. ``on_change(line)`` is called with one
+    line when writing starts failing, when the reason changes and when it works again (from the
+    writer's thread); ``error`` is the current reason ("" while writes succeed).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        holder: MetricsHolder,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = check_textfile(path)
+        self.holder = holder
+        self.on_change = on_change
+        self.error = ""
+        self.writes = 0
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="txtop-textfile", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._stop.is_set():
+                return
+            self.write()
+
+    def write(self) -> None:
+        """Write the holder's latest view now (nothing before its first snapshot)."""
+        if self.holder.view is None:
+            return
+        try:
+            write_textfile(self.path, self.holder)
+        except ExporterError as exc:
+            if str(exc) != self.error:
+                self.error = str(exc)
+                self._tell(f"cannot write the textfile: {exc}")
+            return
+        self.writes += 1
+        if self.error:
+            self.error = ""
+            self._tell(f"textfile {self.path}: written again")
+
+    def _tell(self, line: str) -> None:
+        if self.on_change is not None:
+            with contextlib.suppress(Exception):
+                self.on_change(line)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread, then write the last view once more (idempotent)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._wanted.set()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.write()
+
+
 def write_textfile(
     path: str | os.PathLike[str],
     data: Snapshot | MetricsHolder,
@@ -435,6 +534,8 @@ __all__: list[str] = [
     "FORMATS",
     "ExporterError",
     "MetricsServer",
+    "TextfileWriter",
+    "check_textfile",
     "parse_listen",
     "render",
     "render_once",

@@ -21,6 +21,9 @@ from txtop.themes import DEFAULT_THEME, theme_names
 from txtop.tui import __version__
 
 PROG = "txtop"
+FORMATS = ("json", "openmetrics", "prometheus")
+METRICS_FORMATS = ("openmetrics", "prometheus")
+HISTOGRAM_MODES = ("none", "device", "queue")  # txtop.exporters.HISTOGRAM_MODES
 COLOR_MODES = ("auto", "truecolor", "256", "16", "none")
 MAX_PID = 4_194_304  # PID_MAX_LIMIT on 64-bit kernels
 MAX_DURATION_S = 366 * 86400.0
@@ -41,7 +44,7 @@ class Options:
     ascii: bool = False
     no_mouse: bool = False
     once: bool = False
-    format: str | None = None  # "json" with --once
+    format: str | None = None  # "json" with --once (unless --textfile), or a metrics format
     sample: int | None = None
     max_samples_per_s: int | None = None
     trace_duty: int | Literal["auto"] | None = None  # a percentage, or None for the default
@@ -60,6 +63,9 @@ class Options:
     speed: float | None = None
     demo_tag: str = "demo"
     synthetic: tuple[int, int] | None = None  # (queues, CPUs)
+    serve: tuple[str, int] | None = None  # --serve [ADDR:]PORT as (address, port)
+    textfile: str | None = None
+    metrics_histograms: str | None = None  # None: the exporter's default
     filter_spec: FilterSpec = field(default_factory=FilterSpec)  # from the flags above
 
     def given(self, *names: str) -> list[str]:
@@ -239,7 +245,13 @@ def _add_once(add: Callable[..., Any]) -> None:
         action="store_true",
         help="no dashboard: collect one interval once the probes are ready, print it, exit",
     )
-    add("--format", choices=("json",), default=None, help="output format of --once (json)")
+    add(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format of --once: json (default), or one metrics scrape in the "
+        "openmetrics or prometheus text format",
+    )
 
 
 def _add_probes(add: Callable[..., Any]) -> None:
@@ -350,6 +362,47 @@ def _add_replay(add: Callable[..., Any]) -> None:
     add("--speed", type=_speed, metavar="X", help="replay speed, 0.25 to 16 (default 1)")
 
 
+def _listen(text: str) -> tuple[str, int]:
+    from txtop.exporters import ExporterError, parse_listen
+
+    try:
+        return parse_listen(text)
+    except ExporterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _textfile(text: str) -> str:
+    text = _file_arg(text)
+    if not text.endswith(".prom") or text.rsplit("/", 1)[-1].startswith("."):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the name must end in .prom (node_exporter reads only those)"
+        )
+    return text
+
+
+def _add_exporter(add: Callable[..., Any]) -> None:
+    add(
+        "--serve",
+        type=_listen,
+        metavar="[ADDR:]PORT",
+        help="serve Prometheus/OpenMetrics metrics on http://ADDR:PORT/metrics (ADDR "
+        "default 127.0.0.1; [::1]:PORT for IPv6), beside the dashboard or with --headless",
+    )
+    add(
+        "--textfile",
+        type=_textfile,
+        metavar="PATH",
+        help="write the metrics to PATH (*.prom, for node_exporter's textfile collector), "
+        "atomically every interval; with --once, once",
+    )
+    add(
+        "--metrics-histograms",
+        choices=HISTOGRAM_MODES,
+        default=None,
+        help="stage-latency histograms per device (default), per TX queue, or none",
+    )
+
+
 def _add_developer(add: Callable[..., Any]) -> None:
     # The demo lab's tag (tests run their own lab beside a user's demo).
     add("--demo-tag", type=_demo_tag, default="demo", help=argparse.SUPPRESS)
@@ -371,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_filter,
         _add_demo_and_recording,
         _add_replay,
+        _add_exporter,
         _add_developer,
     ):
         add_group(parser.add_argument)
@@ -383,13 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _options(ns: argparse.Namespace) -> Options:
     """The parsed flags as Options: repeatable flags as tuples, --replay-bundled implying
-    --demo, --once implying --format json."""
+    --demo, --once implying --format json (not with --textfile: that is its output)."""
     values = vars(ns)
     kwargs = {f.name: values[f.name] for f in dataclasses.fields(Options) if f.name in values}
     for name in ("interfaces", "pids", "comm", "port", "proto"):
         kwargs[name] = tuple(kwargs[name] or ())
     kwargs["demo"] = ns.demo or ns.replay_bundled
-    if ns.once and ns.format is None:
+    if ns.once and ns.format is None and ns.textfile is None:
         kwargs["format"] = "json"
     return Options(**kwargs)
 
@@ -397,6 +451,18 @@ def _options(ns: argparse.Namespace) -> Options:
 def _check_outputs(opts: Options) -> None:
     if opts.format is not None and not (opts.once or opts.headless):
         raise UsageError("--format needs --once")
+    if opts.format in METRICS_FORMATS and not opts.once:
+        raise UsageError(
+            f"--format {opts.format} needs --once (a daemon serves them: --serve or --textfile)"
+        )
+    if opts.serve is not None and opts.once:
+        raise UsageError("--serve needs the dashboard or --headless, not --once")
+    if opts.metrics_histograms is not None and not (
+        opts.serve or opts.textfile or opts.format in METRICS_FORMATS
+    ):
+        raise UsageError(
+            "--metrics-histograms needs --serve, --textfile or --once --format openmetrics"
+        )
     if opts.no_probes and (
         opts.sample or opts.max_samples_per_s or opts.pids or opts.trace_duty is not None
     ):

@@ -5,8 +5,9 @@ TEXTUAL_COLOR_SYSTEM at import time), so neither this module nor those it import
 may import it.
 
 The parts: tui/args.py (the flags, checked, as Options), tui/sources.py (the data source they
-ask for), tui/session.py (starting and stopping a run), tui/headless.py (--once and
---headless); here the colours, the dashboard and ``main``.
+ask for), tui/session.py (starting and stopping a run, with the metrics exporter of --serve
+and --textfile), tui/headless.py (--once and --headless); here the colours, the dashboard and
+``main``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def run_dashboard(opts: Options, theme: str) -> int:
         from txtop.tui.app import TxtopApp
 
         source = session.source
+        notices = [source.notice] if source.notice and source.mode != "replay" else []
+        if session.exporter is not None:
+            notices += session.exporter.describe()
         app = TxtopApp(
             source,
             theme=theme,
@@ -78,12 +82,15 @@ def run_dashboard(opts: Options, theme: str) -> int:
             recording=session.recording,
             duration_s=opts.duration,
             waterfall_filter=opts.filter_spec,
-            notices=[source.notice] if source.notice and source.mode != "replay" else [],
+            notices=notices,
         )
         app.run(mouse=not opts.no_mouse)
         return int(app.return_code or 0)
     finally:
         session.stop()  # detaches the probes, removes the demo lab; idempotent
+        textfile = session.exporter.textfile if session.exporter is not None else None
+        if textfile is not None and textfile.error:
+            sessions.warn(f"the last textfile write failed: {textfile.error}")
 
 
 def _fail(message: str, code: int) -> NoReturn:
