@@ -43,6 +43,14 @@ class BqlStats:
     stall_thrs: int | None = None  # ms; kernels >= 6.10
     stall_cnt: int | None = None
     stall_max: int | None = None  # ms
+    # Sampled between ticks (--bql-hz; core/bqlsample.py), None when not sampled: the largest
+    # and the mean ``inflight`` of the interval's samples (the tick's own read included), the
+    # share of them at or above ``limit``, how often ``limit`` changed, and how many there were.
+    inflight_peak: int | None = None
+    inflight_mean: float | None = None
+    at_limit_pct: float | None = None
+    limit_changes: int | None = None
+    samples: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

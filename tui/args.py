@@ -50,6 +50,7 @@ class Options:
     trace_duty: int | Literal["auto"] | None = None  # a percentage, or None for the default
     pids: tuple[int, ...] = ()
     no_probes: bool = False
+    bql_hz: float | None = None  # BQL samples per second between ticks; None: the default
     comm: tuple[str, ...] = ()
     port: tuple[str, ...] = ()
     proto: tuple[str, ...] = ()
@@ -151,6 +152,17 @@ def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _bql_hz(text: str) -> float:
+    """0 (off) or 1..200 BQL samples per second."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or not (value == 0 or 1 <= value <= 200):
+        raise argparse.ArgumentTypeError(f"HZ must be 0 (off) or 1..200, got {text!r}")
+    return value
 
 
 def _trace_duty(text: str) -> int | Literal["auto"]:
@@ -289,6 +301,14 @@ def _add_probes(add: Callable[..., Any]) -> None:
         "--no-probes",
         action="store_true",
         help="load no BPF programs (sysfs, netlink and procfs numbers only)",
+    )
+    add(
+        "--bql-hz",
+        type=_bql_hz,
+        default=None,
+        metavar="HZ",
+        help="sample each TX queue's BQL bytes in flight HZ times a second between refreshes "
+        "(peak, mean, share at the limit; default 50; 0 = only at each refresh)",
     )
 
 
@@ -474,7 +494,7 @@ def _check_outputs(opts: Options) -> None:
 
 def _check_sources(opts: Options) -> None:
     if opts.replay is not None:
-        clash = opts.given("demo", "interfaces", "record", "synthetic", "no_probes")
+        clash = opts.given("demo", "interfaces", "record", "synthetic", "no_probes", "bql_hz")
         clash += opts.given("sample", "max_samples_per_s", "trace_duty")
         if clash:
             raise UsageError(f"--replay cannot be combined with {', '.join(clash)}")

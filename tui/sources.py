@@ -177,7 +177,7 @@ def _make_tracer(opts: Options, ifindexes: list[int] | None) -> Tracer:
 
 
 def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
-    from txtop.probes.collector import Collector, LiveSource
+    from txtop.probes.collector import DEFAULT_BQL_HZ, Collector, LiveSource
     from txtop.probes.live import TracerControl, probe_unavailable_reason
     from txtop.probes.readers.netdev import InterfaceError, read_device
 
@@ -195,7 +195,8 @@ def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
         tracer = _make_tracer(opts, ifindexes)
         control = TracerControl(tracer, ifindexes, list(opts.pids))
     try:
-        collector = Collector(names, tracer=tracer)
+        bql_hz = DEFAULT_BQL_HZ if opts.bql_hz is None else opts.bql_hz
+        collector = Collector(names, tracer=tracer, bql_hz=bql_hz)
     except InterfaceError as exc:
         if tracer is not None:
             tracer.close()

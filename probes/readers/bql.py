@@ -10,7 +10,8 @@ A device without BQL (veth, lo, most virtual devices) has no byte_queue_limits d
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from txtop.core.model import BqlStats
@@ -66,3 +67,81 @@ def read_bql(dev: str, queue: int, sysfs_root: Path = SYSFS_NET) -> BqlStats | N
                 return None
             raise
     return parse_bql(files)
+
+
+# ---- sampling between ticks -------------------------------------------------------------------
+
+SAMPLED_FILES = ("inflight", "limit")
+_SAMPLE_READ = 32  # bytes: a u32/unsigned long in decimal and a newline
+
+
+class BqlSampleFiles:
+    """``inflight`` and ``limit`` of many TX queues, kept open and re-read with ``os.pread``.
+
+    Reading a sysfs attribute at offset 0 runs its show function again, so one open file can
+    be sampled many times a second for the cost of one pread each (no open, path walk or
+    close). ``sync`` opens the files of the queues to sample (once per tick); ``sample``
+    reads them all. A queue whose file stops being readable (its device went away: ENODEV,
+    or garbage) is closed and left out until ``sync`` opens it again.
+    """
+
+    def __init__(self, sysfs_root: Path | str = SYSFS_NET) -> None:
+        self.sysfs_root = str(sysfs_root)
+        self._fds: dict[tuple[str, int], tuple[int, int]] = {}  # (dev, queue) -> (inflight, limit)
+
+    def __len__(self) -> int:
+        return len(self._fds)
+
+    @property
+    def queues(self) -> list[tuple[str, int]]:
+        return list(self._fds)
+
+    def sync(self, queues: Iterable[tuple[str, int]]) -> None:
+        """Sample exactly ``queues`` from now on: open the new ones, close the others. A queue
+        whose files cannot be opened (no BQL, gone) is skipped."""
+        wanted = set(queues)
+        for key in [k for k in self._fds if k not in wanted]:
+            self._close(key)
+        for dev, queue in sorted(wanted - self._fds.keys()):
+            checked_ifname(dev)
+            base = f"{self.sysfs_root}/{dev}/queues/tx-{queue}/byte_queue_limits/"
+            fds: list[int] = []
+            try:
+                for name in SAMPLED_FILES:
+                    fds.append(os.open(base + name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
+            except OSError:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            self._fds[dev, queue] = (fds[0], fds[1])
+
+    def sample(self) -> list[tuple[tuple[str, int], int, int]]:
+        """One ``((dev, queue), inflight, limit)`` per open queue that could be read."""
+        out = []
+        failed = []
+        pread = os.pread
+        for key, (f_inflight, f_limit) in self._fds.items():
+            try:
+                inflight = int(pread(f_inflight, _SAMPLE_READ, 0))
+                limit = int(pread(f_limit, _SAMPLE_READ, 0))
+            except (OSError, ValueError):
+                failed.append(key)
+                continue
+            if inflight < 0 or limit < 0:
+                failed.append(key)
+                continue
+            out.append((key, inflight, limit))
+        for key in failed:
+            self._close(key)
+        return out
+
+    def _close(self, key: tuple[str, int]) -> None:
+        for fd in self._fds.pop(key):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for key in list(self._fds):
+            self._close(key)
