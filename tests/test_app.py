@@ -16,6 +16,7 @@ from ui_fixtures import header, until
 from txtop.core.model import ProbeStatus
 from txtop.core.text import format_ns
 from txtop.themes import load_themes
+from txtop.themes.defaults import VARIABLE_NAMES
 from txtop.tui.app import INTERVAL_STEPS_S, TxtopApp, next_interval
 from txtop.tui.help import KEYS, HelpScreen, help_text
 from txtop.tui.messages import SnapshotArrived
@@ -30,7 +31,6 @@ from txtop.tui.panels import (
     line_text,
     queue_lines,
 )
-from txtop.tui.theming import VARIABLE_DEFAULTS
 
 DEADLINE_S = 5.0
 
@@ -363,7 +363,7 @@ def test_every_theme_defines_every_variable():
     themes = load_themes()
     assert list(themes)[:3] == ["dark", "light", "mono"]
     for spec in themes.values():
-        missing = set(VARIABLE_DEFAULTS) - set(spec.variables)
+        missing = set(VARIABLE_NAMES) - set(spec.variables)
         assert not missing, (spec.name, missing)
     assert themes["mono"].ansi and "reverse" in themes["mono"].variables["txtop-alert-style"]
 
@@ -385,7 +385,7 @@ class FakeTracer:
 def test_sampling_and_filter_messages_reach_the_tracer_control():
     from txtop.core.filters import FilterSpec
     from txtop.probes.live import TracerControl
-    from txtop.tui.filter import FilterChanged, SamplingChanged
+    from txtop.tui.messages import FilterChanged, SamplingChanged
 
     async def main():
         tracer = FakeTracer()

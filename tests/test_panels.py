@@ -1,5 +1,5 @@
-"""The panels' pure builders (tui/panels/{format,glyphs,queues,cpus,header}.py): fixed
-snapshots in, fragment lines out, no App and no terminal."""
+"""The panels' pure builders (tui/panels/{format,queues,cpus,header}.py, drawing with
+tui/glyphs.py): fixed snapshots in, fragment lines out, no App and no terminal."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import ui_fixtures as fx
 
 from txtop.core.model import ProbeStatus
+from txtop.tui.glyphs import ASCII, UNICODE, Glyphs, glyphs_for
 from txtop.tui.panels.cpus import CPU_COLUMNS, cpu_lines, cpu_list_rows, heat_rows
 from txtop.tui.panels.format import (
     ROLES,
@@ -25,12 +26,11 @@ from txtop.tui.panels.format import (
     line_text,
     truncate,
 )
-from txtop.tui.panels.glyphs import ASCII, UNICODE, Glyphs, glyphs_for
 from txtop.tui.panels.header import HeaderState, header_lines, key_hint_line
 from txtop.tui.panels.queues import QUEUE_COLUMNS, SORT_KEYS, queue_body_rows, queue_lines
 
 PANELS = Path(__file__).resolve().parent.parent / "tui" / "panels"
-PURE_MODULES = ("format", "glyphs", "queues", "cpus", "header")
+PURE_MODULES = ("format", "queues", "cpus", "header")
 SNAPSHOTS = {
     "none": None,
     "idle": fx.idle_vm(),
@@ -120,19 +120,8 @@ def test_ascii_glyphs_are_seven_bit_and_fills_follow_the_look() -> None:
     text_fields = [f.name for f in dataclasses.fields(Glyphs) if f.type == "str"]
     assert text_fields and all(getattr(ASCII, name).isascii() for name in text_fields)
     hash(UNICODE)  # usable as a cache key
-    fills = Glyphs(
-        ascii=True,
-        bar_full="#",
-        bar_partial="",
-        bar_empty=".",
-        heat="12345678",
-        heat_zero=".",
-        ellipsis="~",
-        sep="|",
-        fill={"qdisc": "#"},
-        fill_mono={"qdisc": "="},
-    )
-    assert fills.fills(mono=False)["qdisc"] == "#" and fills.fills(mono=True)["qdisc"] == "="
+    assert UNICODE.fills(mono=False) is UNICODE.fill
+    assert UNICODE.fills(mono=True) is UNICODE.fill_mono
 
 
 @pytest.mark.parametrize("name", sorted(SNAPSHOTS))

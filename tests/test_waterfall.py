@@ -18,6 +18,7 @@ from waterfall_fixtures import WaterfallApp
 from txtop.core.filters import FilterSpec
 from txtop.core.model import STAGES, PacketTrace
 from txtop.tui.filter import FilterScreen
+from txtop.tui.glyphs import ASCII, UNICODE
 from txtop.tui.inspector import InspectorScreen, inspect_packet
 from txtop.tui.messages import FilterChanged, SamplingChanged
 from txtop.tui.theming import register_themes
@@ -26,7 +27,6 @@ from txtop.tui.waterfall.bars import (
     SCALES,
     SEGMENT_KINDS,
 )
-from txtop.tui.waterfall.style import FILL_ASCII, FILL_MONO
 
 APP_KEYS = {"q", "space", "plus", "minus", "t", "s", "question_mark"}
 
@@ -384,8 +384,9 @@ async def test_mono_theme_uses_distinct_fills() -> None:
         await pilot.pause()
         assert wf.mono
         text = "\n".join(screen_lines(wf))
-        assert FILL_MONO["qdisc"] in text and FILL_MONO["driver"] in text
-        assert len(set(FILL_MONO.values())) == len(FILL_MONO)
+        fill_mono = UNICODE.fill_mono
+        assert fill_mono["qdisc"] in text and fill_mono["driver"] in text
+        assert len(set(fill_mono.values())) == len(fill_mono)
         # txtop's own themes: "dark" has colours, "mono" only the terminal's default colour
         # (and no stage variables): the waterfall must notice and switch to fills.
         register_themes(app)
@@ -395,7 +396,7 @@ async def test_mono_theme_uses_distinct_fills() -> None:
         app.theme = "mono"
         await pilot.pause()
         assert wf.mono
-        assert len(set(FILL_ASCII.values())) == len(FILL_ASCII)
+        assert len(set(ASCII.fill.values())) == len(ASCII.fill)
 
 
 def test_inspector_says_hand_off_not_free_on_devices_without_tx_completion():

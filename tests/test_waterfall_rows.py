@@ -18,6 +18,7 @@ from waterfall_data import by_comm, later_snapshot, make_snapshot, trace_packets
 
 from txtop.core.filters import FilterSpec
 from txtop.core.text import fit_text, format_ns
+from txtop.tui.glyphs import UNICODE
 from txtop.tui.waterfall.bars import (
     SCALES,
     allocate_cells,
@@ -39,7 +40,6 @@ from txtop.tui.waterfall.lines import (
 )
 from txtop.tui.waterfall.rows import PENDING_TICKS, RowBuffer, step_sampling
 from txtop.tui.waterfall.stats import stats_lines
-from txtop.tui.waterfall.style import FILL_COLOR
 
 PURE = ("rows", "bars", "lines", "stats", "style")
 
@@ -178,12 +178,12 @@ def test_long_device_names_keep_the_queue() -> None:
 def test_bar_frags_fill_the_width_with_the_drop_reason() -> None:
     drop = next(p for p in trace_packets() if p.drop_reason == "QDISC_DROP")
     for width in (3, 12, 40):
-        frags = bar_frags(drop, bar_parts(drop), width, "row", 0, FILL_COLOR, True, False)
+        frags = bar_frags(drop, bar_parts(drop), width, "row", 0, UNICODE.fill, True, False)
         assert len(text_of(frags)) == width
-    wide = text_of(bar_frags(drop, bar_parts(drop), 40, "row", 0, FILL_COLOR, True, False))
+    wide = text_of(bar_frags(drop, bar_parts(drop), 40, "row", 0, UNICODE.fill, True, False))
     assert wide.rstrip().endswith("✗ QDISC_DROP")
     # Too narrow for bar and reason: the reason overwrites the bar's tail.
-    assert text_of(bar_frags(drop, bar_parts(drop), 8, "row", 0, FILL_COLOR, True, True)) == (
+    assert text_of(bar_frags(drop, bar_parts(drop), 8, "row", 0, UNICODE.fill, True, True)) == (
         " x QDISC"
     )
 

@@ -8,12 +8,16 @@ A theme file looks like::
 
     name = "dark"            # must equal the file name without ".toml"
     description = "..."
-    dark = true              # light or dark base (Textual derives shades from it)
+    dark = true              # dark or light base: Textual's shades, txtop's defaults
     ansi = false             # true: use the terminal's own 16 ANSI colours
     [colors]                 # Textual's base colours; only "primary" is required
     primary = "#4ea1d3"
-    [variables]              # txtop's own style variables (see tui/theming.py) + Textual's
+    [variables]              # txtop's own style variables (themes/defaults.py) + Textual's
     txtop-alert = "#e05561"
+
+A theme file sets only the variables it changes. ``ThemeSpec.variables`` is always complete:
+whatever the file leaves out is the default for its base (``dark``) from ``themes/defaults.py``,
+the one table of txtop's variables.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+
+from .defaults import variable_defaults
 
 THEME_DIR = Path(__file__).parent
 DEFAULT_THEME = "dark"
@@ -52,12 +59,21 @@ class ThemeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ThemeSpec:
+    """One theme, checked. ``variables`` is complete: given ones over the defaults for the
+    theme's base (dark or light), so nothing downstream needs a fallback of its own. Both
+    mappings are read-only."""
+
     name: str
     description: str
     dark: bool
     ansi: bool
     colors: Mapping[str, str]
     variables: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        complete = {**variable_defaults(self.dark), **self.variables}
+        object.__setattr__(self, "colors", MappingProxyType(dict(self.colors)))
+        object.__setattr__(self, "variables", MappingProxyType(complete))
 
 
 def _str_table(data: object, what: str, key_re: re.Pattern[str]) -> dict[str, str]:

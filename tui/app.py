@@ -46,7 +46,7 @@ from txtop.tui.panels import (
 from txtop.tui.replay_keys import KEY_HINTS as REPLAY_KEY_HINTS
 from txtop.tui.replay_keys import ReplayKeys
 from txtop.tui.terminal import HANGUP_CHECK_S, ExitGuard, terminal_driver_class
-from txtop.tui.theming import VARIABLE_DEFAULTS, register_themes
+from txtop.tui.theming import register_themes, theme_variable_defaults
 from txtop.tui.waterfall import Waterfall
 
 INTERVAL_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -151,7 +151,7 @@ class TxtopApp(App[int]):
 
     # ---- layout -----------------------------------------------------------------------------
     def get_theme_variable_defaults(self) -> dict[str, str]:
-        return dict(VARIABLE_DEFAULTS)
+        return theme_variable_defaults(self.current_theme)
 
     def compose(self) -> ComposeResult:
         state = HeaderState(

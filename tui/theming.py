@@ -1,57 +1,52 @@
-"""Turn txtop's theme data files (``txtop.themes``) into registered Textual themes."""
+"""Turn txtop's theme data files (``txtop.themes``) into registered Textual themes.
+
+No colours here: a ``ThemeSpec`` arrives with every txtop variable set (the defaults are in
+``themes/defaults.py``), and the app's variable defaults for a Textual theme that is not
+txtop's come from that same table.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from textual.app import App
 from textual.theme import Theme
 
 from txtop.themes import DEFAULT_THEME, ThemeSpec, load_themes
-
-# txtop's own style variables. A theme file may override any of them; these defaults keep
-# the CSS parseable for a theme that leaves some out (Textual refuses undefined variables;
-# values cannot refer to other variables, so these are the dark theme's literal colours).
-# "*-style" values are CSS text-style lists ("bold", "bold reverse", "none").
-VARIABLE_DEFAULTS: dict[str, str] = {
-    "txtop-heading": "#8fb3cc",
-    "txtop-heading-style": "bold",
-    "txtop-group": "#e6edf5",
-    "txtop-group-style": "bold",
-    "txtop-dim": "#66707f",
-    "txtop-dim-style": "none",
-    "txtop-alert": "#ff6b7d",
-    "txtop-alert-style": "bold",
-    "txtop-warn": "#e0a23c",
-    "txtop-warn-style": "bold",
-    "txtop-bar": "#4fa3d9",
-    "txtop-bar-high": "#e0a23c",
-    "txtop-bar-empty": "#3a4252",
-    "txtop-heat-1": "#3d7ba3",
-    "txtop-heat-2": "#e0a23c",
-    "txtop-heat-3": "#ff6b7d",
-    "txtop-stage-stack": "#5f9fdf",
-    "txtop-stage-enqueue": "#4fc1b5",
-    "txtop-stage-qdisc": "#e0b040",
-    "txtop-stage-dequeue": "#b58fe0",
-    "txtop-stage-driver": "#7cc46a",
-    "txtop-stage-completion": "#b0b8c4",
-    "txtop-stage-gap": "#6c7480",
-    "txtop-drop": "#ff5f6f",
-}
+from txtop.themes.defaults import variable_defaults
 
 
 def to_textual_theme(spec: ThemeSpec) -> Theme:
-    colors = dict(spec.colors)
+    """The Textual theme of ``spec``; a base colour the file leaves out is Textual's to derive
+    (every key of ``txtop.themes.COLOR_KEYS``, spelled out so that the types are checked)."""
+    c = spec.colors
     return Theme(
         name=spec.name,
-        primary=colors.pop("primary"),
+        primary=c["primary"],
+        secondary=c.get("secondary"),
+        warning=c.get("warning"),
+        error=c.get("error"),
+        success=c.get("success"),
+        accent=c.get("accent"),
+        foreground=c.get("foreground"),
+        background=c.get("background"),
+        surface=c.get("surface"),
+        panel=c.get("panel"),
+        boost=c.get("boost"),
         dark=spec.dark,
         ansi=spec.ansi,
         variables=dict(spec.variables),
-        **colors,
     )
 
 
-def register_themes(app: App[object]) -> list[str]:
+def theme_variable_defaults(theme: Theme) -> dict[str, str]:
+    """txtop's variables for ``theme`` where it sets none (for ``get_theme_variable_defaults``):
+    the defaults for its base. They keep the CSS parseable under any theme; txtop's own
+    themes set every variable, so for them these never show."""
+    return dict(variable_defaults(theme.dark))
+
+
+def register_themes(app: App[Any]) -> list[str]:
     """Register every theme file with ``app``; return their names in cycling order."""
     names = []
     for spec in load_themes().values():

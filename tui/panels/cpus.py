@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from txtop.core.model import CpuRow, Snapshot
+from txtop.tui.glyphs import Glyphs, glyphs_for
 
 from .format import (
     Column,
@@ -26,7 +27,6 @@ from .format import (
     truncate,
     value_frag,
 )
-from .glyphs import Glyphs, glyphs_for
 
 CPU_COLUMNS: tuple[Column, ...] = (
     Column("cpu", "cpu", 4, align="<", help="CPU number; 'all' sums rates, averages shares"),

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .glyphs import Glyphs
+from txtop.tui.glyphs import UNICODE, Glyphs
 
 Frag = tuple[str, str]  # (text, role)
 Line = list[Frag]
@@ -94,7 +94,7 @@ def frag_len(frags: Sequence[Frag]) -> int:
     return sum(len(text) for text, _ in frags)
 
 
-def truncate(frags: Sequence[Frag], width: int, ellipsis: str = "…") -> Line:
+def truncate(frags: Sequence[Frag], width: int, ellipsis: str = UNICODE.ellipsis) -> Line:
     """Cut fragments to ``width`` cells, marking the cut with ``ellipsis``."""
     if frag_len(frags) <= width:
         return list(frags)
@@ -110,7 +110,7 @@ def truncate(frags: Sequence[Frag], width: int, ellipsis: str = "…") -> Line:
     return out
 
 
-def fit(frags: Sequence[Frag], width: int, align: str, ellipsis: str = "…") -> Line:
+def fit(frags: Sequence[Frag], width: int, align: str, ellipsis: str = UNICODE.ellipsis) -> Line:
     """Pad or cut fragments to exactly ``width`` cells."""
     cut = truncate(frags, width, ellipsis)
     pad = width - frag_len(cut)

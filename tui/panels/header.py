@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from txtop.core.model import ProbeStatus, Snapshot
+from txtop.tui.glyphs import Glyphs
 
 from .format import Line, bar, fit, fmt_interval, fmt_si, frag_len
-from .glyphs import Glyphs
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from txtop.core.model import DeviceRow, LatencyStats, QdiscStats, QueueRow, Snapshot
 from txtop.core.text import format_ns
+from txtop.tui.glyphs import Glyphs, glyphs_for
 
 from .format import (
     Column,
@@ -28,7 +29,6 @@ from .format import (
     render_row,
     value_frag,
 )
-from .glyphs import Glyphs, glyphs_for
 
 QUEUE_COLUMNS: tuple[Column, ...] = (
     Column("name", "queue", 8, align="<", help="device, or tx-N under its device"),

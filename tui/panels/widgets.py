@@ -11,11 +11,11 @@ from typing import Any
 from textual.strip import Strip
 
 from txtop.core.model import Snapshot
+from txtop.tui.glyphs import glyphs_for
 
 from .base import LinesView, RoleStyled
 from .cpus import cpu_lines
 from .format import Line, frag_len, line_text, truncate
-from .glyphs import glyphs_for
 from .header import HeaderState, header_lines, key_hint_line
 from .queues import SORT_KEYS, queue_lines
 

@@ -2,9 +2,10 @@
 its stages.
 
 Modules: ``rows`` (the packets kept, filter, freeze, cursor), ``bars`` (segments, cells,
-axis), ``lines`` and ``stats`` (the text of each line), ``style`` (colour and fill tables) are
-pure and import no Textual; ``paint`` (styles and cached strips) and ``view`` (the ``Waterfall``
-widget) are the Textual side.
+axis), ``lines`` and ``stats`` (the text of each line), ``style`` (the theme variables of each
+style) are pure and import no Textual; ``paint`` (styles and cached strips) and ``view`` (the
+``Waterfall`` widget) are the Textual side. Colours come from the theme (``themes/``),
+characters from the glyph table (``tui/glyphs.py``).
 """
 
 from __future__ import annotations

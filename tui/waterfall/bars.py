@@ -4,7 +4,8 @@ Each segment is the time between two adjacent observed stages (names from
 ``txtop.core.latency.INTERVALS``); stages that were not observed merge their neighbours into a
 "gap" segment drawn as such, and the segment ending in a drop is drawn in the drop style with
 the reason after the bar. Every segment gets at least one cell; one whose true width is under
-half a cell is drawn thin (``▏``) so a minimum width never reads as a real duration.
+half a cell is drawn thin (``Glyphs.thin``) so a minimum width never reads as a real duration.
+Every character drawn comes from the glyph table (``txtop.tui.glyphs``).
 
 Text comes out as fragments, (text, style name) pairs; only the view turns them into styled
 strips. No Textual here.
@@ -19,13 +20,13 @@ from dataclasses import dataclass
 from txtop.core.latency import INTERVAL_STAGES
 from txtop.core.model import STAGES, PacketTrace
 from txtop.core.text import fit_text, format_ns
+from txtop.tui.glyphs import glyphs_for
 
 Frag = tuple[str, str]  # (text, style name: a segment kind, "text", "dim", "bold", ...)
 
 SCALES = ("row", "linear", "log")
 SCALE_LABELS = {"row": "per-row scale", "linear": "shared linear", "log": "shared log"}
 SEGMENT_KINDS: tuple[str, ...] = (*INTERVAL_STAGES, "gap", "drop")
-THIN = "▏"  # a segment shorter than half a cell, drawn at the minimum width
 LOG_FLOOR_NS = 100  # the log axis is log(1 + t/100ns): linear below ~100 ns, log above
 
 
@@ -192,7 +193,7 @@ def axis_text(scale: str, width: int, hi: int, ascii: bool) -> str:
 def bar_suffix(packet: PacketTrace, parts: Sequence[BarPart], ascii: bool) -> Frag:
     """The label after a bar (how the packet ended, when that is not a plain send)."""
     if packet.free_kind == "drop":
-        mark = "x" if ascii else "✗"
+        mark = glyphs_for(ascii).drop_mark
         return f"{mark} {packet.drop_reason or 'drop'}", "drop"
     if packet.track == "lost":
         last = parts[-1].end if parts else next(iter(packet.stages), "?")
@@ -221,6 +222,8 @@ def bar_frags(
     """A packet's bar and its suffix in exactly ``width`` cells (``hi``: the shared axis end)."""
     if width <= 0:
         return []
+    glyphs = glyphs_for(ascii)
+    thin_mark = glyphs.thin if thin_ok else ""  # "": none in this look (ASCII)
     suffix, suffix_style = bar_suffix(packet, parts, ascii)
     bar_room = width
     if suffix and scale == "row":
@@ -229,11 +232,11 @@ def bar_frags(
     out: list[Frag] = []
     used = 0
     for part, n, thin in layout_bar(parts, scale, bar_room, hi):
-        char = THIN if thin and thin_ok and n == 1 else fills[part.kind]
+        char = thin_mark if thin and thin_mark and n == 1 else fills[part.kind]
         out.append((char * n, part.kind))
         used += n
     if not parts:
-        out.append(("|" if ascii else "┃", "dim"))
+        out.append((glyphs.tick, "dim"))
         used += 1
     if suffix:
         label = " " + suffix

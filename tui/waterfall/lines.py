@@ -9,13 +9,14 @@ again only when what the line depends on changed.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from txtop.core.text import fit_text, format_ns
+from txtop.tui.glyphs import UNICODE, Glyphs, glyphs_for
 
-from .bars import SCALE_LABELS, SEGMENT_KINDS, THIN, Frag, axis_text, bar_frags
+from .bars import SCALE_LABELS, SEGMENT_KINDS, Frag, axis_text, bar_frags
 from .rows import Entry, RowBuffer
-from .style import fills_for
 
 LEGEND_NAMES = {
     "stack": "stack",
@@ -27,7 +28,7 @@ LEGEND_NAMES = {
     "gap": "unseen",
     "drop": "drop",
 }
-LEGEND_HINTS = "  l scale  p pct  / filter  [ ] rate  ⏎ inspect"
+LEGEND_HINTS = "  l scale  p pct  / filter  [ ] rate  {enter} inspect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,12 @@ class Look:
     mono: bool = False  # stages told apart by fill characters rather than colour
 
     @property
-    def fills(self) -> dict[str, str]:
-        return fills_for(self.ascii, self.mono)
+    def glyphs(self) -> Glyphs:
+        return glyphs_for(self.ascii)
+
+    @property
+    def fills(self) -> Mapping[str, str]:
+        return self.glyphs.fills(self.mono)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +81,9 @@ def frame(height: int) -> tuple[int, int, bool]:
     return first, max(0, height - first - (1 if legend else 0)), legend
 
 
-def format_len(length: int, gso_segs: int) -> str:
+def format_len(length: int, gso_segs: int, times: str = UNICODE.times) -> str:
     text = str(length) if length < 10_000 else f"{length / 1024:.1f}K"
-    return f"{text}×{gso_segs}" if gso_segs > 1 else text
+    return f"{text}{times}{gso_segs}" if gso_segs > 1 else text
 
 
 def format_dev(dev: str, queue: int | None, width: int, ascii: bool = False) -> str:
@@ -87,42 +92,40 @@ def format_dev(dev: str, queue: int | None, width: int, ascii: bool = False) -> 
     if len(dev) + len(tail) <= width:
         return dev + tail
     keep = max(1, width - len(tail) - 1)
-    return dev[:keep] + ("~" if ascii else "…") + tail
+    return dev[:keep] + glyphs_for(ascii).ellipsis + tail
 
 
 def header_frags(rows: RowBuffer, look: Look) -> tuple[list[Frag], list[Frag]]:
     """The header line's (left, right) parts; the right part is kept whole when narrow."""
     snap = rows.snapshot
     view = rows.entries
+    g = look.glyphs
     left: list[Frag] = [(" Packets ", "heading")]
     if rows.filter.empty:
         left.append((f"{len(view)} ", "text"))
     else:
         left.append((f"{len(view)} match ", "text"))
-    left.append((f"· {SCALE_LABELS[look.scale]} ", "dim"))
+    left.append((f"{g.dot} {SCALE_LABELS[look.scale]} ", "dim"))
     every = rows.effective_every()
     if every:
-        rate = f"· sampling 1/{every}"
+        rate = f"{g.dot} sampling 1/{every}"
         if snap is not None and snap.probes.sampling.get("max_per_s"):
-            rate += f" ≤{snap.probes.sampling['max_per_s']}/s"
+            rate += f" {g.at_most}{snap.probes.sampling['max_per_s']}/s"
         left.append((rate + " ", "dim"))
     if rows.pending_every is not None:
-        left.append((f"→ 1/{rows.pending_every} ", "warn"))
+        left.append((f"{g.arrow} 1/{rows.pending_every} ", "warn"))
     if not rows.filter.empty:
-        left.append(("· filter ", "dim"))
+        left.append((f"{g.dot} filter ", "dim"))
         left.append((rows.filter.to_string() + " ", "bold"))
     right: list[Frag] = []
     if rows.frozen:
         right.append((f" FROZEN +{rows.arrived_while_frozen} new ", "alert"))
     elif rows.cursor or rows.top:
         # Holding the selected row in place: say how many newer rows are above the view.
-        right.append((f" ▲ {rows.top} newer · Home: follow ", "warn"))
+        right.append((f" {g.up} {rows.top} newer {g.dot} Home: follow ", "warn"))
     if snap is not None and snap.probes.state != "running":
         why = snap.probes.reason or snap.probes.state
         right.append((f" probes {snap.probes.state}: {why} ", "warn"))
-    if look.ascii:
-        left = [(t.replace("·", "|").replace("≤", "<=").replace("→", "->"), s) for t, s in left]
-        right = [(t.replace("▲", "^").replace("·", "|"), s) for t, s in right]
     return left, right
 
 
@@ -155,10 +158,11 @@ def legend_frags(width: int, look: Look) -> list[Frag]:
     for kind in SEGMENT_KINDS:
         parts.append((fills[kind], kind))
         parts.append((LEGEND_NAMES[kind] + " ", "dim"))
-    if not (look.ascii or look.mono):
-        parts.append((THIN, "dim"))
+    thin = look.glyphs.thin_for(look.mono)
+    if thin:  # only where the Unicode look draws it, so "½" is safe here
+        parts.append((thin, "dim"))
         parts.append(("<½ cell ", "dim"))
-    hints = LEGEND_HINTS.replace("⏎", "Enter") if look.ascii else LEGEND_HINTS
+    hints = LEGEND_HINTS.format(enter=look.glyphs.enter_key)
     used = sum(len(t) for t, _ in parts)
     if used + len(hints) <= width:
         parts.append((hints, "dim"))
@@ -186,6 +190,7 @@ def row_frags(entry: Entry, cols: Columns, selected: bool, look: Look, hi: int) 
     """One packet's row: time, sender, device and queue, length, bar, total."""
     p = entry.packet
     asc = look.ascii
+    g = look.glyphs
     wall = p.first_ns / 1e9 + entry.wall_offset_s
     whole = int(wall)
     clock = time.strftime("%H:%M:%S" if cols.hours else "%M:%S", time.localtime(whole))
@@ -194,30 +199,27 @@ def row_frags(entry: Entry, cols: Columns, selected: bool, look: Look, hi: int) 
         pid = f"[{p.pid}]"
         comm = p.comm or "?"
         room = cols.who - len(pid)
-        who = (comm if len(comm) <= room else comm[: max(1, room - 1)] + "…") + pid
+        who = (comm if len(comm) <= room else comm[: max(1, room - 1)] + g.ellipsis) + pid
     else:
         who = "(no syscall)"  # sent from softirq/kernel context: no sender to name
     dev = format_dev(p.dev, p.queue, cols.dev, asc)
-    length = format_len(p.len, p.gso_segs)
-    if asc:
-        who = who.replace("…", "~")
-        length = length.replace("×", "x")
+    length = format_len(p.len, p.gso_segs, g.times)
     text_style = "selected" if selected else "text"
     parts: list[Frag] = [
-        (">" if selected and asc else "›" if selected else " ", "bold"),
+        (g.pointer if selected else " ", "bold"),
         (fit_text(stamp, cols.time) + " ", text_style),
         (fit_text(who, cols.who) + " ", "dim" if not p.pid and not selected else text_style),
         (fit_text(dev, cols.dev) + " ", text_style),
         (fit_text(length, cols.length, ">"), text_style),
         (" ", "text"),
     ]
-    thin_ok = not (asc or look.mono)
+    thin_ok = bool(g.thin_for(look.mono))
     parts.extend(bar_frags(p, entry.parts, cols.bar, look.scale, hi, look.fills, thin_ok, asc))
     if len(p.stages) < 2:
         total = "-"
     else:
         total = format_ns(entry.total_ns, asc)
         if p.track != "complete":
-            total = (">=" if asc else "≥") + total
+            total = g.at_least + total
     parts.append((" " + fit_text(total, cols.total, ">"), "bold"))
     return parts

@@ -9,7 +9,7 @@ at most once a second.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.segment import Segment
 from rich.style import Style
@@ -18,6 +18,8 @@ from textual.color import Color, ColorParseError
 from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
+
+from txtop.themes.defaults import variable_defaults
 
 from .bars import SEGMENT_KINDS, Frag
 from .lines import (
@@ -33,7 +35,9 @@ from .lines import (
 )
 from .rows import RowBuffer
 from .stats import STATS_REFRESH_S, stats_lines
-from .style import FALLBACK_COLORS, STYLE_VARIABLES
+from .style import STYLE_VARIABLES
+
+ANSI_DEFAULT = Color.parse("ansi_default")  # the terminal's own colour
 
 
 class Painter:
@@ -57,25 +61,14 @@ class Painter:
         _, bg = widget.background_colors
         self.base = widget.rich_style
         colors: dict[str, Color] = {}
-        # A theme built on the terminal's default colour (txtop's "mono") gets no palette
-        # colours from us either: stages are then told apart by their fill characters.
-        mono_theme = _parse_color(variables.get("primary", "")) == Color.parse("ansi_default")
+        # A theme built on the terminal's default colour gets no palette colours from the
+        # defaults either: stages are then told apart by their fill characters.
+        mono_theme = _parse_color(variables.get("primary", "")) == ANSI_DEFAULT
+        defaults = variable_defaults(app.current_theme.dark)
         for kind, names in STYLE_VARIABLES.items():
-            color = None
-            for var in names:
-                value = variables.get(var)
-                if not value:
-                    continue
-                try:
-                    color = Color.parse(value)
-                    break
-                except ColorParseError:
-                    continue
-            if color is None and mono_theme:
-                color = Color.parse("ansi_default")
-            elif color is None:
-                dark, light = FALLBACK_COLORS[kind]
-                color = Color.parse(dark if app.current_theme.dark else light)
+            color = _first_color(variables, names)
+            if color is None:  # a host app's theme without txtop's variables (style.py)
+                color = ANSI_DEFAULT if mono_theme else Color.parse(defaults[names[0]])
             colors[kind] = (bg + color) if color.a < 1 else color
         styles = {kind: self.base + Style(color=c.rich_color) for kind, c in colors.items()}
         distinct = {colors[k] for k in SEGMENT_KINDS}
@@ -170,7 +163,18 @@ class Painter:
         return self._stats[line] if line < len(self._stats) else Strip([])
 
 
+def _first_color(variables: Mapping[str, str], names: Sequence[str]) -> Color | None:
+    """The colour of the first of ``names`` that the theme sets to a colour Textual parses."""
+    for name in names:
+        color = _parse_color(variables.get(name, ""))
+        if color is not None:
+            return color
+    return None
+
+
 def _parse_color(value: str) -> Color | None:
+    if not value:
+        return None
     try:
         return Color.parse(value)
     except ColorParseError:

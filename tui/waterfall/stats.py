@@ -9,6 +9,7 @@ from __future__ import annotations
 from txtop.core.latency import INTERVAL_STAGES, INTERVALS, summarize_packets
 from txtop.core.model import LatencyStats, PacketTrace
 from txtop.core.text import fit_text, format_ns
+from txtop.tui.glyphs import UNICODE
 
 from .bars import Frag
 from .lines import Look
@@ -50,20 +51,22 @@ def stats_source(rows: RowBuffer) -> tuple[str, StatsByName, list[tuple[str, Sta
 def stats_lines(rows: RowBuffer, width: int, look: Look) -> list[list[Frag]]:
     """The summary's lines (an empty list is a blank line)."""
     asc = look.ascii
+    arrow = look.glyphs.arrow
     fills = look.fills
     label, overall, per_queue = stats_source(rows)
     count = max((s.count for s in overall.values()), default=0)
     title_w = 36 if width >= 100 else 14
     header = "   " + fit_text("interval", title_w)
     header += "".join(fit_text(h, 9, ">") for h in ("p50", "p90", "p99", "max", "count"))
+    # The title's dots are Unicode in the ASCII look too: kept as it was drawn (issue 11 changes
+    # no output); ``look.glyphs.dot`` would be the fix.
+    dot = UNICODE.dot
     lines: list[list[Frag]] = [
-        [(" Stage latency ", "heading"), (f"· {label} · up to {count} samples", "dim")],
+        [(" Stage latency ", "heading"), (f"{dot} {label} {dot} up to {count} samples", "dim")],
         [(header, "dim")],
     ]
     for name in INTERVALS:
-        span = "first→last" if name == "total" else "→".join(INTERVAL_STAGES[name])
-        if asc:
-            span = span.replace("→", "->")
+        span = f"first{arrow}last" if name == "total" else arrow.join(INTERVAL_STAGES[name])
         title = fit_text(f"{name} ({span})" if width >= 100 else name, title_w)
         stats = overall.get(name)
         if stats is None:
