@@ -14,10 +14,7 @@ from textual.widgets import Input, Label, Static
 
 from txtop.core.filters import FilterError, FilterSpec
 
-# The messages live in tui/messages.py; re-exported for callers not moved yet (tests/test_app.py).
-from .messages import FilterChanged, SamplingChanged
-
-__all__ = ["FILTER_HELP", "FilterChanged", "FilterScreen", "SamplingChanged"]
+__all__ = ["FILTER_HELP", "FilterScreen"]
 
 
 FILTER_HELP = "\n".join(
