@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import socket
 import stat
 import subprocess
@@ -33,6 +32,7 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_prometheus
+from prometheus_server import NOT_INSTALLED, PROMETHEUS, PROMTOOL, Prometheus, wait_for
 
 from txtop.core.model import (
     STAGES,
@@ -50,6 +50,8 @@ from txtop.exporters import (
     BUCKET_BOUNDS_NS,
     ExporterError,
     MetricsHolder,
+    TextfileWriter,
+    check_textfile,
     parse_listen,
     render_once,
     serve,
@@ -62,23 +64,9 @@ from txtop.lab.synthetic import SyntheticSource, make_snapshot
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "dashboards" / "txtop.json"
 U32 = 1 << 32
-PROMTOOL = shutil.which("promtool")
-PROMETHEUS = shutil.which("prometheus")
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -651,6 +639,104 @@ def test_write_textfile_atomic_0600_and_keeps_mode(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["txtop.prom"]
 
 
+def test_textfile_writer_checks_at_start_and_rewrites_on_its_own_thread(tmp_path: Path) -> None:
+    for bad in (tmp_path / "txtop.txt", tmp_path / "no-dir" / "txtop.prom", tmp_path / ".prom"):
+        with pytest.raises(ExporterError) as err:
+            check_textfile(bad)
+        assert "\n" not in str(err.value)
+    (tmp_path / "dir.prom").mkdir()
+    with pytest.raises(ExporterError, match="not a regular file"):
+        check_textfile(tmp_path / "dir.prom")
+    (tmp_path / "dir.prom").rmdir()
+    target = tmp_path / "txtop.prom"
+    holder = MetricsHolder("device", proc_root=None)
+    changes: list[str] = []
+    writer = TextfileWriter(target, holder, changes.append)
+    try:
+        assert list(tmp_path.iterdir()) == []  # the check leaves nothing behind
+        writer.notify()  # nothing published yet: nothing written
+        holder.publish(make_snapshot(2, 2, 1, 1.0))
+        writer.notify()
+        wait_for(lambda: writer.writes >= 1, 10, "the first write")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        assert "txtop_bql_limit_bytes" in target.read_text()
+        # the directory goes away (renamed): one line saying so, once, and writing resumes
+        # when it is back
+        target.unlink()
+        moved = tmp_path.with_name(tmp_path.name + "-moved")
+        tmp_path.rename(moved)
+        for tick in (2, 3):
+            holder.publish(make_snapshot(2, 2, tick, 1.0))
+            writer.notify()
+            wait_for(lambda: writer.error, 10, "the failed write")
+        assert len(changes) == 1 and "cannot write the textfile" in changes[0], changes
+        moved.rename(tmp_path)
+        holder.publish(make_snapshot(2, 2, 4, 1.0))
+        writer.notify()
+        wait_for(lambda: not writer.error, 10, "writing again")
+        assert len(changes) == 2 and "written again" in changes[1], changes
+    finally:
+        writer.close()
+    assert target.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["txtop.prom"]
+
+
+def _replayed(snaps: list[Snapshot]) -> Callable[..., Snapshot]:
+    from txtop.recordings.replay import Timeline
+
+    timeline = Timeline(tuple(snaps))
+
+    def frame(i: int, *, jump: bool = False, paused: bool = False) -> Snapshot:
+        position = timeline.position(i, speed=1.0, paused=paused, jump=jump)
+        return dataclasses.replace(snaps[i], mode="replay", replay=position)
+
+    return frame
+
+
+def _counter_sums(holder: MetricsHolder) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for (name, _labels), v in samples(scrape(holder)).items():
+        if name in (
+            "txtop_qdisc_packets_total",
+            "txtop_transmit_packets_total",
+            "txtop_softirqs_total",
+            "txtop_stage_latency_seconds_count",
+        ):
+            out[name] = out.get(name, 0.0) + v
+    return out
+
+
+def test_replayed_frames_count_once_and_jumps_move_no_counter() -> None:
+    snaps = [make_snapshot(2, 2, tick, 1.0) for tick in range(1, 6)]
+    frame = _replayed(snaps)
+    straight = MetricsHolder("device", process=False, proc_root=None)
+    for i in range(3):
+        straight.publish(frame(i))
+    after2 = _counter_sums(straight)
+    # the same three frames with the pause re-showing one and a speed change another
+    played = MetricsHolder("device", process=False, proc_root=None)
+    for snap in (frame(0), frame(1), frame(1, paused=True), frame(2), frame(2, paused=True)):
+        played.publish(snap)
+    assert _counter_sums(played) == after2
+    # a seek back to frame 0 (it carries earlier packets too): no counter moves
+    back = dataclasses.replace(frame(0, jump=True), packets=snaps[0].packets + snaps[1].packets)
+    played.publish(back)
+    assert _counter_sums(played) == after2
+    # playing on from there counts frame 1 again, by its own deltas and packets
+    played.publish(frame(1))
+    again = _counter_sums(played)
+    one_step = MetricsHolder("device", process=False, proc_root=None)
+    one_step.publish(frame(0))
+    first = _counter_sums(one_step)
+    one_step.publish(frame(1))
+    step = {k: v - first[k] for k, v in _counter_sums(one_step).items()}
+    for name, value in after2.items():
+        assert again[name] == pytest.approx(value + step[name]), name
+        assert step[name] > 0, name
+    # a seek forward (jump) also only rebases: counters never go down, whatever is played
+    played.publish(frame(4, jump=True))
+    assert _counter_sums(played) == again
+
+
 # ---- the HTTP server ---------------------------------------------------------------------------
 
 
@@ -868,20 +954,6 @@ def test_series_count_and_render_time_64_queues_128_cpus(
 # ---- a real Prometheus -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _api(port: int, path: str, **params: str) -> Any:
-    url = f"http://127.0.0.1:{port}/api/v1/{path}?" + urllib.parse.urlencode(params)
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]
-
-
 def _dashboard_exprs() -> list[tuple[str, str]]:
     dash = json.loads(DASHBOARD.read_text())
     out = []
@@ -928,11 +1000,8 @@ def _bpf_free_holder() -> MetricsHolder:
 NEEDS_BPF_STATS = {"txtop_bpf_run_time_seconds_total"}
 
 
-@pytest.mark.skipif(
-    PROMETHEUS is None, reason="prometheus missing: ./setup.sh test installs Debian's prometheus"
-)
+@pytest.mark.skipif(PROMETHEUS is None, reason=NOT_INSTALLED)
 def test_real_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
-    assert PROMETHEUS is not None
     holder = MetricsHolder("device")
     produced: list[tuple[float, float]] = [(0.0, 0.0)]  # (wall time of publish, cumulative pkts)
     lock = threading.Lock()
@@ -947,108 +1016,68 @@ def test_real_prometheus_scrapes_the_exporter(tmp_path: Path) -> None:
     source = SyntheticSource(4, 2, interval_s=0.2)
     source.start(sink)
     srv = serve("127.0.0.1", 0, holder)
-    prom_port = _free_port()
     target = f"127.0.0.1:{srv.port}"
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 500ms\n  scrape_timeout: 500ms\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: txtop\n    static_configs:\n"
-        f"      - targets: ['{target}']\n"
-    )
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
     try:
+        with Prometheus(tmp_path, [target], scrape_interval="500ms") as prom:
+            wait_for(lambda: prom.up(target), 30, "up == 1", every=0.2)
+            window = 6
+            selector = (
+                f'txtop_transmit_packets_total{{instance="{target}",device="syn0",queue="0"}}'
+            )
 
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    "prometheus exited: " + (tmp_path / "prometheus.log").read_text()[-2000:]
-                )
-            try:
-                result = _api(prom_port, "query", query=f'up{{instance="{target}"}}')["result"]
-            except (urllib.error.URLError, OSError):
-                return False
-            return bool(result) and result[0]["value"][1] == "1"
+            # rate() extrapolates to the window's ends, except before a series' first sample:
+            # wait until the series is older than the window, so that the rate covers it all
+            def old_enough() -> bool:
+                res = prom.query(f"{selector}[{window + 2}s]")
+                return bool(res) and len(res[0]["values"]) >= 2 * (window + 2) - 1
 
-        wait_for(up, 30, "up == 1", every=0.2)
-        window = 6
-        selector = f'txtop_transmit_packets_total{{instance="{target}",device="syn0",queue="0"}}'
+            wait_for(old_enough, 40, f"{window + 2}s of samples", every=0.25)
+            at = time.time()
+            raw = prom.query(f"{selector}[{window}s]", at)[0]["values"]
+            rate = prom.scalar(f"rate({selector}[{window}s])", at)
+            assert rate is not None
 
-        # rate() extrapolates to the window's ends, except before a series' first sample:
-        # wait until the series is older than the window, so that the rate covers it all
-        def old_enough() -> bool:
-            res = _api(prom_port, "query", query=f"{selector}[{window + 2}s]")["result"]
-            return bool(res) and len(res[0]["values"]) >= 2 * (window + 2) - 1
+            # what the source produced between the first and the last sample Prometheus kept
+            def produced_at(t: float) -> float:
+                with lock:
+                    return max(c for w, c in produced if w <= t)
 
-        wait_for(old_enough, 40, f"{window + 2}s of samples", every=0.25)
-        at = time.time()
-        raw = _api(prom_port, "query", query=f"{selector}[{window}s]", time=str(at))["result"][0][
-            "values"
-        ]
-        rate = float(
-            _api(prom_port, "query", query=f"rate({selector}[{window}s])", time=str(at))["result"][
-                0
-            ]["value"][1]
-        )
+            t0, t1 = float(raw[0][0]), float(raw[-1][0])
+            expected = (produced_at(t1) - produced_at(t0)) / (t1 - t0)
+            assert expected > 0
+            assert rate == pytest.approx(expected, rel=0.10), (rate, expected, raw)
 
-        # what the source produced between the first and the last sample Prometheus kept
-        def produced_at(t: float) -> float:
-            with lock:
-                return max(c for w, c in produced if w <= t)
-
-        t0, t1 = float(raw[0][0]), float(raw[-1][0])
-        expected = (produced_at(t1) - produced_at(t0)) / (t1 - t0)
-        assert expected > 0
-        assert rate == pytest.approx(expected, rel=0.10), (rate, expected, raw)
-
-        # every dashboard expression returns data on this server (variables as Grafana fills them)
-        subst = {
-            "$instance": target,
-            "$device": "syn0",
-            "$queue": "0|1|2|3",
-            "$stage": "qdisc",
-            "$__rate_interval": "4s",
-            "$__interval": "1s",
-        }
-        empty = []
-        for title, expr in _dashboard_exprs():
-            query = expr
-            for var, val in subst.items():
-                query = query.replace(var, val)
-            result = _api(prom_port, "query", query=query)["result"]  # also: it parses
-            if not result and not any(m in expr for m in NEEDS_BPF_STATS):
-                empty.append((title, query))
-        assert not empty, empty
-        # and the variables' label_values() queries
-        dash = json.loads(DASHBOARD.read_text())
-        for var in dash["templating"]["list"]:
-            if var["type"] != "query":
-                continue
-            m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"])
-            assert m, var["query"]
-            match = m.group(1)
-            for name, val in subst.items():
-                match = match.replace(name, val)
-            values = _api(prom_port, f"label/{m.group(2)}/values", **{"match[]": match})
-            assert values, var["name"]
+            # every dashboard expression returns data on this server (variables as Grafana
+            # fills them)
+            subst = {
+                "$instance": target,
+                "$device": "syn0",
+                "$queue": "0|1|2|3",
+                "$stage": "qdisc",
+                "$__rate_interval": "4s",
+                "$__interval": "1s",
+            }
+            empty = []
+            for title, expr in _dashboard_exprs():
+                query = expr
+                for var, val in subst.items():
+                    query = query.replace(var, val)
+                result = prom.query(query)  # also: it parses
+                if not result and not any(m in expr for m in NEEDS_BPF_STATS):
+                    empty.append((title, query))
+            assert not empty, empty
+            # and the variables' label_values() queries
+            dash = json.loads(DASHBOARD.read_text())
+            for var in dash["templating"]["list"]:
+                if var["type"] != "query":
+                    continue
+                m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"])
+                assert m, var["query"]
+                match = m.group(1)
+                for name, val in subst.items():
+                    match = match.replace(name, val)
+                values = prom.api(f"label/{m.group(2)}/values", **{"match[]": match})
+                assert values, var["name"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
         srv.close()
         source.stop()
