@@ -2,7 +2,9 @@
 tracepoints this kernel has; then the compile and load of txtop.bpf.c.
 
 ``probe_prerequisites`` is the cheap check (no compile) the CLI and the tests use to say why the
-probes cannot run. ``probe_defines`` reads the tracefs format files of the tracepoints in the
+probes cannot run. ``identity_cflags`` resolves the kernel struct members the flow and owner
+identity reads need from the running kernel's BTF (btf.py) and turns them into ``-D`` options;
+without them the program is compiled without identity (one line says why). ``probe_defines`` reads the tracefs format files of the tracepoints in the
 hook table and turns the ones present into ``-D`` options (the rest become "unavailable" with
 a reason). ``compiled`` compiles with bcc while file descriptor 2 goes to a private temporary
 file: clang's warnings would otherwise land on the dashboard's terminal; the first error line
@@ -23,6 +25,15 @@ from typing import Any
 
 from txtop.core.text import exc_line, one_line
 from txtop.probes.bpf import headers as headers_mod
+from txtop.probes.bpf.btf import (
+    DEFAULT_BTF,
+    DEFAULT_FIELDS,
+    BtfError,
+    FieldSpec,
+    Offsets,
+    resolve_fields,
+    unavailable_reason,
+)
 from txtop.probes.bpf.decode import format_fields
 from txtop.probes.bpf.headers import HeaderPlan, current_plan
 from txtop.probes.bpf.hooks import Probe
@@ -39,6 +50,57 @@ CFLAGS = [
 
 class TracerError(RuntimeError):
     """A one-line reason the probes cannot run."""
+
+
+# The members txtop.bpf.c reads (KREAD), with the size each read assumes; optional ones are
+# used when this kernel has them (bitfields read as the one byte holding them).
+IDENTITY_FIELDS: tuple[FieldSpec, ...] = (
+    *DEFAULT_FIELDS,
+    FieldSpec("sk_buff.encapsulation", optional=True),  # set by tunnel drivers
+    FieldSpec("sk_buff.vlan_present", optional=True),  # kernels before 6.1 (else vlan_proto)
+)
+IDENTITY_SIZES = {
+    "sk_buff.head": 8,
+    "sk_buff.network_header": 2,
+    "sk_buff.mac_header": 2,
+    "sk_buff.protocol": 2,
+    "sk_buff.sk": 8,
+    "sk_buff.vlan_tci": 2,
+    "sk_buff.vlan_proto": 2,
+}
+IDENTITY_BITS = ("sk_buff.encapsulation", "sk_buff.vlan_present")  # 1-bit flags, 1-byte window
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What ``identity_cflags`` found: the -D options (empty without identity), the offsets,
+    and the one-line reason identity is unavailable ("" when it is available)."""
+
+    cflags: tuple[str, ...] = ()
+    offsets: Offsets | None = None
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.offsets is not None
+
+
+def identity_cflags(btf_path: Path | None = DEFAULT_BTF) -> Identity:
+    """Resolve IDENTITY_FIELDS from the BTF at ``btf_path`` (the running kernel's by default;
+    tests point it elsewhere). Never raises: a BTF that cannot be used gives the reason."""
+    try:
+        offsets = resolve_fields(IDENTITY_FIELDS, btf_path)
+        for key, size in IDENTITY_SIZES.items():
+            f = offsets[key]
+            if f.size != size or f.is_bitfield:
+                raise BtfError(f"{key} is {f.type_name} of {f.size} bytes, expected {size}")
+        for key in IDENTITY_BITS:
+            bit = offsets.fields.get(key)
+            if bit is not None and (bit.size != 1 or bit.bit_size != 1):
+                raise BtfError(f"{key} is not a 1-bit flag here")
+    except (BtfError, ValueError, KeyError) as exc:
+        return Identity(reason=unavailable_reason(exc))
+    return Identity(tuple(offsets.cflags()), offsets)
 
 
 def tracefs_root() -> Path | None:
@@ -137,12 +199,15 @@ def import_bcc() -> Any:
 
 
 @contextmanager
-def compiled(defines: Sequence[str], plan: HeaderPlan) -> Iterator[Any]:
-    """Compile and load txtop.bpf.c with ``-D`` ``defines``; yields the bcc object. The body
-    runs with fd 2 still captured and the header tree still set: attaching prints there too."""
+def compiled(
+    defines: Sequence[str], plan: HeaderPlan, extra_cflags: Sequence[str] = ()
+) -> Iterator[Any]:
+    """Compile and load txtop.bpf.c with ``-D`` ``defines`` (and ``extra_cflags``, e.g.
+    ``Identity.cflags``); yields the bcc object. The body runs with fd 2 still captured and
+    the header tree still set: attaching prints there too."""
     bpf_class = import_bcc()
     text = SRC.read_bytes()
-    cflags = CFLAGS + [f"-D{d}" for d in defines]
+    cflags = CFLAGS + [f"-D{d}" for d in defines] + list(extra_cflags)
     with _stderr_captured() as err, headers_mod.kernel_source_env(plan):
         try:
             bpf = bpf_class(text=text, cflags=cflags)

@@ -32,6 +32,7 @@ from txtop.core.model import ProbeStatus
 from txtop.core.source import TracerReading
 from txtop.core.text import exc_line
 from txtop.probes.bpf import abi, hooks
+from txtop.probes.bpf.btf import DEFAULT_BTF
 from txtop.probes.bpf.counters import Counters
 from txtop.probes.bpf.decode import parse_drop_reasons
 from txtop.probes.bpf.duty import DEFAULT_BUDGET, TraceWindows
@@ -41,8 +42,10 @@ from txtop.probes.bpf.ifnames import IfNames
 from txtop.probes.bpf.kallsyms import KernelSymbols
 from txtop.probes.bpf.prerequisites import (
     CFLAGS,
+    Identity,
     TracerError,
     compiled,
+    identity_cflags,
     mount_tracefs,
     probe_defines,
     probe_prerequisites,
@@ -98,12 +101,14 @@ class Tracer:
         header_cache: Path = DEFAULT_CACHE_ROOT,
         trace_duty: float | None = None,
         trace_budget: float = DEFAULT_BUDGET,
+        btf_path: Path | None = DEFAULT_BTF,
     ) -> None:
         self._settings = Settings(
             ifindexes, pids, sample_every, max_samples_per_s, ringbuf_pages, track_timeout_s
         )
         self._header_cache = header_cache
-        # Share of the time the per-packet probes are attached: None = auto (probes/bpf/duty.py).
+        self._btf_path = btf_path  # kernel struct offsets (flow and owner identity) come from it
+        self.identity = Identity()  # what start() resolved        # Share of the time the per-packet probes are attached: None = auto (probes/bpf/duty.py).
         self._windows = TraceWindows(trace_duty, trace_budget)
 
         self._lock = threading.RLock()  # guards the bcc object and everything below
@@ -173,9 +178,18 @@ class Tracer:
         probes = hooks.PROBES  # read here, not at import: tests replace the table
         found = probe_defines(root, probes)
         self._unavailable.update(found.unavailable)
+        # Kernel struct offsets from BTF (~10 ms): without them, no flow or owner identity,
+        # and the one-line reason goes to the probe line (notice) and the JSON (unavailable).
+        self.identity = identity = identity_cflags(self._btf_path)
+        if not identity.available:
+            self._unavailable["identity"] = identity.reason
+            self._notice = "; ".join(n for n in (identity.reason, self._notice) if n)
         drop_reasons = parse_drop_reasons(found.formats.get("skb:kfree_skb", ""))
         defines = sorted(found.defines | {f"TXTOP_RINGBUF_PAGES={self._settings.pages}"})
-        with compiled(defines + abi.compile_defines(), plan) as bpf, self._lock:
+        with (
+            compiled(defines + abi.compile_defines(), plan, identity.cflags) as bpf,
+            self._lock,
+        ):
             if self._closed:
                 bpf.cleanup()
                 raise TracerError("tracer closed while starting")
