@@ -82,7 +82,7 @@ def prepare_dir(directory: str | os.PathLike[str]) -> Path:
     """Make sure flight recordings can be written to ``directory``: create it (and missing
     parents) 0700, check it is a directory and that a file can be created in it. Raises
     FlightError."""
-    path = Path(directory)
+    path = Path(directory).absolute()  # the path announced must be usable from anywhere
     if os.path.lexists(path) and not path.is_dir():
         raise FlightError(f"flight directory {path}: not a directory")
     missing = []

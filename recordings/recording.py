@@ -110,24 +110,20 @@ class RecordingInfo:
         return cls(**kwargs)
 
     def describe(self) -> str:
-        """One line for the replay header ("" when there is nothing to say)."""
+        """One line for the replay header ("" when there is nothing to say), such as
+        ``flight recording: w key, 2026-11-30 05:08:11 UTC, last 120 s``."""
         if not self.trigger:
             return ""
-        why = {
-            "key": "by the w key",
-            "signal": "on SIGUSR1",
-            "finding": "when finding "
-            + (self.finding or "?")
-            + (f" ({self.severity})" if self.severity else "")
-            + " started",
-        }.get(self.trigger, f"({self.trigger})")
-        line = f"flight recording saved {why}"
+        if self.trigger == "finding":
+            why = " ".join(x for x in ("finding", self.finding or "?", self.severity) if x)
+        else:
+            why = {"key": "w key", "signal": "SIGUSR1"}.get(self.trigger, self.trigger)
+        parts = [why]
         if self.saved_at:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.saved_at))
-            line += f" at {stamp} UTC"
+            parts.append(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.saved_at)))
         if self.window_s:
-            line += f" (last {self.window_s:g} s)"
-        return line
+            parts.append(f"last {self.window_s:g} s")
+        return "flight recording: " + ", ".join(parts)
 
 
 def encode_frame(snapshot: Snapshot, info: RecordingInfo | None = None) -> bytes:
@@ -269,8 +265,11 @@ class Recorder:
 class SnapshotWriter(Protocol):
     """What RecordingSink writes to: a Recorder, or a RotatingRecorder (recordings/rotation.py)."""
 
-    path: Path
-    frames: int
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def frames(self) -> int: ...
 
     @property
     def closed(self) -> bool: ...

@@ -188,6 +188,13 @@ class ReplaySource(SnapshotSource):
             cur = self._times[self._index if self._pending else max(self._emitted, 0)]
         self.seek(cur + delta_s)
 
+    def frames(self, index: int, seconds: float) -> tuple[Snapshot, ...]:
+        """The recorded snapshots from ``seconds`` before frame ``index`` up to it, oldest
+        first (the app rebuilds its history from them after a jump)."""
+        index = min(max(index, 0), len(self._snaps) - 1)
+        first = bisect.bisect_left(self._times, self._times[index] - seconds, 0, index)
+        return self._snaps[first : index + 1]
+
     def set_interval(self, seconds: float) -> None:
         """+/- in replay change the speed rather than the (recorded) interval."""
         if seconds < self.interval_s:

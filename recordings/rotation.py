@@ -249,7 +249,8 @@ def read_set(paths: Sequence[str | os.PathLike[str]]) -> SetResult:
     for (p_prev, prev), (p_next, nxt) in zip(read, read[1:], strict=False):
         if _span(nxt)[0] < _span(prev)[1] - OVERLAP_SLACK_S:
             raise RecordingError(
-                f"{p_prev} and {p_next} overlap in time: not parts of one recording"
+                f"{p_prev} and {p_next} overlap in time: not parts of one recording "
+                "(replay them one at a time)"
             )
     for p, result in read:
         out.snapshots += result.snapshots

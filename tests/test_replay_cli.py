@@ -436,7 +436,7 @@ def test_a_failing_recording_is_reported_and_the_dashboard_goes_on(tmp_path):
         frames = 0
         closed = False
 
-        def write(self, snapshot):
+        def write(self, snapshot, frame=None):
             raise OSError(28, "No space left on device")
 
         def close(self):

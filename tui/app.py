@@ -13,8 +13,10 @@ tui/layout.py; leaving (signals, a lost terminal, the watchdog) is tui/terminal.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import signal
 import time
 
 from textual import events
@@ -29,6 +31,7 @@ from txtop.core.filters import FilterSpec
 from txtop.core.model import Snapshot
 from txtop.core.source import SnapshotSource
 from txtop.core.text import exc_line
+from txtop.recordings.flight import FlightRecorder, FlightWrite
 from txtop.recordings.recording import RecordingSink
 from txtop.themes import DEFAULT_THEME
 from txtop.tui.help import HelpScreen
@@ -89,6 +92,8 @@ class TxtopApp(App[int]):
         Binding("s", "cycle_sort", "Sort"),
         Binding("t", "next_theme", "Theme"),
         Binding("question_mark", "help", "Help", key_display="?"),
+        # --flight: write the flight recorder's window now (tui/help.py says so).
+        Binding("w", "flight_write", "Save flight recording", show=False),
         # Replay only (check_action hides them otherwise):
         Binding("full_stop", "replay_step(1)", "Step", key_display=".", show=False),
         Binding("comma", "replay_step(-1)", "Step back", key_display=",", show=False),
@@ -154,9 +159,8 @@ class TxtopApp(App[int]):
         return theme_variable_defaults(self.current_theme)
 
     def compose(self) -> ComposeResult:
-        state = HeaderState(
-            self.source.interval_s, self.source.mode, recording=self.recording is not None
-        )
+        recording = self.recording is not None and self.recording.writes_file
+        state = HeaderState(self.source.interval_s, self.source.mode, recording=recording)
         yield HeaderBar(state, id="header")
         with Container(id="main"):
             with Container(id="top"):
@@ -185,6 +189,12 @@ class TxtopApp(App[int]):
         self.query_one("#wf-box").border_title = "sampled packets"
         if self.handle_signals:
             self.exits.install_signal_handlers()
+        flight = self.flight_recorder()
+        if flight is not None:
+            flight.on_write = self._flight_written
+            if self.handle_signals:  # SIGUSR1 writes, as with --headless
+                loop = asyncio.get_running_loop()
+                loop.add_signal_handler(signal.SIGUSR1, self.flight_write, "signal")
         self.set_interval(1.0, self._check_source)
         if self.guard_terminal:
             self.set_interval(HANGUP_CHECK_S, self.exits.check_terminal)
@@ -205,6 +215,8 @@ class TxtopApp(App[int]):
 
     def on_unmount(self) -> None:
         self.exits.remove_signal_handlers()
+        if self.handle_signals and self.flight_recorder() is not None:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         self._stop_data()
 
     def _stop_data(self, timeout: float = 3.0) -> None:
@@ -348,6 +360,30 @@ class TxtopApp(App[int]):
         names = self.theme_names
         index = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(index + 1) % len(names)]
+
+    # ---- the flight recorder (--flight) -------------------------------------------------------
+    def flight_recorder(self) -> FlightRecorder | None:
+        return self.recording.flight if self.recording is not None else None
+
+    def action_flight_write(self) -> None:
+        self.flight_write("key")
+
+    def flight_write(self, trigger: str) -> None:
+        """w (or SIGUSR1): write the flight recorder's window; the writer thread says where."""
+        flight = self.flight_recorder()
+        if self.replay is not None:
+            self.notify("flight recorder: not available in replay", timeout=3)
+        elif flight is None:
+            self.notify("no flight recorder: start txtop with --flight SECONDS", timeout=3)
+        elif why_not := flight.request(trigger):
+            self.notify(f"flight recording not written: {why_not}", severity="warning")
+
+    def _flight_written(self, result: FlightWrite) -> None:
+        """On the flight recorder's writer thread (notify is thread-safe)."""
+        if result.ok:
+            self.notify(result.line(), title="flight recorder", timeout=10)
+        else:
+            self.notify(result.line(), title="flight recorder", severity="error", timeout=20)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

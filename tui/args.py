@@ -57,9 +57,15 @@ class Options:
     demo: bool = False  # also set by --replay-bundled
     replay_bundled: bool = False
     record: str | None = None
+    max_size: int | None = None  # --max-size in bytes: --record rotates at this size
+    keep: int | None = None  # files a rotating --record keeps (None: the default)
+    flight: float | None = None  # --flight SECONDS kept in memory
+    flight_dir: str | None = None  # None: recordings.flight.default_flight_dir()
+    flight_on: str | None = None  # "warn" | "crit": a finding of that severity writes
     duration: float | None = None
     headless: bool = False
-    replay: str | None = None
+    replay: str | None = None  # the first of replay_paths (None without --replay)
+    replay_paths: tuple[str, ...] = ()  # every --replay PATH: files, or a directory
     at: float | None = None
     speed: float | None = None
     demo_tag: str = "demo"
@@ -131,6 +137,26 @@ def _file_arg(text: str) -> str:
     if not text or "\0" in text:
         raise argparse.ArgumentTypeError("empty file name")
     return text
+
+
+def _size(text: str) -> int:
+    from txtop.recordings.rotation import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _flight_seconds(text: str) -> float:
+    from txtop.recordings.flight import MAX_FLIGHT_S, MIN_FLIGHT_S
+
+    value = _seconds(text)
+    if not math.isfinite(value) or not MIN_FLIGHT_S <= value <= MAX_FLIGHT_S:
+        raise argparse.ArgumentTypeError(
+            f"must be {MIN_FLIGHT_S:g} to {MAX_FLIGHT_S:g} seconds, got {text!r}"
+        )
+    return value
 
 
 def _demo_tag(text: str) -> str:
@@ -352,6 +378,19 @@ def _add_demo_and_recording(add: Callable[..., Any]) -> None:
         help="write every snapshot and sampled packet to FILE (a new file, mode 0600)",
     )
     add(
+        "--max-size",
+        type=_size,
+        metavar="SIZE",
+        help="--record: keep FILE under SIZE (4K..2G, e.g. 100M): then it becomes FILE.1 "
+        "(FILE.1 becomes FILE.2, ...) and a new FILE starts",
+    )
+    add(
+        "--keep",
+        type=_int_in(1, 1000, "N"),
+        metavar="N",
+        help="--max-size: keep N files in all, FILE and FILE.1 .. FILE.<N-1> (default 5)",
+    )
+    add(
         "--duration",
         type=_duration,
         metavar="SECONDS",
@@ -365,13 +404,40 @@ def _add_demo_and_recording(add: Callable[..., Any]) -> None:
     )
 
 
+def _add_flight(add: Callable[..., Any]) -> None:
+    add(
+        "--flight",
+        type=_flight_seconds,
+        metavar="SECONDS",
+        help="flight recorder: keep the last SECONDS (1..3600) in memory and write them as a "
+        "recording to --flight-dir on w (dashboard), SIGUSR1, or --flight-on",
+    )
+    add(
+        "--flight-dir",
+        type=_file_arg,
+        metavar="DIR",
+        help="where flight recordings go, created 0700 (default /var/lib/txtop/flight as "
+        "root, else $XDG_STATE_HOME/txtop/flight or ~/.local/state/txtop/flight)",
+    )
+    add(
+        "--flight-on",
+        choices=("warn", "crit"),
+        default=None,
+        help="also write when a finding of this severity (or worse) starts; takes effect once "
+        "txtop has findings",
+    )
+
+
 def _add_replay(add: Callable[..., Any]) -> None:
     add(
         "--replay",
+        dest="replay_paths",
+        nargs="+",
         type=_file_arg,
-        metavar="FILE",
-        help="play a recording through the dashboard (no root or bcc needed); with --once, "
-        "print the snapshot of the whole recording",
+        metavar="PATH",
+        help="play a recording through the dashboard (no root or bcc needed); several files "
+        "(the parts of a --max-size recording: FILE*) or a directory play as one, in order; "
+        "with --once, print the snapshot of the whole recording",
     )
     add(
         "--at",
@@ -443,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_probes,
         _add_filter,
         _add_demo_and_recording,
+        _add_flight,
         _add_replay,
         _add_exporter,
         _add_developer,
@@ -463,6 +530,8 @@ def _options(ns: argparse.Namespace) -> Options:
     for name in ("interfaces", "pids", "comm", "port", "proto"):
         kwargs[name] = tuple(kwargs[name] or ())
     kwargs["demo"] = ns.demo or ns.replay_bundled
+    kwargs["replay_paths"] = tuple(ns.replay_paths or ())
+    kwargs["replay"] = kwargs["replay_paths"][0] if kwargs["replay_paths"] else None
     if ns.once and ns.format is None and ns.textfile is None:
         kwargs["format"] = "json"
     return Options(**kwargs)
@@ -508,6 +577,23 @@ def _check_sources(opts: Options) -> None:
         raise UsageError(f"{opts.given('at', 'speed')[0]} needs --replay FILE")
 
 
+def _check_recordings(opts: Options) -> None:
+    """--max-size/--keep with --record; the flight recorder's flags with --flight."""
+    if opts.max_size is not None and not opts.record:
+        raise UsageError("--max-size needs --record FILE")
+    if opts.keep is not None and opts.max_size is None:
+        raise UsageError("--keep needs --max-size SIZE")
+    if opts.flight is None:
+        needs = opts.given("flight_dir", "flight_on")
+        if needs:
+            raise UsageError(f"{needs[0]} needs --flight SECONDS")
+        return
+    if opts.once:
+        raise UsageError("--flight needs the dashboard or --headless, not --once")
+    if opts.replay is not None:
+        raise UsageError("--replay cannot be combined with --flight (it records live data)")
+
+
 def waterfall_filter(opts: Options) -> FilterSpec:
     """The waterfall's starting filter from -i, --pid, --comm, --port, --proto. Raises
     ValueError on a bad value."""
@@ -528,6 +614,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     opts = _options(build_parser().parse_args(argv))
     _check_outputs(opts)
     _check_sources(opts)
+    _check_recordings(opts)
     try:
         return dataclasses.replace(opts, filter_spec=waterfall_filter(opts))
     except ValueError as exc:

@@ -20,9 +20,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 
 from txtop.core.model import Snapshot
 from txtop.core.text import exc_line
+from txtop.recordings.flight import FlightRecorder, FlightWrite
 from txtop.recordings.recording import snapshot_json
 from txtop.recordings.replay import Timeline, aggregate
 from txtop.tui import session as sessions
@@ -217,6 +219,7 @@ def run_headless(opts: Options) -> int:
     (status 0) after the recording is closed."""
     exporting = sessions.exporting(opts)
     json_lines = not opts.record and (not exporting or opts.format == "json")
+    json_lines = json_lines and opts.flight is None  # a flight recorder is quiet too
     out = JsonLines() if json_lines else None
     recording = replay_recording(opts)
     if recording is not None and not exporting:
@@ -254,7 +257,11 @@ def _headless_live(
         got.append(sig)
         stop.set()
 
-    with sessions.stop_signals(on_signal):
+    flight = FlightSignal(sink.flight) if sink is not None and sink.flight is not None else None
+    with sessions.stop_signals(on_signal), contextlib.ExitStack() as undo:
+        if flight is not None:
+            flight.install()
+            undo.callback(flight.restore)
         if sink is not None:
             sink.downstream = deliver
         source.start(sink if sink is not None else deliver)
@@ -262,8 +269,14 @@ def _headless_live(
         while not stop.is_set():
             if source.error is not None:
                 raise RuntimeError(f"data source failed: {exc_line(source.error)}")
+            if flight is not None:
+                flight.poll()
             if sink is not None and sink.error:
-                raise RuntimeError(f"recording stopped: {sink.error}")
+                if flight is None:
+                    raise RuntimeError(f"recording stopped: {sink.error}")
+                if not flight.record_error_told:  # the flight recorder goes on
+                    flight.record_error_told = True
+                    sessions.warn(f"recording stopped: {sink.error}")
             if out is not None and out.broken:
                 break
             left = deadline - time.monotonic()
@@ -280,6 +293,37 @@ def _headless_live(
         if got:
             why = f"on {signal.Signals(got[0]).name}"
         log.line("stopping" + (f" {why}" if why else ""))
+
+
+class FlightSignal:
+    """--headless --flight: SIGUSR1 asks the flight recorder for a write (requested from the
+    loop, not inside the handler), and every write is one line on stderr with its path."""
+
+    def __init__(self, flight: FlightRecorder) -> None:
+        self.flight = flight
+        self.asked = threading.Event()
+        self.record_error_told = False
+        self._old: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
+        flight.on_write = self.announce
+
+    @staticmethod
+    def announce(result: FlightWrite) -> None:
+        sessions.warn(result.line())
+
+    def install(self) -> None:
+        self._old = signal.signal(signal.SIGUSR1, lambda sig, frame: self.asked.set())
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGUSR1, self._old)
+            self._old = None
+
+    def poll(self) -> None:
+        if self.asked.is_set():
+            self.asked.clear()
+            why_not = self.flight.request("signal")
+            if why_not:
+                sessions.warn(f"flight recording not written: {why_not}")
 
 
 def _headless_replay(opts: Options, recording: Timeline, out: JsonLines) -> int:

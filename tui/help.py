@@ -20,6 +20,11 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("+  -", "longer / shorter refresh interval (shown in the header)"),
     ("s", "sort the TX queues: device/queue, busiest tx, backlog, drops"),
     ("t", "next colour theme (dark, light, mono)"),
+    (
+        "w",
+        "with --flight: write the flight recorder's last SECONDS to a recording now "
+        "(a notification gives its path)",
+    ),
     ("?", "this help; escape, ? or q closes it"),
     (
         ".  ,",

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from txtop.core.controls import Notices, ReplayControls, TracerControls
 from txtop.core.model import Snapshot
 from txtop.core.source import Sink, SnapshotSource
-from txtop.recordings.recording import Recorder, RecordingError, RecordingSink
+from txtop.recordings.flight import FlightRecorder
+from txtop.recordings.recording import Recorder, RecordingError, RecordingSink, SnapshotWriter
 from txtop.recordings.replay import Timeline
 from txtop.tui import sources
 from txtop.tui.args import PROG, Options, UsageError
@@ -235,6 +236,7 @@ def start(
     """The recorder and the exporter (first: a bad --record path, a port in use or a bad
     --textfile are bad input before anything is built), then the source; a stop signal while
     the demo lab is being built unwinds it. ``on_change``: see ``start_exporter``."""
+    flight = _open_flight(opts)
     recorder = _open_recorder(opts)
     exporter = None
     try:
@@ -246,23 +248,45 @@ def start(
         if exporter is not None:
             exporter.close()
         raise
-    sink = RecordingSink(recorder) if recorder is not None else None
+    sink = None
+    if recorder is not None or flight is not None:
+        sink = RecordingSink(recorder, flight=flight)
     source = built.source
     if exporter is not None:
         source = ExportingSource(source, exporter.publish)
     return Session(source, built.tracer, sink, exporter)
 
 
-def _open_recorder(opts: Options) -> Recorder | None:
+def _open_recorder(opts: Options) -> SnapshotWriter | None:
+    """--record FILE, rotating with --max-size (recordings/rotation.py)."""
     if not opts.record:
         return None
     try:
+        if opts.max_size is not None:
+            from txtop.recordings.rotation import DEFAULT_KEEP, RotatingRecorder
+
+            return RotatingRecorder(opts.record, opts.max_size, opts.keep or DEFAULT_KEEP)
         return Recorder(opts.record)
     except RecordingError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _discard(recorder: Recorder | None) -> None:
+def _open_flight(opts: Options) -> FlightRecorder | None:
+    """--flight: the directory is created (0700) and checked now, so a file in its place or
+    one that cannot be written to is bad input. Writes are announced through the recorder's
+    ``on_write``, which the dashboard or the --headless loop sets."""
+    if opts.flight is None:
+        return None
+    from txtop.recordings.flight import default_flight_dir, prepare_dir
+
+    try:
+        directory = prepare_dir(opts.flight_dir or default_flight_dir())
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    return FlightRecorder(opts.flight, directory, flight_on=opts.flight_on)
+
+
+def _discard(recorder: SnapshotWriter | None) -> None:
     """txtop did not start after creating the recording: remove the empty file it made."""
     if recorder is None:
         return

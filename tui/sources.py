@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,14 +72,33 @@ def load_recording(path: str | Path, notice: str = "") -> Timeline:
         raise UsageError(str(exc)) from None
     if not result.snapshots:
         raise UsageError(f"{path}: the recording holds no snapshot ({result.damage})")
+    why = result.info.describe()  # a flight recording: why it was written
+    notice = "; ".join(n for n in (notice, why) if n)
     return Timeline(tuple(result.snapshots), result.damage, notice)
+
+
+def load_recordings(paths: Sequence[str]) -> Timeline:
+    """--replay PATH...: one file as ``load_recording``; several files or a directory (the
+    parts of a rotated --record) as one recording, in order (recordings/rotation.py)."""
+    if len(paths) == 1 and not os.path.isdir(paths[0]):
+        return load_recording(paths[0])
+    from txtop.recordings.recording import RecordingError
+    from txtop.recordings.rotation import read_set
+
+    try:
+        result = read_set(paths)
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    if not result.snapshots:
+        raise UsageError(f"{paths[0]}: no snapshot in these recordings ({result.damage})")
+    return Timeline(tuple(result.snapshots), result.damage, result.notice)
 
 
 def replay_recording(opts: Options) -> Timeline | None:
     """The recording this command line replays: --replay FILE, the bundled one for
     --replay-bundled, or for --demo without root. None when the source is live."""
     if opts.replay is not None:
-        return load_recording(opts.replay)
+        return load_recordings(opts.replay_paths or (opts.replay,))
     if not opts.demo:
         return None
     if not opts.replay_bundled and os.geteuid() == 0:
@@ -92,6 +112,7 @@ def _bundled(opts: Options, notice: str, why: str) -> Timeline:
     clash = opts.given(
         "interfaces", "record", "no_probes", "sample", "max_samples_per_s", "trace_duty"
     )
+    clash += opts.given("flight")
     if clash:
         raise UsageError(f"{why} replays a recording: {', '.join(clash)} cannot be used")
     with bundled_recording_path() as path:
@@ -136,7 +157,7 @@ def _demo_source(opts: Options) -> Built:
     try:
         demo.start()
     except LabError as exc:
-        if opts.record:
+        if opts.record or opts.flight is not None:
             raise RuntimeError(f"demo: cannot build the lab: {exc_line(exc)}") from None
         notice = f"demo: {exc_line(exc)}; replaying a recording of the lab"
         return Built(_replay_source(opts, _bundled(opts, notice, "--demo without a lab")))
