@@ -390,7 +390,10 @@ def test_tcp_stream_is_traced(fresh: Tracer, lab: Lab) -> None:
     tcp = [p for p in packets if p.dev == lab.dev and p.protocol == ETH_P_IP]
     mine = [p for p in tcp if p.pid == pid]
     assert len(mine) >= 10, f"{len(mine)} TCP packets tied to the sender of {len(tcp)}"
-    assert all(p.syscall in ("sendto", "sendmsg") for p in mine)
+    # send() is tied when its first segment leaves inside it; the rest is named by the socket
+    for p in mine:
+        assert p.owner is not None and p.owner.via in ("syscall", "socket"), p.owner
+        assert p.syscall in (("sendto", "sendmsg") if p.owner.via == "syscall" else (None,))
     assert all(p.stages["dev_queue"] <= p.stages.get("xmit", p.stages["dev_queue"]) for p in mine)
     # TSO over veth: some skbs carry many segments (counted per queue as gso_segs).
     assert max(p.len for p in tcp) > 1500
@@ -872,7 +875,10 @@ def test_programs_are_detached_when_the_process_dies(sig: signal.Signals) -> Non
         assert child.stdout.readline().strip() == "running"
         assert _attached_count(child.pid) >= 10
         child.send_signal(sig)
-        child.wait(20)
+        # SIGINT runs Python's exit and bcc's cleanup, which closes each classic tracepoint
+        # (a tracepoint_synchronize_unregister per close): seconds when other tracers attach
+        # and detach at the same time on a loaded machine. The point here is the detach.
+        child.wait(90)
     finally:
         if child.poll() is None:
             child.kill()
