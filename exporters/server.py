@@ -2,7 +2,8 @@
 
 ``serve(address, port, holder)`` answers ``GET /metrics`` (Prometheus text, or OpenMetrics
 when the scraper's Accept header asks for it) and ``GET /`` (a page with a link), from a
-background thread. Everything else is 404 (unknown path) or 405 (other method); error bodies
+background thread. A body is rendered once per published snapshot and format and reused by
+the scrapes that follow until the next one. Everything else is 404 (unknown path) or 405 (other method); error bodies
 are fixed texts and the request is never echoed or logged. Connections are served by a small
 bounded pool: a scraper that stalls holds one worker for at most ``TIMEOUT_S`` and, with every
 worker busy, further connections get an immediate 503 instead of a new thread.
@@ -344,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self) -> None:
         fmt = "openmetrics" if _wants_openmetrics(self.headers.get("Accept", "")) else "prometheus"
         try:
-            body = render(self.server.holder.registry, fmt)
+            body = self.server.body(fmt)
         except Exception:  # a bug in a collector: a 500 for this scrape, the server lives on
             self.server.scrape_errors += 1
             self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR)
@@ -409,6 +410,8 @@ class _Server(HTTPServer):
         self.scrapes = 0
         self.scrape_errors = 0
         self.refused = 0
+        self.renders = 0
+        self._cache: dict[str, tuple[object, bytes]] = {}  # fmt -> (view, body)
         self._slots = threading.BoundedSemaphore(WORKERS)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="txtop-metrics")
         super().__init__(sockaddr, _Handler, bind_and_activate=False)
@@ -420,6 +423,21 @@ class _Server(HTTPServer):
         except BaseException:
             self.server_close()
             raise
+
+    def body(self, fmt: str) -> bytes:
+        """The scrape body in ``fmt``: rendered once per published view and format, then
+        served as is until the next snapshot is published (scrapes faster than txtop's
+        interval cost nothing more; txtop's own CPU and RSS are then as of the first scrape
+        of that interval)."""
+        view = self.holder.view
+        cached = self._cache.get(fmt)
+        if view is not None and cached is not None and cached[0] is view:
+            return cached[1]
+        body = render(self.holder.registry, fmt)
+        self.renders += 1
+        if view is not None:
+            self._cache[fmt] = (view, body)  # one assignment: safe between worker threads
+        return body
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -491,6 +509,11 @@ class MetricsServer:
     @property
     def refused(self) -> int:
         return self._server.refused
+
+    @property
+    def renders(self) -> int:
+        """Scrape bodies rendered (fewer than scrapes when several fall in one interval)."""
+        return self._server.renders
 
     def close(self, timeout: float = 2.0) -> None:
         if self._closed:

@@ -779,6 +779,30 @@ def test_serves_prometheus_and_openmetrics(served: tuple[Any, MetricsHolder]) ->
         assert b"href='/metrics'" in resp.read()
 
 
+def test_a_body_is_rendered_once_per_snapshot_and_format(
+    served: tuple[Any, MetricsHolder],
+) -> None:
+    srv, holder = served
+    om = {"Accept": "application/openmetrics-text; version=1.0.0"}
+
+    def get(headers: Mapping[str, str] | None = None) -> bytes:
+        req = urllib.request.Request(srv.url, headers=dict(headers or {}))
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body: bytes = resp.read()
+        return body
+
+    first = get()
+    renders = srv.renders
+    assert [get() for _ in range(5)] == [first] * 5 and srv.renders == renders
+    get(om)
+    get(om)
+    assert srv.renders == renders + 1  # the other format: once
+    holder.publish(make_snapshot(2, 2, 2, 1.0))
+    fresh = get()
+    assert fresh != first and srv.renders == renders + 2
+    assert srv.scrapes >= 9
+
+
 def test_get_only_unknown_paths_404_nothing_echoed(served: tuple[Any, MetricsHolder]) -> None:
     srv, _holder = served
     marker = b"ECHOx7q"
