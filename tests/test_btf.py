@@ -494,12 +494,20 @@ def test_offsets_in_raw_tracepoint_match_classic_tracepoint(lab: Lab) -> None:
         bpf[b"events"].open_ring_buffer(on_event)
         bpf.attach_raw_tracepoint(tp=b"net_dev_start_xmit", fn_name=b"txtop_test_raw")
         payloads = [100, 101, 102, 103, 104]
+
+        def lab_lengths() -> set[int]:
+            return {raw for _, raw, ifindex, _ in _pairs(events) if ifindex == lab.ifindex}
+
+        # Poll until every datagram was seen by both programs; resend what is missing (the
+        # ring is shared with every packet of a busy machine and may drop some).
+        deadline = time.monotonic() + 30
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            for n in payloads:  # into the lab namespace only
-                sock.sendto(b"x" * n, (lab.peer_ip, 9))
-                time.sleep(0.02)
-        time.sleep(0.1)
-        bpf.ring_buffer_consume()
+            while (missing := {n for n in payloads if n + 42 not in lab_lengths()}) and (
+                time.monotonic() < deadline
+            ):
+                for n in sorted(missing):  # into the lab namespace only
+                    sock.sendto(b"x" * n, (lab.peer_ip, 9))
+                bpf.ring_buffer_poll(200)
     finally:
         bpf.cleanup()
     pairs = _pairs(events)
