@@ -7,9 +7,11 @@ sampling and packet filter. The UI depends on these protocols, never on the conc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from txtop.core.filters import FilterSpec
+from txtop.core.model import Snapshot
 
 
 class ReplayControls(Protocol):
@@ -32,6 +34,11 @@ class ReplayControls(Protocol):
         """Move by ``frames`` (negative: back) and pause there."""
 
     def seek_relative(self, delta_s: float) -> None: ...
+
+    def frames(self, index: int, seconds: float) -> Sequence[Snapshot]:
+        """The recorded snapshots from ``seconds`` before frame ``index`` up to and including
+        it, oldest first: what a view that keeps history needs after a jump (a seek)."""
+        ...
 
 
 class TracerControls(Protocol):

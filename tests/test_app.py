@@ -246,7 +246,8 @@ def test_uses_a_wide_terminal_side_by_side():
             queues = app.query_one("#queues").region
             cpus = app.query_one("#cpus").region
             assert queues.y == cpus.y and cpus.x > queues.right - 1
-            assert "maxt" in app.query_one(QueuesPanel).pinned_text()[0]  # wide columns
+            head = app.query_one(QueuesPanel).pinned_text()[0]
+            assert "p50t" in head and "pkt/s 8s" in head  # wide columns, and the history column
             assert len(app.query_one(CpusPanel).body_text()) == 17  # all + 16 CPUs listed
 
     run(main())

@@ -28,6 +28,7 @@ from textual.widgets import Static
 
 from txtop.core.controls import TracerControls
 from txtop.core.filters import FilterSpec
+from txtop.core.history import History
 from txtop.core.model import Snapshot
 from txtop.core.source import SnapshotSource
 from txtop.core.text import exc_line
@@ -35,6 +36,7 @@ from txtop.recordings.flight import FlightRecorder, FlightWrite
 from txtop.recordings.recording import RecordingSink
 from txtop.themes import DEFAULT_THEME
 from txtop.tui.help import HelpScreen
+from txtop.tui.history_view import HistoryScreen, feed_history
 from txtop.tui.layout import PanelLayout
 from txtop.tui.messages import FilterChanged, SamplingChanged, SnapshotArrived
 from txtop.tui.panels import (
@@ -46,6 +48,7 @@ from txtop.tui.panels import (
     QueuesPanel,
     fmt_interval,
 )
+from txtop.tui.panels.selection import HistoryRowsView
 from txtop.tui.replay_keys import KEY_HINTS as REPLAY_KEY_HINTS
 from txtop.tui.replay_keys import ReplayKeys
 from txtop.tui.terminal import HANGUP_CHECK_S, ExitGuard, terminal_driver_class
@@ -75,7 +78,7 @@ def new_waterfall(spec: FilterSpec | None, ascii_only: bool) -> Waterfall:
 
 
 def queues_title(sort_key: str) -> str:
-    return f"TX queues - sort: {sort_key} (s)"
+    return f"TX queues - sort: {sort_key} (s) - history (h)"
 
 
 class TxtopApp(App[int]):
@@ -90,6 +93,8 @@ class TxtopApp(App[int]):
         Binding("plus,equals_sign", "interval(1)", "Slower", key_display="+"),
         Binding("minus", "interval(-1)", "Faster", key_display="-"),
         Binding("s", "cycle_sort", "Sort"),
+        Binding("h", "history", "History", show=False),  # hinted in the queues' title
+        Binding("g", "cycle_graph", "History column", show=False),
         Binding("t", "next_theme", "Theme"),
         Binding("question_mark", "help", "Help", key_display="?"),
         # --flight: write the flight recorder's window now (tui/help.py says so).
@@ -153,6 +158,9 @@ class TxtopApp(App[int]):
         self._tables_at = 0.0  # monotonic time the queue/CPU tables were last rebuilt
         self._tables_timer: Timer | None = None
         self._source_error_shown = False
+        # The last minutes of every queue and CPU (core/history.py), fed on the source's
+        # thread from every snapshot (feed_history), drawn by the panels and the history view.
+        self.history = History()
 
     # ---- layout -----------------------------------------------------------------------------
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -204,7 +212,12 @@ class TxtopApp(App[int]):
         if self.duration_s is not None:
             self.set_timer(self.duration_s, lambda: self.exits.leave("duration", 0))
 
+        for panel in self.query(HistoryRowsView):
+            panel.history = self.history
+        feed = feed_history(self.history, self.source.replay_controls)
+
         def post(snapshot: Snapshot) -> None:  # called on the source's thread
+            feed(snapshot)
             self.post_message(SnapshotArrived(snapshot))
 
         if self.recording is not None:
@@ -268,6 +281,8 @@ class TxtopApp(App[int]):
         self.panel_layout.relayout(snapshot)
         self.query_one(QueuesPanel).update_snapshot(snapshot)
         self.query_one(CpusPanel).update_snapshot(snapshot)
+        if isinstance(self.screen, HistoryScreen):
+            self.screen.update()
 
     def _catch_up_tables(self) -> None:
         self._tables_timer = None
@@ -388,3 +403,27 @@ class TxtopApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    # ---- history (core/history.py, tui/history_view.py) ------------------------------------------
+    def _rows_panel(self) -> HistoryRowsView:
+        """The focused queue or CPU panel, else the queues panel."""
+        focused = self.focused
+        return focused if isinstance(focused, HistoryRowsView) else self.query_one(QueuesPanel)
+
+    def action_history(self) -> None:
+        """The history view of the selected queue or CPU (of the focused panel)."""
+        if isinstance(self.screen, HistoryScreen):
+            return
+        targets = self.history.targets()
+        if not targets:
+            self.notify("no history yet", timeout=2)
+            return
+        target = self._rows_panel().current_target()
+        index = targets.index(target) if target in targets else 0
+        self.push_screen(HistoryScreen(self.history, targets, index))
+
+    def action_cycle_graph(self) -> None:
+        """The next metric of the history column (of the focused panel)."""
+        title = self._rows_panel().cycle_metric()
+        if title:
+            self.notify(f"history column: {title}", timeout=1.5)

@@ -32,6 +32,10 @@ class Glyphs:
     bar_empty: str  # the unfilled rest of a meter
     heat: str  # 8 levels, lowest first
     heat_zero: str  # no activity at all
+    # History (sparkline column, history view) and the BQL bar's peak.
+    spark: str  # 8 heights of a sparkline or chart cell, lowest first
+    axis: str  # a chart's time axis under the cells that hold data
+    peak_mark: str  # where the interval's peak bytes in flight reached on the BQL bar
     # Text.
     ellipsis: str  # marks text cut to fit
     sep: str  # between the header's items
@@ -70,6 +74,9 @@ UNICODE = Glyphs(
     bar_empty="·",
     heat="▁▂▃▄▅▆▇█",
     heat_zero="·",
+    spark="▁▂▃▄▅▆▇█",
+    axis="─",
+    peak_mark="│",
     ellipsis="…",
     sep="│",
     dot="·",
@@ -122,6 +129,9 @@ ASCII = Glyphs(
     bar_empty=".",
     heat=":-=+*#%@",
     heat_zero=".",
+    spark="_.-:=+*#",
+    axis="-",
+    peak_mark="|",
     ellipsis="~",
     sep="|",
     dot="|",

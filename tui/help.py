@@ -21,6 +21,17 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "sort the TX queues: device/queue, busiest tx, backlog, drops"),
     ("t", "next colour theme (dark, light, mono)"),
     (
+        "h",
+        "history of the selected queue or CPU (of the focused panel; the first queue "
+        "otherwise): charts of its last minutes; up / down go to the next queue or CPU, "
+        "h or escape closes it",
+    ),
+    (
+        "g",
+        "the metric of the history column: packets/s, backlog, drops/s, BQL peak, p99 qdisc "
+        "wait for the TX queues; NET_TX/s, NET_RX/s for the softirq panel when it has focus",
+    ),
+    (
         "w",
         "with --flight: write the flight recorder's last SECONDS to a recording now "
         "(a notification gives its path)",
@@ -35,7 +46,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     (
         "tab",
         "move focus: waterfall (focused at start), TX queues, softirqs; arrows and "
-        "PgUp/PgDn act on the focused panel",
+        "PgUp/PgDn act on the focused panel (up / down select a queue or CPU for h)",
     ),
 )
 
@@ -82,7 +93,9 @@ def help_text(width: int = 66) -> str:
     lines += _entries("Packet waterfall keys", waterfall_keys(), width)
     lines += _entries("TX queues columns", [(c.title, c.help) for c in QUEUE_COLUMNS], width)
     notes = (
-        "'no BQL' marks devices without byte queue limits (veth, lo, ...). A device row "
+        "'no BQL' marks devices without byte queue limits (veth, lo, ...); a mark on the BQL "
+        "bar shows the peak bytes in flight since the last refresh (sampled --bql-hz times a "
+        "second), beside the current value. A device row "
         "carries device-wide rates; the tx-N rows under it are its queues. Latencies come "
         "from sampled packets; '-' means none were sampled for that queue. Under heavy "
         "traffic the per-packet probes are attached only part of the time ('traced N% of the "

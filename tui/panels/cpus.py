@@ -1,15 +1,20 @@
 """The softirq panel: per CPU, NET_TX/NET_RX softirq rates, the softirq share of CPU time and
 softnet drops; a heat strip per metric (one cell per CPU) when a row per CPU does not fit.
 
-Pure: Snapshot (plus width, height) in, fragment lines out; the widget is
+A row per CPU also carries a sparkline of its recent NET_TX/s or NET_RX/s (``g``).
+
+Pure: Snapshot (plus width, height, history, selection) in, fragment lines out; the widget is
 ``widgets.CpusPanel``. Textual-free.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from txtop.core.history import CPU_METRICS, CpuTarget, Target
 from txtop.core.model import CpuRow, Snapshot
 from txtop.tui.glyphs import Glyphs, glyphs_for
 
@@ -27,11 +32,24 @@ from .format import (
     truncate,
     value_frag,
 )
+from .history import SHORT_TITLES, spark_cell_s, spark_title, spark_top
+from .history import spark as spark_line
+from .queues import SparkSpec
 
 CPU_COLUMNS: tuple[Column, ...] = (
     Column("cpu", "cpu", 4, align="<", help="CPU number; 'all' sums rates, averages shares"),
     Column("tx", "NET_TX/s", 8, help="NET_TX softirqs run per second (/proc/softirqs)"),
     Column("rx", "NET_RX/s", 8, help="NET_RX softirqs run per second"),
+    Column(
+        "hist",
+        "history",
+        8,
+        grow=8,
+        align="<",
+        priority=1,
+        help="the last seconds of NET_TX/s or NET_RX/s (g, with this panel focused), a cell "
+        "per refresh; height = share of the busiest CPU; h opens the selected CPU's history",
+    ),
     Column("si", "softirq time", 12, grow=14, align="<", help="share of the CPU in softirq"),
     Column("txt", "tx%", 5, priority=1, help="time in NET_TX softirq (probes)"),
     Column("rxt", "rx%", 5, priority=1, help="time in NET_RX softirq (probes)"),
@@ -49,6 +67,7 @@ HEAT_METRICS: tuple[tuple[str, Callable[[CpuRow], float]], ...] = (
     ("drop+sqz", lambda c: c.softnet_dropped_per_s + c.time_squeeze_per_s),
 )
 HEAT_LABEL_W = 15  # "NET_TX/s  12k " : 64 CPUs per line at 80 columns
+SPARK_METRICS: tuple[str, ...] = tuple(m.key for m in CPU_METRICS)
 
 
 # ---- the list view: a row per CPU -----------------------------------------------------------
@@ -161,23 +180,69 @@ def cpu_heat_lines(snapshot: Snapshot, width: int, glyphs: Glyphs) -> tuple[Line
 # ---- the panel ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CpuView:
+    """The panel's header, body, view ('list' or 'heat') and per body line the CPU it shows
+    (None for the 'all' row, the heat strip and messages)."""
+
+    head: Line
+    body: list[Line]
+    view: str
+    targets: list[CpuTarget | None]
+
+
+def cpu_view(
+    snapshot: Snapshot | None,
+    width: int,
+    height: int,
+    ascii_only: bool = False,
+    spark: SparkSpec | None = None,
+    selected: Target | None = None,
+) -> CpuView:
+    """The softirq panel; view is 'list', or 'heat' when a row per CPU would not fit in
+    ``height`` lines (including the header). With ``spark`` the list has a history column,
+    with ``selected`` a pointer on that CPU's row."""
+    glyphs = glyphs_for(ascii_only)
+    columns = [c for c in CPU_COLUMNS if spark is not None or c.key != "hist"]
+    layout = fit_columns(columns, width)
+    if snapshot is None or not snapshot.cpus:
+        msg = "waiting for the first sample..." if snapshot is None else "no CPU data"
+        return CpuView(header_row(layout, glyphs), [[(msg, "dim")]], "list", [None])
+    if cpu_list_rows(snapshot) + 1 > height:
+        head, body = cpu_heat_lines(snapshot, width, glyphs)
+        return CpuView(truncate(head, width, glyphs.ellipsis), body, "heat", [None] * len(body))
+    si_w = column_width(layout, "si")
+    cpus = sorted(snapshot.cpus, key=lambda c: c.cpu)
+    targets = [CpuTarget(c.cpu) for c in cpus]
+    sparks: list[Line] = []
+    hist_w = dict((c.key, w) for c, w in layout).get("hist")
+    if spark is not None and hist_w is not None:
+        cell_s = spark_cell_s(spark.interval_s, hist_w, spark.history.span_s)
+        windows = spark.history.windows(targets, spark.metric, hist_w, cell_s)
+        top = spark_top(windows)
+        sparks = [spark_line(w, top, spark.glyphs) for w in windows]
+        title = spark_title(spark.metric, hist_w, cell_s)
+        layout = [
+            (dataclasses.replace(c, title=title, short=SHORT_TITLES[spark.metric]), w)
+            if c.key == "hist"
+            else (c, w)
+            for c, w in layout
+        ]
+    body = [render_row(layout, _cpu_cells(cpu_total(cpus), "all", si_w, glyphs, "group"), glyphs)]
+    for n, (c, target) in enumerate(zip(cpus, targets, strict=True)):
+        cells = _cpu_cells(c, str(c.cpu), si_w, glyphs, "text")
+        if sparks:
+            cells["hist"] = sparks[n]
+        if target == selected:
+            cells["cpu"] = [(glyphs.pointer, "heading"), (str(c.cpu), "text")]
+        body.append(render_row(layout, cells, glyphs))
+    return CpuView(header_row(layout, glyphs), body, "list", [None, *targets])
+
+
 def cpu_lines(
     snapshot: Snapshot | None, width: int, height: int, ascii_only: bool = False
 ) -> tuple[Line, list[Line], str]:
-    """(header, body, view) of the softirq panel; view is 'list', or 'heat' when a row per
-    CPU would not fit in ``height`` lines (including the header)."""
-    glyphs = glyphs_for(ascii_only)
-    layout = fit_columns(CPU_COLUMNS, width)
-    if snapshot is None or not snapshot.cpus:
-        msg = "waiting for the first sample..." if snapshot is None else "no CPU data"
-        return header_row(layout, glyphs), [[(msg, "dim")]], "list"
-    if cpu_list_rows(snapshot) + 1 > height:
-        head, body = cpu_heat_lines(snapshot, width, glyphs)
-        return truncate(head, width, glyphs.ellipsis), body, "heat"
-    si_w = column_width(layout, "si")
-    cpus = sorted(snapshot.cpus, key=lambda c: c.cpu)
-    body = [render_row(layout, _cpu_cells(cpu_total(cpus), "all", si_w, glyphs, "group"), glyphs)]
-    body.extend(
-        render_row(layout, _cpu_cells(c, str(c.cpu), si_w, glyphs, "text"), glyphs) for c in cpus
-    )
-    return header_row(layout, glyphs), body, "list"
+    """(header, body, view) of the softirq panel without history or selection (``cpu_view``
+    has both)."""
+    view = cpu_view(snapshot, width, height, ascii_only)
+    return view.head, view.body, view.view

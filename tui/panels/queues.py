@@ -1,7 +1,8 @@
-"""The TX queues panel: per device and TX queue, BQL bytes in flight against the limit, the
-qdisc in front of the queue with its backlog, rates and sampled latencies.
+"""The TX queues panel: per device and TX queue, BQL bytes in flight against the limit (and
+the interval's peak, sampled between ticks), the qdisc in front of the queue with its backlog,
+rates, sampled latencies and a sparkline of one metric's recent history.
 
-Pure: Snapshot (plus width, sort key) in, fragment lines out; the widget is
+Pure: Snapshot (plus width, sort key, history, selection) in, fragment lines out; the widget is
 ``widgets.QueuesPanel``. Textual-free.
 """
 
@@ -11,13 +12,13 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from txtop.core.model import DeviceRow, LatencyStats, QdiscStats, QueueRow, Snapshot
+from txtop.core.history import QUEUE_METRICS, History, QueueTarget, Target
+from txtop.core.model import BqlStats, DeviceRow, LatencyStats, QdiscStats, QueueRow, Snapshot
 from txtop.core.text import format_ns
 from txtop.tui.glyphs import Glyphs, glyphs_for
 
 from .format import (
     Column,
-    Layout,
     Line,
     bar,
     column_width,
@@ -29,6 +30,8 @@ from .format import (
     render_row,
     value_frag,
 )
+from .history import SHORT_TITLES as SHORT_TITLE
+from .history import spark, spark_cell_s, spark_title, spark_top
 
 QUEUE_COLUMNS: tuple[Column, ...] = (
     Column("name", "queue", 8, align="<", help="device, or tx-N under its device"),
@@ -52,9 +55,20 @@ QUEUE_COLUMNS: tuple[Column, ...] = (
     ),
     Column("backlog", "backlog", 9, grow=1, priority=1, help="qdisc backlog, bytes/packets"),
     Column("drops", "drop/s", 6, priority=1, help="qdisc drops per second"),
-    Column("requeues", "rq/s", 4, priority=1, help="qdisc requeues per second"),
+    Column("requeues", "rq/s", 4, priority=3, help="qdisc requeues per second"),
     Column("pps", "pkt/s", 5, priority=1, help="TX packets per second"),
     Column("bps", "bit/s", 5, priority=1, help="TX bits per second"),
+    Column(
+        "hist",
+        "history",
+        8,
+        grow=8,
+        align="<",
+        priority=1,
+        help="the last seconds of one metric, a cell per refresh (g: packets/s, backlog, "
+        "drops/s, BQL peak, p99 qdisc wait); height = share of the busiest queue; h opens "
+        "the history view of the selected queue",
+    ),
     Column("p99q", "p99q", 5, priority=2, help="p99 wait in the qdisc, sampled packets"),
     Column("p99t", "p99t", 5, priority=2, help="p99 first-to-last stage, sampled packets"),
     Column("xoff", "xoff/s", 6, priority=3, help="dequeues that found the TX queue stopped"),
@@ -65,6 +79,7 @@ QUEUE_COLUMNS: tuple[Column, ...] = (
 
 IFNAME_MAX = 15  # IFNAMSIZ - 1
 SORT_KEYS: tuple[str, ...] = ("device/queue", "busiest tx", "backlog", "drops")
+SPARK_METRICS: tuple[str, ...] = tuple(m.key for m in QUEUE_METRICS)
 
 Cells = dict[str, Line]  # column key -> the cell's fragments
 
@@ -149,16 +164,52 @@ def sort_groups(groups: list[QueueGroup], sort_key: str) -> list[QueueGroup]:
 # ---- cells ----------------------------------------------------------------------------------
 
 
-def _bql_cell(inflight: int, limit: int, width: int, glyphs: Glyphs) -> Line:
-    label = f"{fmt_bytes(inflight)}/{fmt_bytes(limit)}"
-    bar_w = width - len(label) - 1
+def _ratio(inflight: int, limit: int) -> float:
     if limit > 0:
-        ratio = inflight / limit
-    else:
-        ratio = 1.0 if inflight > 0 else 0.0
+        return inflight / limit
+    return 1.0 if inflight > 0 else 0.0
+
+
+def _bql_cell(
+    inflight: int, limit: int, width: int, glyphs: Glyphs, peak: int | None = None
+) -> Line:
+    """A meter of bytes in flight against the limit and its label; ``peak`` (the interval's
+    largest, sampled between ticks) adds a mark where it reached when it was above now, and
+    its value to the label when there is room."""
+    label = f"{fmt_bytes(inflight)}/{fmt_bytes(limit)}"
+    ratio = _ratio(inflight, limit)
+    marked = peak is not None and peak > inflight
+    if marked and width - len(label) - 1 >= 8 + len(f" pk {fmt_bytes(peak)}"):
+        label += f" pk {fmt_bytes(peak)}"
+    bar_w = width - len(label) - 1
     if bar_w < 3:
         return [(label, "bar-high" if ratio >= 0.8 else "text")]
-    return bar(ratio, bar_w, glyphs) + [(" ", "text"), (label, "text")]
+    meter = bar(ratio, bar_w, glyphs)
+    if marked and peak is not None:
+        meter = _peak_mark(meter, _ratio(peak, limit), bar_w, glyphs)
+    return meter + [(" ", "text"), (label, "text")]
+
+
+def _peak_mark(meter: Line, peak_ratio: float, width: int, glyphs: Glyphs) -> Line:
+    """The meter with the cell where the peak reached (at least the first cell past the
+    filled part: beside the current value) drawn as ``glyphs.peak_mark``."""
+    cells = [(ch, role) for text, role in meter for ch in text]
+    filled = sum(1 for _, role in cells if role != "bar-empty")
+    at = max(filled, min(width - 1, int(min(1.0, peak_ratio) * width)))
+    if at >= len(cells):
+        return meter
+    cells[at] = (glyphs.peak_mark, "bar-high" if peak_ratio >= 0.8 else "bar")
+    out: Line = []
+    for ch, role in cells:
+        if out and out[-1][1] == role:
+            out[-1] = (out[-1][0] + ch, role)
+        else:
+            out.append((ch, role))
+    return out
+
+
+def _queue_bql_cell(bql: BqlStats, width: int, glyphs: Glyphs) -> Line:
+    return _bql_cell(bql.inflight, bql.limit, width, glyphs, bql.inflight_peak)
 
 
 def _lat(stats: LatencyStats | None, attr: str, glyphs: Glyphs) -> Line:
@@ -251,7 +302,7 @@ def _single_queue_cells(g: QueueGroup, bql_w: int, glyphs: Glyphs) -> Cells:
     q = g.queues[0]
     cells = _device_cells(g, bql_w, glyphs)
     if q.bql is not None and "link" not in line_text(cells["bql"]):
-        cells["bql"] = _bql_cell(q.bql.inflight, q.bql.limit, bql_w, glyphs)
+        cells["bql"] = _queue_bql_cell(q.bql, bql_w, glyphs)
     tx = _tx_cells(q, glyphs)
     if q.tx is None:  # keep the device's rates
         tx = {k: v for k, v in tx.items() if k not in ("pps", "bps")}
@@ -264,7 +315,7 @@ def _queue_cells(q: QueueRow, bql_w: int, glyphs: Glyphs) -> Cells:
     """A tx-N row under its device."""
     cells: Cells = {"name": [(f"  tx-{q.queue}", "text")]}
     if q.bql is not None:
-        cells["bql"] = _bql_cell(q.bql.inflight, q.bql.limit, bql_w, glyphs)
+        cells["bql"] = _queue_bql_cell(q.bql, bql_w, glyphs)
     else:
         cells["bql"] = [("no BQL", "dim")]
     cells.update(_qdisc_cells(q.qdisc, shared=q.qdisc is not None and not q.qdisc.per_queue))
@@ -275,9 +326,32 @@ def _queue_cells(q: QueueRow, bql_w: int, glyphs: Glyphs) -> Cells:
 # ---- the panel ------------------------------------------------------------------------------
 
 
-def queue_columns(groups: Sequence[QueueGroup], width: int) -> list[Column]:
+@dataclass(frozen=True, slots=True)
+class SparkSpec:
+    """What a panel's history column draws: ``metric`` from ``history``, a cell per
+    ``interval_s`` (the refresh, at least a second), in ``glyphs`` (the caller passes the
+    ASCII table under --ascii and in the mono theme)."""
+
+    history: History
+    metric: str
+    interval_s: float
+    glyphs: Glyphs
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """The panel's column header, body lines, and per body line the queue it shows (None for
+    a device row over several queues, or a message)."""
+
+    head: Line
+    body: list[Line]
+    targets: list[QueueTarget | None]
+
+
+def queue_columns(groups: Sequence[QueueGroup], width: int, history: bool = False) -> list[Column]:
     """QUEUE_COLUMNS with the name column as wide as the longest device name allows: at 80
-    columns it may take up to 3 cells from the BQL bar, wider terminals give it more."""
+    columns it may take up to 3 cells from the BQL bar, wider terminals give it more. The
+    history column only with ``history``."""
     longest = max((len(g.dev) for g in groups), default=0)
     base = {c.key: c for c in QUEUE_COLUMNS}
     name_w = min(IFNAME_MAX, max(base["name"].width, longest), 12 + max(0, width - 79))
@@ -289,31 +363,93 @@ def queue_columns(groups: Sequence[QueueGroup], width: int) -> list[Column]:
         if c.key == "bql"
         else c
         for c in QUEUE_COLUMNS
+        if history or c.key != "hist"
     ]
 
 
-def _group_lines(g: QueueGroup, layout: Layout, bql_w: int, glyphs: Glyphs) -> list[Line]:
+def group_targets(g: QueueGroup) -> list[QueueTarget | None]:
+    """The queue each of a group's lines shows (None: the device row over several)."""
     if len(g.queues) == 1:
-        return [render_row(layout, _single_queue_cells(g, bql_w, glyphs), glyphs)]
-    lines = [render_row(layout, _device_cells(g, bql_w, glyphs), glyphs)]
-    lines.extend(render_row(layout, _queue_cells(q, bql_w, glyphs), glyphs) for q in g.queues)
-    return lines
+        return [QueueTarget(g.dev, g.queues[0].queue)]
+    return [None, *(QueueTarget(g.dev, q.queue) for q in g.queues)]
+
+
+def _group_cells(g: QueueGroup, bql_w: int, glyphs: Glyphs) -> list[Cells]:
+    if len(g.queues) == 1:
+        return [_single_queue_cells(g, bql_w, glyphs)]
+    return [_device_cells(g, bql_w, glyphs), *(_queue_cells(q, bql_w, glyphs) for q in g.queues)]
+
+
+def _pointed(name: Line, pointer: str) -> Line:
+    """The name cell of the selected row: the pointer in front (in its first blank)."""
+    text, role = name[0]
+    return [(pointer, "heading"), (text[1:] if text.startswith(" ") else text, role)]
+
+
+def _sparks(
+    spec: SparkSpec, targets: Sequence[QueueTarget], cells: int
+) -> tuple[str, dict[QueueTarget, Line]]:
+    """The history column's title and each queue's sparkline, on one shared scale."""
+    cell_s = spark_cell_s(spec.interval_s, cells, spec.history.span_s)
+    windows = spec.history.windows(targets, spec.metric, cells, cell_s)
+    top = spark_top(windows)
+    lines = {t: spark(w, top, spec.glyphs) for t, w in zip(targets, windows, strict=True)}
+    return spark_title(spec.metric, cells, cell_s), lines
+
+
+def queue_view(
+    snapshot: Snapshot | None,
+    width: int,
+    sort_key: str = "device/queue",
+    ascii_only: bool = False,
+    spark: SparkSpec | None = None,
+    selected: Target | None = None,
+) -> QueueView:
+    """The TX queues panel for ``width`` cells; with ``spark`` a history column, with
+    ``selected`` a pointer on that queue's row."""
+    glyphs = glyphs_for(ascii_only)
+    groups = sort_groups(group_queues(snapshot), sort_key) if snapshot is not None else []
+    layout = fit_columns(queue_columns(groups, width, history=spark is not None), width)
+    if snapshot is None or not groups:
+        head = header_row(layout, glyphs)
+        msg = (
+            "waiting for the first sample..."
+            if snapshot is None
+            else ("no interface with TX queues selected")
+        )
+        return QueueView(head, [[(msg, "dim")]], [None])
+    bql_w = column_width(layout, "bql")
+    targets = [t for g in groups for t in group_targets(g)]
+    sparks: dict[QueueTarget, Line] = {}
+    hist_w = dict((c.key, w) for c, w in layout).get("hist")
+    if spark is not None and hist_w is not None:
+        title, sparks = _sparks(spark, [t for t in targets if t is not None], hist_w)
+        layout = [
+            (dataclasses.replace(c, title=title, short=SHORT_TITLE[spark.metric]), w)
+            if c.key == "hist"
+            else (c, w)
+            for c, w in layout
+        ]
+    body = []
+    for target, cells in zip(
+        targets, (c for g in groups for c in _group_cells(g, bql_w, glyphs)), strict=True
+    ):
+        if target is not None:
+            if target in sparks:
+                cells["hist"] = sparks[target]
+            if target == selected:
+                cells["name"] = _pointed(cells["name"], glyphs.pointer)
+        body.append(render_row(layout, cells, glyphs))
+    return QueueView(header_row(layout, glyphs), body, list(targets))
 
 
 def queue_lines(
     snapshot: Snapshot | None, width: int, sort_key: str = "device/queue", ascii_only: bool = False
 ) -> tuple[Line, list[Line]]:
-    """(column header, body lines) of the TX queues panel for ``width`` cells."""
-    glyphs = glyphs_for(ascii_only)
-    groups = sort_groups(group_queues(snapshot), sort_key) if snapshot is not None else []
-    layout = fit_columns(queue_columns(groups, width), width)
-    head = header_row(layout, glyphs)
-    if snapshot is None:
-        return head, [[("waiting for the first sample...", "dim")]]
-    if not groups:
-        return head, [[("no interface with TX queues selected", "dim")]]
-    bql_w = column_width(layout, "bql")
-    return head, [line for g in groups for line in _group_lines(g, layout, bql_w, glyphs)]
+    """(column header, body lines) of the TX queues panel for ``width`` cells (no history
+    column, no selection: ``queue_view`` has both)."""
+    view = queue_view(snapshot, width, sort_key, ascii_only)
+    return view.head, view.body
 
 
 def queue_body_rows(snapshot: Snapshot | None) -> int:

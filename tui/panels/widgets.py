@@ -13,40 +13,60 @@ from textual.strip import Strip
 from txtop.core.model import Snapshot
 from txtop.tui.glyphs import glyphs_for
 
-from .base import LinesView, RoleStyled
-from .cpus import cpu_lines
+from .base import RoleStyled
+from .cpus import SPARK_METRICS as CPU_SPARK_METRICS
+from .cpus import cpu_view
 from .format import Line, frag_len, line_text, truncate
 from .header import HeaderState, header_lines, key_hint_line
-from .queues import SORT_KEYS, queue_lines
+from .queues import SORT_KEYS, queue_view
+from .queues import SPARK_METRICS as QUEUE_SPARK_METRICS
+from .selection import HistoryRowsView
 
 
-class QueuesPanel(LinesView):
-    """Per (device, TX queue): BQL in flight vs. limit, the qdisc in front of it, rates."""
+class QueuesPanel(HistoryRowsView):
+    """Per (device, TX queue): BQL in flight vs. limit, the qdisc in front of it, rates, the
+    history column; a selected queue for the history view."""
 
     sort_key: str = SORT_KEYS[0]
+    spark_metrics = QUEUE_SPARK_METRICS
 
     def rebuild(self) -> None:
-        head, body = queue_lines(
-            self.snapshot, self.scrollable_content_region.width, self.sort_key, self.ascii_only
+        view = queue_view(
+            self.snapshot,
+            self.scrollable_content_region.width,
+            self.sort_key,
+            self.ascii_only,
+            spark=self.spark_spec(),
+            selected=self.shown_selection(),
         )
-        self.set_lines([head], body)
+        self.set_targets(view.targets)
+        self.set_lines([view.head], view.body)
 
     def set_sort(self, sort_key: str) -> None:
         self.sort_key = sort_key
         self.rebuild()
 
 
-class CpusPanel(LinesView):
-    """Per CPU: NET_TX/NET_RX softirq rates and time; a heat strip when rows don't fit."""
+class CpusPanel(HistoryRowsView):
+    """Per CPU: NET_TX/NET_RX softirq rates and time, the history column; a heat strip when
+    rows don't fit; a selected CPU for the history view."""
 
     view: str = "list"
+    spark_metrics = CPU_SPARK_METRICS
 
     def rebuild(self) -> None:
         region = self.scrollable_content_region
-        head, body, self.view = cpu_lines(
-            self.snapshot, region.width, region.height, self.ascii_only
+        view = cpu_view(
+            self.snapshot,
+            region.width,
+            region.height,
+            self.ascii_only,
+            spark=self.spark_spec(),
+            selected=self.shown_selection(),
         )
-        self.set_lines([head], body)
+        self.view = view.view
+        self.set_targets(view.targets)
+        self.set_lines([view.head], view.body)
 
 
 class HeaderBar(RoleStyled):
