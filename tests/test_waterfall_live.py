@@ -31,7 +31,9 @@ def test_live_app_draws_rows_for_the_lab_sender(lab):
     why = probe_prerequisites()
     if why:
         pytest.skip(f"probes cannot run here: {why}")
-    tracer = Tracer(ifindexes=[lab.ifindex], sample_every=1, max_samples_per_s=500)
+    # Always attached: auto duty follows the whole machine's packet rate, and another job's
+    # flood on a shared machine would open trace windows that miss this short sender.
+    tracer = Tracer(ifindexes=[lab.ifindex], sample_every=1, max_samples_per_s=500, trace_duty=1.0)
     source = LiveSource(Collector([lab.dev], tracer=tracer), interval_s=0.5)
 
     async def main() -> str:
