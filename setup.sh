@@ -19,8 +19,9 @@ STAMP="$VENV/.txtop-install-stamp"
 VER_RE='[0-9]+\.[0-9]+\.[0-9]+(-[0-9]+)?(\+[A-Za-z0-9.~]+)?'
 
 REQUIRED_PKGS=(python3 python3-venv python3-bpfcc bpfcc-tools bpftrace iproute2 ethtool tmux gcc libc6-dev procps)
-# Only for `./setup.sh test`: a real Prometheus and promtool for tests/test_exporter.py.
-TEST_PKGS=(prometheus)
+# Only for `./setup.sh test`: a real Prometheus and promtool for tests/test_exporter.py;
+# iperf3, the real TCP/UDP client of the identity lab tests (its debconf default starts no daemon).
+TEST_PKGS=(prometheus iperf3)
 
 say() { printf '[txtop] %s\n' "$*"; }
 warn() { printf '[txtop] warning: %s\n' "$*" >&2; }

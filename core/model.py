@@ -147,10 +147,48 @@ class CpuRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowInfo:
+    """A sampled packet's flow, read from its own headers at net_dev_queue.
+
+    ``l3`` names the network header: "ipv4", "ipv6", or for non-IP packets the ethertype's name
+    ("arp") or number ("0x88cc", then no addresses). Ports are None for protocols without them
+    and for fragments; ICMP/ICMPv6 carry their type and code instead. ``encap``: these are the
+    outer headers of a tunnel (VXLAN, Geneve, GRE, IPIP, ...), not the inner packet's."""
+
+    l3: str
+    saddr: str | None = None
+    daddr: str | None = None
+    l4_proto: int | None = None  # IPPROTO_*
+    sport: int | None = None
+    dport: int | None = None
+    tcp_flags: int | None = None  # the TCP header's flag byte (FIN 0x01 ... CWR 0x80)
+    vlan: int | None = None  # 802.1Q VLAN id when the packet is tagged
+    encap: bool = False
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    fragment: bool = False  # an IP fragment without its L4 header
+
+
+@dataclass(frozen=True, slots=True)
+class PacketOwner:
+    """Who sent a sampled packet, and how that was found (``via``): "syscall" (the packet left
+    inside its sender's send syscall), "socket" (the last process seen sending on the packet's
+    socket, e.g. a TCP segment sent from softirq), "kernel" (no socket, or none anybody was
+    seen sending on: forwarded packets, kernel replies, ARP; pid 0)."""
+
+    pid: int
+    tid: int
+    comm: str
+    cgroup: str | None  # the sender's cgroup v2 path (/system.slice/x.service), when known
+    via: str
+    cgroup_id: int | None = None  # the id the path was resolved from (its cgroupfs inode)
+
+
+@dataclass(frozen=True, slots=True)
 class PacketTrace:
     """One sampled packet's path, decoded from a ring-buffer record."""
 
-    pid: int  # tgid of the sender, 0 when no syscall was tied to the skb
+    pid: int  # tgid of the sender (owner.pid), 0 when unknown
     tid: int
     comm: str
     dev: str
@@ -169,11 +207,13 @@ class PacketTrace:
     free_location: str | None = None  # kernel symbol+off of the freeing call site
     syscall: str | None = None  # "sendto", "sendmsg", ...
     syscall_exit_ns: int | None = None
-    l4_proto: int | None = None  # IPPROTO_* when known
-    sport: int | None = None
-    dport: int | None = None
+    l4_proto: int | None = None  # IPPROTO_* when known (flow.l4_proto)
+    sport: int | None = None  # flow.sport
+    dport: int | None = None  # flow.dport, else the port the sender's sendto() named
     sample_every: int | None = None  # the sampling settings in force when it was taken
     sample_max_per_s: int | None = None
+    flow: FlowInfo | None = None  # None: headers not read (no BTF, older recordings)
+    owner: PacketOwner | None = None  # None: unknown (no BTF and no syscall tie, older ones)
 
     @property
     def first_ns(self) -> int:
@@ -359,7 +399,14 @@ def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
             )
         )
     packets = [
-        _build(PacketTrace, p, stages=dict(p["stages"]), cpus=dict(p.get("cpus") or {}))
+        _build(
+            PacketTrace,
+            p,
+            stages=dict(p["stages"]),
+            cpus=dict(p.get("cpus") or {}),
+            flow=_build(FlowInfo, p["flow"]) if p.get("flow") else None,
+            owner=_build(PacketOwner, p["owner"]) if p.get("owner") else None,
+        )
         for p in d.get("packets") or ()
     ]
     snapshot: Snapshot = _build(

@@ -3,7 +3,9 @@
 The TX end (``dev``) stays in the current namespace so txtop's sysfs/netlink readers see it
 like any other interface; its peer lives in a network namespace this module creates. Traffic
 sent to ``peer_ip`` crosses the veth into that namespace and nowhere else: no routes other than
-the /30 on the lab link are added, and nothing is forwarded.
+the /30 on the lab link are added, and nothing is forwarded. ``ipv6=True`` also puts unique local
+addresses on the link (``local_ip6``/``peer_ip6`` in fd00:253:0:<subnet>::/64, no DAD delay):
+again only the link's own prefix, no other route.
 
 Everything a lab creates carries the ``txtop-`` / ``txl`` prefix so a lab left behind by a
 killed process can be found and removed (``cleanup_stale``). Root is required.
@@ -115,11 +117,14 @@ class Lab:
     tag: str = "t"
     queues: int = 4
     subnet: int = 1  # lab link is 10.253.<subnet>.0/30
+    ipv6: bool = False  # also fd00:253:0:<subnet>::1 and ::2 /64 on the link
     ns: str = field(init=False)
     dev: str = field(init=False)
     peer: str = field(init=False)
     local_ip: str = field(init=False)
     peer_ip: str = field(init=False)
+    local_ip6: str = field(init=False)
+    peer_ip6: str = field(init=False)
     created: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +139,8 @@ class Lab:
         self.peer = f"{DEV_PREFIX}{self.tag}b"
         self.local_ip = f"10.253.{self.subnet}.1"
         self.peer_ip = f"10.253.{self.subnet}.2"
+        self.local_ip6 = f"fd00:253:0:{self.subnet:x}::1"
+        self.peer_ip6 = f"fd00:253:0:{self.subnet:x}::2"
 
     def __enter__(self) -> Lab:
         self.create()
@@ -176,9 +183,16 @@ class Lab:
             _ip("addr", "add", f"{self.peer_ip}/30", "dev", self.peer, ns=self.ns)
             _ip("link", "set", self.peer, "up", ns=self.ns)
             _ip("link", "set", "lo", "up", ns=self.ns)
+            if self.ipv6:
+                self._add_ipv6()
         except BaseException:
             self.destroy()
             raise
+
+    def _add_ipv6(self) -> None:
+        """ULA addresses on both ends, usable at once (nodad: no duplicate-address wait)."""
+        _ip("-6", "addr", "add", f"{self.local_ip6}/64", "dev", self.dev, "nodad")
+        _ip("-6", "addr", "add", f"{self.peer_ip6}/64", "dev", self.peer, "nodad", ns=self.ns)
 
     def destroy(self) -> None:
         # Deleting the namespace destroys the peer, and with it our end of the veth.

@@ -14,7 +14,7 @@ from txtop.probes.bpf import abi
 
 BPF_SRC = Path(__file__).parent.parent / "probes" / "bpf" / "txtop.bpf.c"
 C_TYPES = {"u64": "Q", "s64": "q", "u32": "I", "s32": "i", "u16": "H", "u8": "B", "char": "s"}
-FAMILIES = ("ST_", "N_", "END_", "FREE_", "SYS_", "F_", "P_", "S_")
+FAMILIES = ("ST_", "N_", "END_", "FREE_", "SYS_", "F_", "P_", "S_", "VIA_", "FL_", "FLOW_")
 
 
 def c_source() -> str:
@@ -45,7 +45,7 @@ def c_constants(text: str) -> dict[str, int]:
 
 def c_struct(text: str, name: str, consts: dict[str, int]) -> tuple[tuple[str, str], ...]:
     """(field, struct format) of ``struct name`` in declaration order, as abi.py writes them:
-    arrays as a count, char[] as bytes, pad* fields as padding."""
+    arrays as a count, char[] and u8[] as bytes, pad* fields as padding."""
     body = re.search(rf"^struct {name} \{{(.*?)^\}};", text, re.S | re.M)
     assert body is not None, name
     fields = []
@@ -54,7 +54,7 @@ def c_struct(text: str, name: str, consts: dict[str, int]) -> tuple[tuple[str, s
         code = C_TYPES[ctype]
         if field.startswith("pad"):
             fmt = f"{n * struct.calcsize(code)}x"
-        elif code == "s":
+        elif code == "s" or (code == "B" and dim):
             fmt = f"{n}s"
         else:
             fmt = f"{n}{code}" if dim else code
@@ -105,10 +105,13 @@ def test_struct_layouts_match_field_by_field(name: str) -> None:
 
 
 def test_record_sizes() -> None:
-    assert abi.RECORD_SIZE == 192 and abi.EXIT_RECORD_SIZE == 32
+    assert abi.RECORD_SIZE == 248 and abi.EXIT_RECORD_SIZE == 32
     assert abi.PENDING.size == abi.GATE.size == 16
     offs = abi.offsets(abi.RECORD_FIELDS)
-    assert offs["ts"] == 16 and offs["cpu"] == 128 and offs["comm"] == 156 and offs["dev"] == 172
+    assert offs["ts"] == 16 and offs["cpu"] == 176 and offs["comm"] == 212 and offs["dev"] == 228
+    # the identity fields: addresses 8-byte aligned, the owner's cgroup id a u64
+    assert offs["saddr"] == 144 and offs["daddr"] == 160 and offs["cgroup_id"] == 96
+    assert abi.RECORD_SIZE % 8 == 0
 
 
 # ---- the compile-time check ---------------------------------------------------------------------
@@ -152,7 +155,7 @@ def test_a_layout_that_differs_fails_the_compile_with_its_name() -> None:
     plan, _ = prepare_headers()
     defines = sorted({p.define for p in hooks.PROBES})
     wrong = abi.compile_defines()[0].replace(
-        "TXTOP_ABI_OFFSET(txtop_record,cpu,128)", "TXTOP_ABI_OFFSET(txtop_record,cpu,130)"
+        "TXTOP_ABI_OFFSET(txtop_record,cpu,176)", "TXTOP_ABI_OFFSET(txtop_record,cpu,178)"
     )
     assert wrong != abi.compile_defines()[0]
     with (

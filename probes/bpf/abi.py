@@ -53,6 +53,21 @@ F_TXQ_STATE = 0x4  # txq_state set (qdisc_dequeue seen)
 F_REASON = 0x8  # drop_reason set (kfree_skb with a reason field)
 F_HANDED_ON = 0x10  # the skb went on to another dev_queue (stacked device)
 
+# txtop_record.via (enum VIA_*): how the owner fields were found. "" = none recorded (no BTF:
+# only a syscall tie can name a sender, and an untied packet's owner is unknown).
+VIAS: tuple[str, ...] = ("", "syscall", "socket", "kernel")
+VIA_NONE, VIA_SYSCALL, VIA_SOCKET, VIA_KERNEL = range(len(VIAS))
+
+# txtop_record.flow_flags (#define FL_* in C): what the packet headers gave at net_dev_queue
+FL_L3 = 0x1  # l3_proto set; with an IP l3, saddr/daddr/l4_proto too
+FL_PORTS = 0x2  # sport/dport from a TCP/UDP/UDP-Lite/SCTP header
+FL_ICMP = 0x4  # sport/dport hold the ICMP/ICMPv6 type/code
+FL_TCP = 0x8  # tcp_flags set
+FL_VLAN = 0x10  # vlan holds the 802.1Q TCI
+FL_ENCAP = 0x20  # the outer headers of a tunnel
+FL_FRAG = 0x40  # an IP fragment without its L4 header
+FLOW_FILTER_SLOTS = 4  # port ranges, prefixes and ethertypes the kernel-side flow filter holds
+
 # ---- probe ids (enum P_*): index of each probe's ring-buffer loss counter ---------------------
 
 # The names are what the status breakdown calls them ("ringbuf_full:<name>").
@@ -90,8 +105,10 @@ N_PROBES = len(PROBE_IDS)
     S_DQL_STALL,  # napi:dql_stall_detected
     S_COUNTER_FULL,  # a per-queue counter map was full
     S_XMIT_PACKETS,  # net_dev_start_xmit runs, all devices (auto duty's packet rate)
+    S_NO_FLOW,  # sampled, but its network header could not be read
+    S_FLOW_FILTERED,  # refused at the sampling decision by the flow filter
     S_RB_FULL,  # + probe id: ring-buffer reservation failed in that probe
-) = range(10)
+) = range(12)
 N_STATS = S_RB_FULL + N_PROBES
 
 # ---- byte layouts (little endian, explicit padding: no implicit padding on either side) ------
@@ -104,6 +121,8 @@ RECORD_FIELDS: tuple[tuple[str, str], ...] = (  # struct txtop_record
     ("sys_exit_ns", "Q"),
     ("txq_state", "Q"),
     ("location", "Q"),
+    ("cgroup_id", "Q"),
+    ("owner_ns", "Q"),
     ("tgid", "I"),
     ("tid", "I"),
     ("len", "I"),
@@ -112,16 +131,24 @@ RECORD_FIELDS: tuple[tuple[str, str], ...] = (  # struct txtop_record
     ("drop_reason", "I"),
     ("sample_every", "I"),
     ("sample_max_per_s", "I"),
+    ("saddr", "16s"),  # network order; IPv4 in the first 4 bytes
+    ("daddr", "16s"),
     ("cpu", f"{N_STAGES}H"),
     ("queue", "H"),
     ("gso_segs", "H"),
     ("protocol", "H"),
     ("dport", "H"),
+    ("sport", "H"),
+    ("vlan", "H"),
+    ("l3_proto", "H"),
+    ("l4_proto", "B"),
+    ("tcp_flags", "B"),
     ("end", "B"),
     ("free_kind", "B"),
     ("syscall", "B"),
     ("flags", "B"),
-    ("pad0", "2x"),
+    ("via", "B"),
+    ("flow_flags", "B"),
     ("comm", "16s"),  # TASK_COMM_LEN
     ("dev", "16s"),  # IFNAMSIZ
     ("pad1", "4x"),
@@ -167,7 +194,7 @@ def offsets(fields: tuple[tuple[str, str], ...]) -> dict[str, int]:
 
 
 RECORD = layout(RECORD_FIELDS)
-RECORD_SIZE = RECORD.size  # 192
+RECORD_SIZE = RECORD.size  # 248
 EXIT_RECORD = layout(EXIT_RECORD_FIELDS)
 EXIT_RECORD_SIZE = EXIT_RECORD.size  # 32
 PENDING = layout(PENDING_FIELDS)
@@ -192,6 +219,15 @@ VALUES: dict[str, int] = {
     "F_TXQ_STATE": F_TXQ_STATE,
     "F_REASON": F_REASON,
     "F_HANDED_ON": F_HANDED_ON,
+    **{f"VIA_{(via or 'none').upper()}": i for i, via in enumerate(VIAS)},
+    "FL_L3": FL_L3,
+    "FL_PORTS": FL_PORTS,
+    "FL_ICMP": FL_ICMP,
+    "FL_TCP": FL_TCP,
+    "FL_VLAN": FL_VLAN,
+    "FL_ENCAP": FL_ENCAP,
+    "FL_FRAG": FL_FRAG,
+    "FLOW_FILTER_SLOTS": FLOW_FILTER_SLOTS,
     "P_SYS_EXIT": P_SYS_EXIT,
     "P_DEV_QUEUE": P_DEV_QUEUE,
     "P_QDISC_ENQUEUE": P_QDISC_ENQUEUE,
@@ -210,6 +246,8 @@ VALUES: dict[str, int] = {
     "S_DQL_STALL": S_DQL_STALL,
     "S_COUNTER_FULL": S_COUNTER_FULL,
     "S_XMIT_PACKETS": S_XMIT_PACKETS,
+    "S_NO_FLOW": S_NO_FLOW,
+    "S_FLOW_FILTERED": S_FLOW_FILTERED,
     "S_RB_FULL": S_RB_FULL,
     "N_STATS": N_STATS,
 }

@@ -2,17 +2,20 @@
 
 ``decode_record`` unpacks one ``struct txtop_record`` (probes/bpf/txtop.bpf.c; the layout and
 codes are in abi.py) into a ``RawRecord``; ``to_packet_trace`` turns it into the snapshot's
-``PacketTrace`` with the help of lookups passed in (drop-reason names, a kernel-symbol resolver,
-name -> ifindex), so both stay testable on captured bytes without a kernel.
+``PacketTrace`` (with its ``flow`` from the headers and its ``owner``) with the help of lookups
+passed in (drop-reason names, a kernel-symbol resolver, name -> ifindex, cgroup id -> path), so
+both stay testable on captured bytes without a kernel.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from txtop.core.model import PacketTrace
+from txtop.core.filters import PROTOCOLS
+from txtop.core.model import FlowInfo, PacketOwner, PacketTrace
 from txtop.probes.bpf.abi import (
     END_KINDS,
     EXIT_RECORD,
@@ -21,6 +24,13 @@ from txtop.probes.bpf.abi import (
     F_RC,
     F_REASON,
     F_TXQ_STATE,
+    FL_ENCAP,
+    FL_FRAG,
+    FL_ICMP,
+    FL_L3,
+    FL_PORTS,
+    FL_TCP,
+    FL_VLAN,
     FREE_KINDS,
     N_STAGES,
     RECORD,
@@ -28,7 +38,14 @@ from txtop.probes.bpf.abi import (
     ST_FREE,
     STAGE_ORDER,
     SYSCALLS,
+    VIA_NONE,
+    VIA_SYSCALL,
+    VIAS,
 )
+
+ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+L3_NAMES = {value: name for name, (kind, value) in PROTOCOLS.items() if kind == "eth"}
 
 
 class DecodeError(ValueError):
@@ -64,6 +81,18 @@ class RawRecord:
     flags: int
     comm: str
     dev: str
+    # identity (issue 12); defaults let tests build records of the fields they care about
+    cgroup_id: int = 0
+    owner_ns: int = 0
+    saddr: bytes = bytes(16)
+    daddr: bytes = bytes(16)
+    sport: int = 0
+    vlan: int = 0
+    l3_proto: int = 0
+    l4_proto: int = 0
+    tcp_flags: int = 0
+    via: int = VIA_NONE
+    flow_flags: int = 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -98,15 +127,21 @@ def decode_record(buf: bytes) -> RawRecord:
     n = N_STAGES
     ts = tuple(f[2 : 2 + n])
     i = 2 + n
-    sys_exit_ns, txq_state, location = f[i : i + 3]
-    i += 3
+    sys_exit_ns, txq_state, location, cgroup_id, owner_ns = f[i : i + 5]
+    i += 5
     tgid, tid, length, ifindex, xmit_rc, reason, every, max_per_s = f[i : i + 8]
     i += 8
+    saddr, daddr = f[i : i + 2]
+    i += 2
     cpu = tuple(f[i : i + n])
     i += n
-    queue, gso_segs, protocol, dport, end, free_kind, syscall, flags, comm, dev = f[i : i + 10]
+    queue, gso_segs, protocol, dport, sport, vlan, l3_proto = f[i : i + 7]
+    i += 7
+    l4_proto, tcp_flags, end, free_kind, syscall, flags, via, flow_flags, comm, dev = f[i : i + 10]
     if end >= len(END_KINDS) or free_kind >= len(FREE_KINDS) or syscall >= len(SYSCALLS):
         raise DecodeError(f"record with unknown end/free/syscall code {end}/{free_kind}/{syscall}")
+    if via >= len(VIAS):
+        raise DecodeError(f"record with unknown owner code {via}")
     return RawRecord(
         skbaddr=f[0],
         first_ns=f[1],
@@ -133,6 +168,17 @@ def decode_record(buf: bytes) -> RawRecord:
         flags=flags,
         comm=c_string(comm),
         dev=c_string(dev),
+        cgroup_id=cgroup_id,
+        owner_ns=owner_ns,
+        saddr=bytes(saddr),
+        daddr=bytes(daddr),
+        sport=sport,
+        vlan=vlan,
+        l3_proto=l3_proto,
+        l4_proto=l4_proto,
+        tcp_flags=tcp_flags,
+        via=via,
+        flow_flags=flow_flags,
     )
 
 
@@ -150,6 +196,69 @@ def decode_any(buf: bytes) -> RawRecord | ExitRecord:
     return decode_record(buf)
 
 
+def l3_name(ethertype: int) -> str:
+    """How FlowInfo.l3 names a network header: "ipv4", "ipv6", "arp", ... or "0x88cc"."""
+    return L3_NAMES.get(ethertype, f"0x{ethertype:04x}")
+
+
+def flow_of(rec: RawRecord) -> FlowInfo | None:
+    """The flow the headers gave (None when they could not be read)."""
+    ff = rec.flow_flags
+    if not ff & FL_L3:
+        return None
+    ip = rec.l3_proto in (ETH_P_IP, ETH_P_IPV6)
+    saddr = daddr = None
+    if rec.l3_proto == ETH_P_IP:
+        saddr = str(ipaddress.IPv4Address(rec.saddr[:4]))
+        daddr = str(ipaddress.IPv4Address(rec.daddr[:4]))
+    elif rec.l3_proto == ETH_P_IPV6:
+        saddr = str(ipaddress.IPv6Address(rec.saddr))
+        daddr = str(ipaddress.IPv6Address(rec.daddr))
+    ports = bool(ff & FL_PORTS)
+    icmp = bool(ff & FL_ICMP)
+    return FlowInfo(
+        l3=l3_name(rec.l3_proto),
+        saddr=saddr,
+        daddr=daddr,
+        l4_proto=rec.l4_proto if ip else None,
+        sport=rec.sport if ports else None,
+        dport=rec.dport if ports else None,
+        tcp_flags=rec.tcp_flags if ff & FL_TCP else None,
+        vlan=rec.vlan & 0xFFF if ff & FL_VLAN else None,
+        encap=bool(ff & FL_ENCAP),
+        icmp_type=rec.sport if icmp else None,
+        icmp_code=rec.dport if icmp else None,
+        fragment=bool(ff & FL_FRAG),
+    )
+
+
+def owner_of(
+    rec: RawRecord, resolve_cgroup: Callable[[int], str | None] | None = None
+) -> PacketOwner | None:
+    """Who sent it and how that was found (None: unknown, i.e. no identity and no tie)."""
+    via = rec.via or (VIA_SYSCALL if rec.syscall else VIA_NONE)
+    if via == VIA_NONE:
+        return None
+    cgroup = None
+    if rec.cgroup_id and resolve_cgroup is not None:
+        cgroup = resolve_cgroup(rec.cgroup_id)
+    return PacketOwner(
+        pid=rec.tgid,
+        tid=rec.tid,
+        comm=rec.comm,
+        cgroup=cgroup,
+        via=VIAS[via],
+        cgroup_id=rec.cgroup_id or None,
+    )
+
+
+def _ports_unread(flow: FlowInfo | None) -> bool:
+    """The headers did not say the ports (unread, or an IP fragment), and could have had them."""
+    if flow is None:
+        return True
+    return flow.l3 in ("ipv4", "ipv6") and flow.icmp_type is None and flow.sport is None
+
+
 def to_packet_trace(
     rec: RawRecord,
     *,
@@ -158,11 +267,13 @@ def to_packet_trace(
     resolve_location: Callable[[int], str | None] | None = None,
     ifindex_of: Callable[[str], int | None] | None = None,
     name_of: Callable[[int], str | None] | None = None,
+    resolve_cgroup: Callable[[int], str | None] | None = None,
     end: str | None = None,
 ) -> PacketTrace:
     """The snapshot form of a record. ``sys_exit_ns`` comes from a separate ExitRecord when the
     syscall returned after the record was sent; ``end`` overrides the record's own end kind
-    (user-space aging reads live tracks from the map)."""
+    (user-space aging reads live tracks from the map). ``pid``/``tid``/``comm`` are the owner's,
+    ``l4_proto``/``sport``/``dport`` the flow's (the JSON keeps both forms)."""
     stages = {name: t for name, t in zip(STAGE_ORDER, rec.ts, strict=True) if t}
     cpus = {name: c for name, c, t in zip(STAGE_ORDER, rec.cpu, rec.ts, strict=True) if t}
     dev = rec.dev
@@ -178,11 +289,17 @@ def to_packet_trace(
     if rec.location:
         location = resolve_location(rec.location) if resolve_location else None
         location = location or f"0x{rec.location:x}"
-    tied = rec.syscall != 0
+    tied = rec.syscall != 0  # set only with a syscall tie (via syscall)
+    owner = owner_of(rec, resolve_cgroup)
+    named = owner is not None and owner.pid != 0
+    flow = flow_of(rec)
+    dport = flow.dport if flow is not None and flow.dport is not None else None
+    if dport is None and tied and rec.dport and _ports_unread(flow):
+        dport = rec.dport  # no L4 header read: the port the sender's sendto() named
     return PacketTrace(
-        pid=rec.tgid if tied else 0,
-        tid=rec.tid if tied else 0,
-        comm=rec.comm if tied else "",
+        pid=rec.tgid if named else 0,
+        tid=rec.tid if named else 0,
+        comm=rec.comm if named else "",
         dev=dev,
         ifindex=ifindex,
         queue=rec.queue if rec.flags & F_QUEUE else None,
@@ -197,11 +314,15 @@ def to_packet_trace(
         free_kind=FREE_KINDS[rec.free_kind] if rec.ts[ST_FREE] else None,
         drop_reason=reason,
         free_location=location,
-        syscall=SYSCALLS[rec.syscall],
+        syscall=SYSCALLS[rec.syscall] if tied else None,
         syscall_exit_ns=(rec.sys_exit_ns or sys_exit_ns or None) if tied else None,
-        dport=rec.dport or None,
+        l4_proto=flow.l4_proto if flow is not None else None,
+        sport=flow.sport if flow is not None else None,
+        dport=dport,
         sample_every=rec.sample_every or None,
         sample_max_per_s=rec.sample_max_per_s,
+        flow=flow,
+        owner=owner,
     )
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from txtop.probes.bpf.tracks import Tracks
 
 ALWAYS, LATE, SAMPLING = "always", "late", "sampling"
+OWNER_SEND = "owner_send"  # the feature name of sock:sock_send_length (its fallback is said)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,36 @@ PROBES: tuple[Probe, ...] = (
         "irq", "softirq_entry", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_entry", "softirq", SAMPLING
     ),
     Probe("irq", "softirq_exit", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_exit", "softirq"),
+    # Socket owners (identity: compiled only with BTF offsets): who sends on which socket, noted
+    # in process context so that a packet sent later from softirq is still named.
+    Probe(
+        "sock",
+        "sock_send_length",
+        "TXTOP_HAVE_SOCK_SEND",
+        "txtop_raw_sock_send",
+        OWNER_SEND,
+        SAMPLING,
+    ),
+    Probe(
+        "tcp",
+        "tcp_sendmsg_locked",
+        "TXTOP_HAVE_TCP_SENDMSG",
+        "txtop_raw_tcp_sendmsg",
+        "owner_tcp",
+        SAMPLING,
+    ),
+    Probe(
+        "sock",
+        "inet_sock_set_state",
+        "TXTOP_HAVE_SOCK_STATE",
+        "txtop_raw_sock_state",
+        "owner_connect",
+        SAMPLING,
+    ),
+)
+# The probes that need the identity offsets (txtop.bpf.c compiles them only with TXTOP_BTF).
+IDENTITY_DEFINES = frozenset(
+    {"TXTOP_HAVE_SOCK_SEND", "TXTOP_HAVE_TCP_SENDMSG", "TXTOP_HAVE_SOCK_STATE"}
 )
 # What the kernel side calls the classic form of a probe (bcc's TRACEPOINT_PROBE naming).
 CLASSIC_DEV_QUEUE = "net:net_dev_queue"

@@ -33,6 +33,7 @@ from txtop.core.source import TracerReading
 from txtop.core.text import exc_line
 from txtop.probes.bpf import abi, hooks
 from txtop.probes.bpf.btf import DEFAULT_BTF
+from txtop.probes.bpf.cgroups import CgroupPaths
 from txtop.probes.bpf.counters import Counters
 from txtop.probes.bpf.decode import parse_drop_reasons
 from txtop.probes.bpf.duty import DEFAULT_BUDGET, TraceWindows
@@ -62,6 +63,14 @@ from txtop.probes.bpf.settings import (
     check_filters,
 )
 from txtop.probes.bpf.tracks import TrackCounts, TrackMaps, Tracks
+
+# Said when sock:sock_send_length is missing (kernels before 6.3): which fallback is active.
+OWNER_FALLBACK = (
+    "sock:sock_send_length not in this kernel; fallback: socket owners from "
+    "tcp:tcp_sendmsg_locked, connect() and the sendto/sendmsg/sendmmsg ties "
+    "(write()/sendfile() on UDP sockets stay unnamed: a write tracepoint would tax every file "
+    "write of the machine)"
+)
 
 # What other modules import from here (the CLI, the collector, the lab, bench and tests).
 __all__ = [
@@ -120,7 +129,7 @@ class Tracer:
         self._unavailable: dict[str, str] = {}
         self._ksyms = KernelSymbols()
         self._names = IfNames()
-        self.start_s: float | None = None  # how long start() took
+        self._cgroups = CgroupPaths()  # owner cgroup id -> cgroupfs path, cached        self.start_s: float | None = None  # how long start() took
         # Called with each raw ring-buffer record (tests capture them as decode fixtures).
         self.record_tap: Callable[[bytes], None] | None = None
         self.dql_stalls = 0
@@ -184,6 +193,12 @@ class Tracer:
         if not identity.available:
             self._unavailable["identity"] = identity.reason
             self._notice = "; ".join(n for n in (identity.reason, self._notice) if n)
+            found.defines -= hooks.IDENTITY_DEFINES  # their programs need the offsets
+            for p in probes:
+                if p.define in hooks.IDENTITY_DEFINES:
+                    self._unavailable.pop(p.feature, None)  # "identity" says it all
+        elif "TXTOP_HAVE_SOCK_SEND" not in found.defines:
+            self._unavailable[hooks.OWNER_SEND] = OWNER_FALLBACK
         drop_reasons = parse_drop_reasons(found.formats.get("skb:kfree_skb", ""))
         defines = sorted(found.defines | {f"TXTOP_RINGBUF_PAGES={self._settings.pages}"})
         with (
@@ -221,6 +236,7 @@ class Tracer:
             resolve_location=self._ksyms.resolve,
             ifindex_of=self._names.ifindex,
             name_of=self._names.name,
+            resolve_cgroup=self._cgroups.resolve,
         )
         counters = Counters(bpf, self._names, self._unavailable)
         attach = Hooks(bpf, table, self._unavailable)

@@ -90,6 +90,7 @@ class Tracks:
         resolve_location: Callable[[int], str | None] | None = None,
         ifindex_of: Callable[[str], int | None] | None = None,
         name_of: Callable[[int], str | None] | None = None,
+        resolve_cgroup: Callable[[int], str | None] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self._maps = maps
@@ -100,6 +101,7 @@ class Tracks:
         self._resolve_location = resolve_location
         self._ifindex_of = ifindex_of
         self._name_of = name_of
+        self._resolve_cgroup = resolve_cgroup
         self._clock_ns = clock_ns
         self._records: list[bytes] = []
         self._waiting: list[tuple[float, RawRecord]] = []  # tied, awaiting their exit record
@@ -146,6 +148,7 @@ class Tracks:
             resolve_location=self._resolve_location,
             ifindex_of=self._ifindex_of,
             name_of=self._name_of,
+            resolve_cgroup=self._resolve_cgroup,
             end=end,
         )
 

@@ -7,8 +7,12 @@
  *   - only tracepoints: classic ones (bcc builds their argument struct from the tracefs
  *     format file at run time) where we need argument values, raw ones where the arguments
  *     are a pointer used as an identity or a plain scalar;
- *   - never dereference a kernel struct; user memory is read only through user-ABI structs
- *     (struct sockaddr, struct user_msghdr) of the sending thread, inside its syscall.
+ *   - never dereference a kernel struct through the headers' layouts: struct members are read
+ *     with bpf_probe_read_kernel at offsets resolved from the running kernel's BTF
+ *     (probes/bpf/btf.py passes them as TXTOP_OFF_<STRUCT>_<MEMBER>; without them TXTOP_BTF is
+ *     undefined and no kernel memory is read at all); user memory is read only through
+ *     user-ABI structs (struct sockaddr, struct user_msghdr) of the sending thread, inside its
+ *     syscall.
  *
  * Per packet, outside samples, each probe does a per-CPU lookup or two. Sampled packets are
  * tracked in an LRU hash keyed by skb address and reported once, to a ring buffer, when the
@@ -25,6 +29,9 @@
 #ifndef TXTOP_QUEUE_ENTRIES
 #define TXTOP_QUEUE_ENTRIES 4096
 #endif
+#ifndef TXTOP_OWNER_ENTRIES
+#define TXTOP_OWNER_ENTRIES 16384
+#endif
 
 #define IFNAMSIZ 16
 #define TASK_COMM_LEN 16
@@ -35,6 +42,13 @@
 #define TXQ_XOFF_MASK 0x3UL
 #define AF_INET 2
 #define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define TCP_SYN_SENT 2 /* include/net/tcp_states.h */
+#define TCP_CLOSE 7
+#define OWNER_REFRESH_SENDS 256 /* a socket's owner entry is refreshed every this many sends */
 
 /* Stage indexes, in txtop.core.model.STAGES order (abi.py ST_*). */
 enum {
@@ -58,6 +72,16 @@ enum { SYS_NONE, SYS_SENDTO, SYS_SENDMSG, SYS_SENDMMSG };
 #define F_TXQ_STATE 0x4 /* txq_state is set (qdisc_dequeue seen) */
 #define F_REASON 0x8    /* drop_reason is set (kfree_skb with a reason field) */
 #define F_HANDED_ON 0x10 /* the skb went on to another dev_queue (stacked device) */
+/* record.via: how the owner (tgid, tid, comm, cgroup_id) was found */
+enum { VIA_NONE, VIA_SYSCALL, VIA_SOCKET, VIA_KERNEL };
+/* record.flow_flags: what the packet headers read at net_dev_queue gave */
+#define FL_L3 0x1       /* l3_proto set; with an IP l3, saddr/daddr/l4_proto too */
+#define FL_PORTS 0x2    /* sport/dport from a TCP/UDP/UDP-Lite/SCTP header */
+#define FL_ICMP 0x4     /* sport/dport hold the ICMP/ICMPv6 type/code */
+#define FL_TCP 0x8      /* tcp_flags set */
+#define FL_VLAN 0x10    /* vlan holds the 802.1Q TCI */
+#define FL_ENCAP 0x20   /* the headers read are the outer ones of a tunnel */
+#define FL_FRAG 0x40    /* an IP fragment without the L4 header */
 
 /* Probe ids: the per-probe loss counters are indexed by them; abi.py PROBE_IDS names them. */
 enum {
@@ -83,6 +107,8 @@ enum {
 	S_DQL_STALL,      /* napi:dql_stall_detected */
 	S_COUNTER_FULL,   /* a per-queue counter map was full: that packet went uncounted */
 	S_XMIT_PACKETS,   /* net_dev_start_xmit runs, all devices: the rate auto duty reads */
+	S_NO_FLOW,        /* sampled, but its network header could not be read */
+	S_FLOW_FILTERED,  /* refused at the sampling decision by the flow (protocol/port/host) filter */
 	S_RB_FULL,        /* + probe id: ring buffer reservation failed in that probe */
 	N_STATS = S_RB_FULL + N_PROBES,
 };
@@ -97,7 +123,9 @@ struct txtop_record {
 	u64 sys_exit_ns;       /* the tied send syscall's return */
 	u64 txq_state;         /* qdisc_dequeue: txq->state bits */
 	u64 location;          /* consume_skb/kfree_skb call site (kernel text address) */
-	u32 tgid;
+	u64 cgroup_id;         /* the owner's cgroup v2 id at its send; 0 = unknown */
+	u64 owner_ns;          /* when the owner was seen sending (socket: its last noted send) */
+	u32 tgid;              /* the owner (see via); 0 = none */
 	u32 tid;
 	u32 len;
 	s32 ifindex;           /* from the qdisc tracepoints; 0 = unknown */
@@ -105,16 +133,25 @@ struct txtop_record {
 	u32 drop_reason;
 	u32 sample_every;
 	u32 sample_max_per_s;
+	u8 saddr[16];          /* network order; IPv4 in the first 4 bytes (FL_L3 with an IP l3) */
+	u8 daddr[16];
 	u16 cpu[N_STAGES];
 	u16 queue;
 	u16 gso_segs;
 	u16 protocol;          /* ethertype, host order (net_dev_start_xmit's protocol) */
-	u16 dport;             /* from the sender's sockaddr, host order; 0 = unknown */
+	u16 dport;             /* host order: the header's (FL_PORTS), ICMP code (FL_ICMP), else
+				* the sender's sockaddr; 0 = unknown */
+	u16 sport;             /* host order: the header's (FL_PORTS), ICMP type (FL_ICMP) */
+	u16 vlan;              /* 802.1Q TCI (FL_VLAN) */
+	u16 l3_proto;          /* ethertype of the network header read (FL_L3), host order */
+	u8 l4_proto;           /* IPPROTO_* (FL_L3 with an IP l3, not a bare fragment) */
+	u8 tcp_flags;          /* FL_TCP */
 	u8 end;
 	u8 free_kind;
 	u8 syscall;
 	u8 flags;
-	u8 pad0[2];
+	u8 via;                /* VIA_*: how tgid/tid/comm/cgroup_id were found */
+	u8 flow_flags;         /* FL_* */
 	char comm[TASK_COMM_LEN];
 	char dev[IFNAMSIZ];
 	u8 pad1[4];
@@ -137,6 +174,8 @@ struct txtop_config {
 	u32 filter_dev;        /* 1: only devices in dev_filter / ifindex_filter */
 	u32 filter_pid;        /* 1: only packets tied to a send syscall of a pid_filter tgid */
 	u32 generation;        /* bumped by user space each time a trace window opens */
+	u32 filter_flow;       /* 1: only packets matching flow_filter (read at the decision) */
+	u32 pad;
 	u64 track_timeout_ns;  /* older tracks are ended as aged at their next touch */
 	u64 user_ended;        /* entries user space removed (aging, evictions): see tracks_live */
 };
@@ -165,6 +204,51 @@ struct txtop_cpu {
 	u32 sx_queue;
 	u32 sys_gen;           /* config.generation when sys_tid was set: a syscall entered in an
 				* earlier trace window (its exit unseen) is never tied to a packet */
+	u64 own_sk;            /* the socket owner this CPU noted last, and by which thread: */
+	u32 own_tid;           /* repeated sends skip the map until OWNER_REFRESH_SENDS */
+	u32 own_sends;
+};
+
+/* Who last sent on a socket (map owners, keyed by the struct sock address): filled in process
+ * context by the socket send tracepoints, read at net_dev_queue through skb->sk. */
+struct txtop_owner {
+	u64 ns;                /* when noted */
+	u64 cgroup_id;
+	u32 tgid;
+	u32 tid;
+	char comm[TASK_COMM_LEN];
+};
+
+/* A packet's headers as read at net_dev_queue (see read_flow). */
+struct txtop_flow {
+	u8 saddr[16];
+	u8 daddr[16];
+	u16 sport;
+	u16 dport;
+	u16 vlan;
+	u16 l3_proto;
+	u8 l4_proto;
+	u8 tcp_flags;
+	u8 flags;              /* FL_* */
+	u8 pad;
+};
+
+#define FLOW_FILTER_SLOTS 4
+/* The flow filter (map flow_filter), each part OR-ed inside and AND-ed with the others; a part
+ * with nothing in it does not restrict. User space keeps what does not fit and filters it. */
+struct txtop_flow_filter {
+	u64 l4_mask[4];        /* bit n: IP protocol n is wanted */
+	u32 n_ethertypes;      /* ethertypes wanted (any IP protocol of that l3, ARP, ...) */
+	u32 n_ports;           /* port ranges: the source or the destination port in one */
+	u32 n_hosts;           /* prefixes: the source or the destination address in one */
+	u32 any_proto;         /* 1: no protocol part */
+	u16 ethertypes[FLOW_FILTER_SLOTS];
+	u16 port_lo[FLOW_FILTER_SLOTS];
+	u16 port_hi[FLOW_FILTER_SLOTS];
+	u8 host_addr[FLOW_FILTER_SLOTS][16];
+	u16 host_l3[FLOW_FILTER_SLOTS];    /* ETH_P_IP / ETH_P_IPV6 */
+	u8 host_bits[FLOW_FILTER_SLOTS];   /* prefix length */
+	u8 pad[4];
 };
 
 struct txtop_devname {
@@ -236,6 +320,9 @@ BPF_HASH(pid_filter, u32, u8, 1024);
 BPF_HASH(tx_completion, struct txtop_devname, u8, 256);
 BPF_TABLE("lru_hash", u64, struct txtop_record, tracks, TXTOP_TRACK_ENTRIES);
 BPF_TABLE("lru_hash", u32, struct txtop_pending, sys_pending, 1024);
+BPF_TABLE("lru_hash", u64, struct txtop_owner, owners, TXTOP_OWNER_ENTRIES);
+BPF_ARRAY(flow_filter, struct txtop_flow_filter, 1);
+BPF_PERCPU_ARRAY(scratch, struct txtop_record, 1); /* a record being built (too big for the stack) */
 BPF_PERCPU_HASH(txq_stats, struct txtop_qkey, struct txtop_qval, TXTOP_QUEUE_ENTRIES);
 BPF_PERCPU_HASH(xmit_errors, struct txtop_ekey, u64, 1024);
 BPF_PERCPU_HASH(txq_stopped, struct txtop_skey, u64, TXTOP_QUEUE_ENTRIES);
@@ -397,6 +484,335 @@ static __always_inline u16 sender_dport(u32 nr, u64 uaddr)
 	return (u16)((sa.port_be >> 8) | (sa.port_be << 8));
 }
 
+/* ---- packet headers and socket owners (kernel struct reads: BTF offsets only) ------------- */
+
+#ifdef TXTOP_BTF
+/* A member of a kernel struct at its BTF offset; sizes are checked by prerequisites.py. */
+#define KREAD(dst, base, K) \
+	bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)(base) + TXTOP_OFF_##K)
+
+static __always_inline u16 be16(u16 v)
+{
+	return (u16)((v >> 8) | (v << 8));
+}
+
+static __always_inline int is_encap_port(u16 port)
+{
+	/* VXLAN, VXLAN-GPE, Geneve, the Linux VXLAN default, GTP-U */
+	return port == 4789 || port == 4790 || port == 6081 || port == 8472 || port == 2152;
+}
+
+static __always_inline int is_encap_proto(u8 proto)
+{
+	/* IPIP, IPv6-in-IP, GRE, EtherIP, L2TPv3, MPLS-in-IP */
+	return proto == 4 || proto == 41 || proto == 47 || proto == 97 || proto == 115 ||
+	       proto == 137;
+}
+
+/* The L4 header at l4 (TCP/UDP/UDP-Lite/SCTP ports, TCP flags, ICMP type/code). */
+static __always_inline void read_l4(struct txtop_flow *f, void *l4)
+{
+	u8 h[14] = {};
+	u8 p = f->l4_proto;
+	if (p == 6) {
+		if (bpf_probe_read_kernel(h, 14, l4) != 0)
+			return;
+		f->tcp_flags = h[13];
+		f->flags |= FL_TCP;
+	} else if (p == 17 || p == 136 || p == 132) {
+		if (bpf_probe_read_kernel(h, 4, l4) != 0)
+			return;
+	} else if (p == 1 || p == 58) {
+		if (bpf_probe_read_kernel(h, 2, l4) != 0)
+			return;
+		f->sport = h[0]; /* type */
+		f->dport = h[1]; /* code */
+		f->flags |= FL_ICMP;
+		return;
+	} else {
+		return;
+	}
+	f->sport = ((u16)h[0] << 8) | h[1];
+	f->dport = ((u16)h[2] << 8) | h[3];
+	f->flags |= FL_PORTS;
+	if (p == 17 && is_encap_port(f->dport))
+		f->flags |= FL_ENCAP;
+}
+
+/* IPv6 extension headers before the L4 one: hop-by-hop, routing, destination options,
+ * fragment, AH (at most 4; a longer chain leaves the L4 part unread). */
+static __always_inline void *skip_ipv6_ext(struct txtop_flow *f, void *l4, u8 *next)
+{
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		u8 nh = *next;
+		u8 h[4] = {};
+		if (nh != 0 && nh != 43 && nh != 60 && nh != 44 && nh != 51)
+			return l4;
+		if (bpf_probe_read_kernel(h, 4, l4) != 0)
+			return 0;
+		*next = h[0];
+		if (nh == 44) {
+			u16 off = (((u16)h[2] << 8) | h[3]) & 0xFFF8;
+			if (off)
+				f->flags |= FL_FRAG;
+			l4 += 8;
+		} else if (nh == 51) {
+			l4 += ((u32)h[1] + 2) * 4;
+		} else {
+			l4 += ((u32)h[1] + 1) * 8;
+		}
+	}
+	u8 last = *next;
+	if (last == 0 || last == 43 || last == 60 || last == 44 || last == 51)
+		return 0;
+	return l4;
+}
+
+/* The packet's headers from skb->head + network_header (the transport header is found from
+ * the IP header itself: it may be unset this early). skb->protocol may be unset on the TX path
+ * before the device layer: then the IP version nibble says which header this is. Returns 0
+ * when nothing could be read. */
+static __always_inline int read_flow(u64 skb, struct txtop_flow *f)
+{
+	void *s = (void *)skb;
+	u64 head = 0;
+	u16 nh_off = 0, proto_be = 0;
+	if (KREAD(head, s, SK_BUFF_HEAD) != 0 || !head)
+		return 0;
+	if (KREAD(nh_off, s, SK_BUFF_NETWORK_HEADER) != 0)
+		return 0;
+	KREAD(proto_be, s, SK_BUFF_PROTOCOL);
+	u16 proto = be16(proto_be);
+#if TXTOP_HAS_SK_BUFF_VLAN_PRESENT
+	u8 vp = 0;
+	KREAD(vp, s, SK_BUFF_VLAN_PRESENT);
+	if ((vp >> TXTOP_SHIFT_SK_BUFF_VLAN_PRESENT) & 1) {
+#else
+	u16 vlan_proto = 0;
+	KREAD(vlan_proto, s, SK_BUFF_VLAN_PROTO);
+	if (vlan_proto) { /* a tag held out of band (skb_vlan_tag_present) */
+#endif
+		KREAD(f->vlan, s, SK_BUFF_VLAN_TCI);
+		f->flags |= FL_VLAN;
+	}
+	if (nh_off == 0 || nh_off == 0xFFFF)
+		return 0;
+	void *nh = (void *)head + nh_off;
+	if (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
+		/* tag in the frame: the TCI follows the outer ethertype at the MAC header */
+		u16 mac_off = 0;
+		if (KREAD(mac_off, s, SK_BUFF_MAC_HEADER) == 0 && mac_off != 0xFFFF &&
+		    mac_off + 18 <= nh_off) {
+			u16 tci = 0;
+			bpf_probe_read_kernel(&tci, 2, (void *)head + mac_off + 14);
+			f->vlan = be16(tci);
+			f->flags |= FL_VLAN;
+		}
+		proto = 0; /* the network header's version nibble tells the rest */
+	}
+	u8 ip[40] = {};
+	if (proto != 0 && proto != ETH_P_IP && proto != ETH_P_IPV6) {
+		f->l3_proto = proto; /* ARP and other non-IP: named by ethertype, no addresses */
+		f->flags |= FL_L3;
+		return 1;
+	}
+	if (bpf_probe_read_kernel(ip, 20, nh) != 0)
+		return 0;
+	u8 version = ip[0] >> 4;
+	if (proto == 0)
+		proto = version == 4 ? ETH_P_IP : version == 6 ? ETH_P_IPV6 : 0;
+	if (proto == ETH_P_IP && version == 4) {
+		u32 ihl = (ip[0] & 0xF) * 4;
+		if (ihl < 20)
+			return 0;
+		__builtin_memcpy(f->saddr, &ip[12], 4);
+		__builtin_memcpy(f->daddr, &ip[16], 4);
+		f->l3_proto = ETH_P_IP;
+		f->l4_proto = ip[9];
+		f->flags |= FL_L3;
+		if (((((u16)ip[6] << 8) | ip[7]) & 0x1FFF) != 0) {
+			f->flags |= FL_FRAG; /* not the first fragment: no L4 header here */
+		} else {
+			read_l4(f, nh + ihl);
+		}
+	} else if (proto == ETH_P_IPV6 && version == 6) {
+		if (bpf_probe_read_kernel(ip, 40, nh) != 0)
+			return 0;
+		__builtin_memcpy(f->saddr, &ip[8], 16);
+		__builtin_memcpy(f->daddr, &ip[24], 16);
+		f->l3_proto = ETH_P_IPV6;
+		f->flags |= FL_L3;
+		u8 next = ip[6];
+		void *l4 = skip_ipv6_ext(f, nh + 40, &next);
+		f->l4_proto = next;
+		if (l4 && !(f->flags & FL_FRAG))
+			read_l4(f, l4);
+	} else {
+		return 0;
+	}
+	if (is_encap_proto(f->l4_proto))
+		f->flags |= FL_ENCAP;
+#if TXTOP_HAS_SK_BUFF_ENCAPSULATION
+	u8 enc = 0;
+	KREAD(enc, s, SK_BUFF_ENCAPSULATION);
+	if ((enc >> TXTOP_SHIFT_SK_BUFF_ENCAPSULATION) & 1)
+		f->flags |= FL_ENCAP; /* a tunnel driver built this skb (inner headers set) */
+#endif
+	return 1;
+}
+
+static __always_inline int in_prefix(const u8 *addr, const u8 *want, u32 bits)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (bits == 0)
+			return 1;
+		u8 mask = bits >= 8 ? 0xFF : (u8)(0xFF << (8 - bits));
+		if ((addr[i] ^ want[i]) & mask)
+			return 0;
+		bits = bits >= 8 ? bits - 8 : 0;
+	}
+	return 1;
+}
+
+/* The flow filter (user space leaves a part empty when it does not fit here). */
+static __always_inline int flow_matches(struct txtop_flow *f)
+{
+	u32 zero = 0;
+	struct txtop_flow_filter *ff = flow_filter.lookup(&zero);
+	if (!ff)
+		return 1;
+	int ip = f->l3_proto == ETH_P_IP || f->l3_proto == ETH_P_IPV6;
+	if (!ff->any_proto) {
+		int ok = ip && (ff->l4_mask[(f->l4_proto >> 6) & 3] >> (f->l4_proto & 63)) & 1;
+#pragma unroll
+		for (int i = 0; i < FLOW_FILTER_SLOTS; i++) {
+			if (i < ff->n_ethertypes) {
+				u16 e = ff->ethertypes[i];
+				if (e == f->l3_proto || (e == ETH_P_8021Q && (f->flags & FL_VLAN)))
+					ok = 1;
+			}
+		}
+		if (!ok)
+			return 0;
+	}
+	if (ff->n_ports) {
+		int ok = 0;
+		if (f->flags & FL_PORTS) {
+#pragma unroll
+			for (int i = 0; i < FLOW_FILTER_SLOTS; i++) {
+				if (i < ff->n_ports &&
+				    ((f->sport >= ff->port_lo[i] && f->sport <= ff->port_hi[i]) ||
+				     (f->dport >= ff->port_lo[i] && f->dport <= ff->port_hi[i])))
+					ok = 1;
+			}
+		}
+		if (!ok)
+			return 0;
+	}
+	if (ff->n_hosts) {
+		int ok = 0;
+		if (ip) {
+#pragma unroll
+			for (int i = 0; i < FLOW_FILTER_SLOTS; i++) {
+				if (i < ff->n_hosts && ff->host_l3[i] == f->l3_proto &&
+				    (in_prefix(f->saddr, ff->host_addr[i], ff->host_bits[i]) ||
+				     in_prefix(f->daddr, ff->host_addr[i], ff->host_bits[i])))
+					ok = 1;
+			}
+		}
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline u64 skb_sock(u64 skb)
+{
+	u64 sk = 0;
+	KREAD(sk, skb, SK_BUFF_SK);
+	return sk;
+}
+
+/* Note the current thread as the owner of socket sk (process context: a send on it). */
+static __always_inline void note_owner(u64 sk)
+{
+	struct txtop_cpu *pc = get_cpu_state();
+	if (!sk || !pc)
+		return;
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tid = (u32)id;
+	if (!tid)
+		return;
+	if (pc->own_sk == sk && pc->own_tid == tid && ++pc->own_sends < OWNER_REFRESH_SENDS)
+		return; /* noted already: the common case of a sender in a loop */
+	pc->own_sk = sk;
+	pc->own_tid = tid;
+	pc->own_sends = 0;
+	u64 now = bpf_ktime_get_ns();
+	struct txtop_owner *o = owners.lookup(&sk);
+	if (o && o->tid == tid) {
+		o->ns = now;
+		return;
+	}
+	struct txtop_owner n = {};
+	n.ns = now;
+	n.tgid = id >> 32;
+	n.tid = tid;
+	n.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(&n.comm, sizeof(n.comm));
+	owners.update(&sk, &n);
+}
+
+/* --pid with identity: a packet not tied to a syscall passes when its socket's owner does. */
+static __always_inline int owner_in_pid_filter(u64 skb)
+{
+	u64 sk = skb_sock(skb);
+	if (!sk)
+		return 0;
+	struct txtop_owner *o = owners.lookup(&sk);
+	return o && pid_filter.lookup(&o->tgid);
+}
+
+#ifdef TXTOP_HAVE_SOCK_SEND
+/* Raw sock:sock_send_length: TP_PROTO(struct sock *sk, int ret, int flags), in process
+ * context after every send/sendto/sendmsg/write/sendfile on a socket (6.3+). */
+int txtop_raw_sock_send(struct bpf_raw_tracepoint_args *ctx)
+{
+	note_owner(ctx->args[0]);
+	return 0;
+}
+#endif
+
+#ifdef TXTOP_HAVE_TCP_SENDMSG
+/* Raw tcp:tcp_sendmsg_locked: TP_PROTO(const struct sock *sk, const struct msghdr *msg,
+ * const struct sk_buff *skb, int size_goal): process context, before the data is sent, so
+ * the first segment of a write already has its owner (sock_send_length fires after). */
+int txtop_raw_tcp_sendmsg(struct bpf_raw_tracepoint_args *ctx)
+{
+	note_owner(ctx->args[0]);
+	return 0;
+}
+#endif
+
+#ifdef TXTOP_HAVE_SOCK_STATE
+/* Raw sock:inet_sock_set_state: TP_PROTO(const struct sock *sk, const int oldstate,
+ * const int newstate). connect() moves a TCP socket to SYN_SENT in process context (its SYN
+ * passes no send tracepoint); a socket that closes is forgotten (its address will be reused). */
+int txtop_raw_sock_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	u64 sk = ctx->args[0];
+	int newstate = (int)ctx->args[2];
+	if (newstate == TCP_SYN_SENT)
+		note_owner(sk);
+	else if (newstate == TCP_CLOSE)
+		owners.delete(&sk);
+	return 0;
+}
+#endif
+#endif /* TXTOP_BTF */
+
 /* ---- send syscalls: remember, per CPU, which thread is inside sendto/sendmsg/sendmmsg ---- */
 
 static __always_inline void on_sys_enter(u32 nr, u64 uaddr)
@@ -530,8 +946,24 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		   pc->sys_gen == c->generation;
 	if (tied)
 		pc->sys_claimed = 1; /* only the syscall's first dev_queue is its packet */
+#ifdef TXTOP_BTF
+	if (c->filter_pid && !tied && !owner_in_pid_filter(skb))
+		return 0;
+	/* The flow filter needs the headers of every packet; without it only sampled packets
+	 * pay for reading them. */
+	struct txtop_flow f = {};
+	int have_flow = 0;
+	if (c->filter_flow) {
+		have_flow = read_flow(skb, &f);
+		if (!have_flow || !flow_matches(&f)) {
+			stat_inc(S_FLOW_FILTERED);
+			return 0;
+		}
+	}
+#else
 	if (c->filter_pid && !tied)
 		return 0;
+#endif
 	if (pc->countdown > 1) {
 		pc->countdown--;
 		return 0;
@@ -543,27 +975,74 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		return 0;
 	}
 
-	struct txtop_record t = {};
-	t.skbaddr = skb;
-	t.first_ns = now;
-	t.len = len;
-	t.sample_every = c->sample_every;
-	t.sample_max_per_s = c->max_per_s;
+	u32 zero = 0;
+	struct txtop_record *t = scratch.lookup(&zero);
+	if (!t)
+		return 0;
+	__builtin_memset(t, 0, sizeof(*t));
+	t->skbaddr = skb;
+	t->first_ns = now;
+	t->len = len;
+	t->sample_every = c->sample_every;
+	t->sample_max_per_s = c->max_per_s;
 	if (dev)
-		__builtin_memcpy(t.dev, dev, IFNAMSIZ);
-	set_stage(&t, ST_DEV_QUEUE, now);
+		__builtin_memcpy(t->dev, dev, IFNAMSIZ);
+	set_stage(t, ST_DEV_QUEUE, now);
+#ifdef TXTOP_BTF
+	if (!have_flow)
+		have_flow = read_flow(skb, &f);
+	if (have_flow) {
+		__builtin_memcpy(t->saddr, f.saddr, 16);
+		__builtin_memcpy(t->daddr, f.daddr, 16);
+		t->sport = f.sport;
+		t->dport = f.dport;
+		t->vlan = f.vlan;
+		t->l3_proto = f.l3_proto;
+		t->l4_proto = f.l4_proto;
+		t->tcp_flags = f.tcp_flags;
+		t->flow_flags = f.flags;
+	} else {
+		stat_inc(S_NO_FLOW);
+	}
+	/* The owner: the syscall tie when there is one, else whoever last sent on skb->sk. (A
+	 * tie wins over the map: the map may still hold the previous owner of a reused socket
+	 * address until the new owner's first send is noted.) */
+	u64 sk = skb_sock(skb);
+	struct txtop_owner *o = sk ? owners.lookup(&sk) : 0;
+#endif
 	if (tied) {
 		u64 id = bpf_get_current_pid_tgid();
-		t.tgid = id >> 32;
-		t.tid = (u32)id;
-		bpf_get_current_comm(&t.comm, sizeof(t.comm));
-		t.ts[ST_SENDTO] = pc->sys_enter_ns;
+		t->tgid = id >> 32;
+		t->tid = (u32)id;
+		t->via = VIA_SYSCALL;
+		t->cgroup_id = bpf_get_current_cgroup_id();
+		t->owner_ns = pc->sys_enter_ns ? pc->sys_enter_ns : now;
+		bpf_get_current_comm(&t->comm, sizeof(t->comm));
+		t->ts[ST_SENDTO] = pc->sys_enter_ns;
 		if (pc->sys_enter_ns)
-			t.cpu[ST_SENDTO] = t.cpu[ST_DEV_QUEUE];
-		t.syscall = pc->sys_nr;
-		t.dport = sender_dport(pc->sys_nr, pc->sys_uaddr);
+			t->cpu[ST_SENDTO] = t->cpu[ST_DEV_QUEUE];
+		t->syscall = pc->sys_nr;
+		if (!(t->flow_flags & FL_PORTS))
+			t->dport = sender_dport(pc->sys_nr, pc->sys_uaddr);
+#ifdef TXTOP_BTF
+		if (sk && !o)
+			note_owner(sk); /* learnt here too: the first send on a socket precedes its
+					 * sock_send_length, and a kernel without it has only this */
+#endif
 	}
-	if (tracks.update(&skb, &t) != 0) {
+#ifdef TXTOP_BTF
+	else if (o) {
+		t->tgid = o->tgid;
+		t->tid = o->tid;
+		t->cgroup_id = o->cgroup_id;
+		t->owner_ns = o->ns;
+		__builtin_memcpy(t->comm, o->comm, TASK_COMM_LEN);
+		t->via = VIA_SOCKET;
+	} else {
+		t->via = VIA_KERNEL; /* no socket, or one nobody was seen sending on */
+	}
+#endif
+	if (tracks.update(&skb, t) != 0) {
 		stat_inc(S_TRACK_FULL);
 		return 0;
 	}
