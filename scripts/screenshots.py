@@ -46,6 +46,9 @@ VIEWS: tuple[tuple[str, dict[str, object], tuple[str, ...], bool], ...] = (
     ("replay", {}, (), True),
 )
 EXTRA = (("dashboard-mono-ascii", (80, 24), {"theme": "mono", "ascii_only": True}, (), False),)
+# The history view (h) of tx-1, the queue behind a tbf, fed the whole recording: tab to the
+# queues panel, down from tx-0 to tx-1, h.
+HISTORY_KEYS = ("tab", "down", "h")
 
 
 def window(at_s: float) -> tuple[list, dict]:
@@ -72,6 +75,14 @@ def window(at_s: float) -> tuple[list, dict]:
         "jump": False,
     }
     return snaps[first : last + 1], info
+
+
+def recording_frames() -> list:
+    """Every frame of the bundled recording."""
+    from txtop.tui.sources import bundled_recording_path, load_recording
+
+    with bundled_recording_path() as path:
+        return list(load_recording(path).snapshots)
 
 
 def frames_source(frames: Sequence, replay: bool) -> object:
@@ -171,8 +182,10 @@ def main() -> int:
         for w, h in SIZES
     ]
     shots += [(f"{name}-{w}x{h}", (w, h), o, k, r) for name, (w, h), o, k, r in EXTRA]
+    whole = [dataclasses.replace(f, replay=None) for f in recording_frames()]
+    shots += [(f"history-{w}x{h}", (w, h), {}, HISTORY_KEYS, False) for w, h in SIZES]
     for name, size, options, keys, replay in shots:
-        feed = replayed if replay else plain
+        feed = whole if keys == HISTORY_KEYS else replayed if replay else plain
         svg = asyncio.run(shoot(name, size, options, keys, feed, args.out, replay))
         png = to_png(svg)
         print(f"{svg}" + (f"  {png}" if png else ""))
