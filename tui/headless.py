@@ -253,6 +253,7 @@ def _headless_live(
 
     source, sink = session.source, session.recording
     deadline = time.monotonic() + opts.duration if opts.duration else math.inf
+
     def on_signal(sig: int) -> None:
         got.append(sig)
         stop.set()
