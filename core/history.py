@@ -90,15 +90,17 @@ def metrics_of(target: Target) -> tuple[Metric, ...]:
     return QUEUE_METRICS if isinstance(target, QueueTarget) else CPU_METRICS
 
 
-def _queue_values(q: QueueRow) -> tuple[float, ...]:
-    """The QUEUE_METRICS of one row, NaN where unknown."""
+def _queue_values(q: QueueRow, device_pps: float | None) -> tuple[float, ...]:
+    """The QUEUE_METRICS of one row, NaN where unknown. ``device_pps``: the device's packet
+    rate when the device has this one queue only (its rate is the queue's then, as the panel
+    shows it), used when the queue has no rate of its own (no probes, no mq child)."""
     qd, bql, tx = q.qdisc, q.bql, q.tx
     wait = q.latency_ns.get("qdisc")
     peak = _NAN
     if bql is not None:
         peak = float(bql.inflight_peak if bql.inflight_peak is not None else bql.inflight)
     return (
-        tx.pps if tx is not None else _NAN,
+        tx.pps if tx is not None else device_pps if device_pps is not None else _NAN,
         float(qd.backlog_bytes) if qd is not None else _NAN,
         qd.drops_per_s if qd is not None else _NAN,
         peak,
@@ -209,8 +211,10 @@ class History:
         b_last = (end_ns - 1) // res  # the bucket holding the interval's last instant
         b_first = max(min(start_ns // res, b_last), b_last - self.slots + 1)
         self._advance(b_first, b_last)
+        single = {d.dev: d.tx_pps for d in snap.devices if d.tx_queues == 1}
         rows: list[tuple[Target, tuple[float, ...]]] = [
-            (QueueTarget(q.dev, q.queue), _queue_values(q)) for q in snap.queues
+            (QueueTarget(q.dev, q.queue), _queue_values(q, single.get(q.dev)))
+            for q in snap.queues
         ]
         rows += [(CpuTarget(c.cpu), _cpu_values(c)) for c in snap.cpus]
         targets = []

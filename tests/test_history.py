@@ -323,3 +323,14 @@ def test_pure_history_module_loads_no_textual() -> None:
     assert not {m for m in imported if m.split(".")[0] in ("textual", "rich")}
     assert not {m for m in imported if m.split(".")[-1] in ("base", "widgets", "selection")}
     assert math.isfinite(History().memory_bound_bytes())
+
+
+def test_a_single_queue_device_without_queue_rates_has_the_device_rate() -> None:
+    snap = fx.idle_vm()  # eth0: one queue, no probe or mq rates, device pps 3
+    h = History()
+    h.add(snap)
+    assert h.window(QueueTarget("eth0", 0), "pps", 1, 1.0) == [3.0]
+    multi = fx.busy_lab()  # txlp1a: 4 queues with their own rates; eth0 again the device's
+    h.add(dataclasses.replace(multi, mono_ns=snap.mono_ns + 10**9))
+    assert h.window(QueueTarget("txlp1a", 1), "pps", 1, 1.0) == [41_200.0]
+    assert h.window(QueueTarget("eth0", 0), "pps", 1, 1.0) == [12.0]
