@@ -112,18 +112,6 @@ def _cpu_values(c: CpuRow) -> tuple[float, ...]:
     return (c.net_tx_per_s, c.net_rx_per_s)
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """A series over a window: the newest, largest, smallest and mean known values (None when
-    the window holds none) and how many seconds of it are known."""
-
-    now: float | None
-    max: float | None
-    min: float | None
-    mean: float | None
-    known_s: float
-
-
 class History:
     """The last ``span_s`` seconds of every queue's and CPU's series (see the module doc)."""
 
@@ -213,8 +201,7 @@ class History:
         self._advance(b_first, b_last)
         single = {d.dev: d.tx_pps for d in snap.devices if d.tx_queues == 1}
         rows: list[tuple[Target, tuple[float, ...]]] = [
-            (QueueTarget(q.dev, q.queue), _queue_values(q, single.get(q.dev)))
-            for q in snap.queues
+            (QueueTarget(q.dev, q.queue), _queue_values(q, single.get(q.dev))) for q in snap.queues
         ]
         rows += [(CpuTarget(c.cpu), _cpu_values(c)) for c in snap.cpus]
         targets = []
@@ -346,18 +333,3 @@ class History:
                 best = total / w_sum
             out.append(best)
         return out
-
-    def summary(self, target: Target, metric: str, seconds: float) -> Summary:
-        """The series over the last ``seconds`` (one value per bucket)."""
-        n = max(1, min(self.slots, round(seconds / self.resolution_s)))
-        values = self.window(target, metric, n, self.resolution_s)
-        known = [v for v in values if v is not None]
-        if not known:
-            return Summary(None, None, None, None, 0.0)
-        return Summary(
-            now=next((v for v in reversed(values) if v is not None), None),
-            max=max(known),
-            min=min(known),
-            mean=sum(known) / len(known),
-            known_s=len(known) * self.resolution_s,
-        )

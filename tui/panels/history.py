@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from txtop.core.history import METRICS, History, Metric, Target, metrics_of
+from txtop.core.history import History, Metric, Target, metrics_of
 from txtop.core.text import format_ns
 from txtop.tui.glyphs import Glyphs
 
@@ -263,7 +263,3 @@ def history_lines(
     kept = fmt_span(history.span_s)
     subtitle = f"{target.label}, last {fmt_span(span)} (up to {kept} kept)"
     return subtitle, lines
-
-
-def metric_of(key: str) -> Metric:
-    return METRICS[key]

@@ -30,8 +30,7 @@ from .format import (
     render_row,
     value_frag,
 )
-from .history import SHORT_TITLES as SHORT_TITLE
-from .history import spark, spark_cell_s, spark_title, spark_top
+from .history import SHORT_TITLES, spark, spark_cell_s, spark_title, spark_top
 
 QUEUE_COLUMNS: tuple[Column, ...] = (
     Column("name", "queue", 8, align="<", help="device, or tx-N under its device"),
@@ -425,7 +424,7 @@ def queue_view(
     if spark is not None and hist_w is not None:
         title, sparks = _sparks(spark, [t for t in targets if t is not None], hist_w)
         layout = [
-            (dataclasses.replace(c, title=title, short=SHORT_TITLE[spark.metric]), w)
+            (dataclasses.replace(c, title=title, short=SHORT_TITLES[spark.metric]), w)
             if c.key == "hist"
             else (c, w)
             for c, w in layout
