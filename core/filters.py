@@ -11,17 +11,26 @@ one key are OR-ed. Bare protocol names are accepted as a shorthand::
 Keys: ``dev`` (aliases ``iface``, ``i``; shell-style globs allowed), ``comm`` (globs allowed;
 compared on the kernel's 15-character comm), ``pid`` (matches the sender's tgid or thread id),
 ``proto`` (``tcp udp icmp icmpv6 sctp`` or an IP protocol number, ``ipv4 ipv6 arp vlan`` for the
-ethertype), ``port`` (source or destination, single or ``lo-hi``).
+network header), ``port`` (source or destination, single or ``lo-hi``), ``host`` (source or
+destination address in a CIDR prefix, IPv4 or IPv6; a bare address is a /32 or /128).
+
+The sender (pid, comm) is the packet's owner and the protocol, ports and addresses come from its
+own headers (``PacketTrace.owner`` / ``.flow``), so every key matches exactly what the tracer
+saw. ``kernel_filter`` is the part BPF applies before sampling: interfaces and pids, and the
+protocol/port/host part (``FlowFilter``) checked on the headers at the sampling decision.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from txtop.core.model import PacketTrace
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TASK_COMM_LEN = 16  # the kernel keeps 15 characters of a task's name plus NUL
 
@@ -51,7 +60,11 @@ _KEY_ALIASES = {
     "proto": "proto",
     "protocol": "proto",
     "port": "port",
+    "host": "host",
+    "net": "host",
+    "addr": "host",
 }
+KEYS_TEXT = "dev comm pid proto port host"
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -60,17 +73,56 @@ class FilterError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class FlowFilter:
+    """The protocol, port and host part of a filter, on a packet's own headers.
+
+    Each part ORs its alternatives; the parts AND; an empty part does not restrict. ``l4`` are
+    IP protocol numbers, ``l3`` network-header names ("ipv4", "ipv6", "arp", "vlan": a tagged
+    packet) - a packet matches the protocol part when either names it."""
+
+    l4: frozenset[int] = frozenset()
+    l3: frozenset[str] = frozenset()
+    ports: tuple[tuple[int, int], ...] = ()
+    hosts: tuple[Network, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.l4 or self.l3 or self.ports or self.hosts)
+
+    def matches(self, packet: PacketTrace) -> bool:
+        if (self.l4 or self.l3) and not self._proto(packet):
+            return False
+        if self.ports:
+            ports = [p for p in (packet.sport, packet.dport) if p is not None]
+            if not any(lo <= port <= hi for port in ports for lo, hi in self.ports):
+                return False
+        if self.hosts:
+            flow = packet.flow
+            addrs = [a for a in ((flow.saddr, flow.daddr) if flow else ()) if a]
+            if not any(_in_networks(a, self.hosts) for a in addrs):
+                return False
+        return True
+
+    def _proto(self, packet: PacketTrace) -> bool:
+        if packet.l4_proto is not None and packet.l4_proto in self.l4:
+            return True
+        return bool(self.l3) and not self.l3.isdisjoint(_l3_names(packet))
+
+
+@dataclass(frozen=True, slots=True)
 class KernelFilter:
     """The part of a filter the BPF program can apply (``tracer.set_filters``).
 
     ``None`` means "no restriction" for that field. Names that matched no interface are listed
     in ``unresolved``; they are not pushed down (user space still filters them out), so the
-    kernel never ends up with an empty set that a tracer might read as "everything".
+    kernel never ends up with an empty set that a tracer might read as "everything". ``flow``
+    is checked on the packet headers at the sampling decision.
     """
 
     ifindexes: frozenset[int] | None = None
     pids: frozenset[int] | None = None
     unresolved: tuple[str, ...] = ()
+    flow: FlowFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,23 +132,31 @@ class FilterSpec:
     pids: tuple[int, ...] = ()
     protocols: tuple[str, ...] = ()  # canonical names from PROTOCOLS, or an IP protocol number
     ports: tuple[tuple[int, int], ...] = ()  # inclusive ranges
+    hosts: tuple[str, ...] = ()  # CIDR prefixes, canonical ("10.0.0.0/8", "fd00::/8")
 
     # --- building -------------------------------------------------------------------------
 
     @classmethod
     def parse(cls, text: str) -> FilterSpec:
         """Parse the text form. Raises FilterError with a message fit for the user."""
-        fields: dict[str, list[str]] = {"dev": [], "comm": [], "pid": [], "proto": [], "port": []}
+        fields: dict[str, list[str]] = {
+            "dev": [],
+            "comm": [],
+            "pid": [],
+            "proto": [],
+            "port": [],
+            "host": [],
+        }
         for term in text.split():
             key, sep, value = term.partition("=")
             if not sep:
                 if _canonical_protocol(term, strict=False) is not None:
                     fields["proto"].append(term)
                     continue
-                raise FilterError(f"{term!r}: expected key=value (keys: dev comm pid proto port)")
+                raise FilterError(f"{term!r}: expected key=value (keys: {KEYS_TEXT})")
             canon = _KEY_ALIASES.get(key.lower())
             if canon is None:
-                raise FilterError(f"unknown filter key {key!r} (keys: dev comm pid proto port)")
+                raise FilterError(f"unknown filter key {key!r} (keys: {KEYS_TEXT})")
             values = [v for v in value.split(",") if v]
             if not values:
                 raise FilterError(f"{key}= needs a value")
@@ -107,6 +167,7 @@ class FilterSpec:
             pid=fields["pid"],
             proto=fields["proto"],
             port=fields["port"],
+            host=fields["host"],
         )
 
     @classmethod
@@ -117,8 +178,10 @@ class FilterSpec:
         comm: Sequence[str] | str | None = None,
         port: Sequence[int | str] | int | str | None = None,
         proto: Sequence[str] | str | None = None,
+        host: Sequence[str] | str | None = None,
     ) -> FilterSpec:
-        """Build from command-line flags (``-i``, ``--pid``, ``--comm``, ``--port``, ``--proto``).
+        """Build from command-line flags (``-i``, ``--pid``, ``--comm``, ``--port``, ``--proto``,
+        ``--host``).
 
         Each flag may be a single value, a comma-separated string, or a list of those (argparse
         ``action="append"``). Raises FilterError on a bad value.
@@ -135,19 +198,39 @@ class FilterSpec:
             pids.append(value)
         protocols = [_canonical_protocol(p, strict=True) or "" for p in _split(proto)]
         ports = [_parse_port_range(p) for p in _split(port)]
+        hosts = [str(_parse_network(h)) for h in _split(host)]
         return cls(
             devs=_unique(devs),
             comms=_unique(c[: TASK_COMM_LEN - 1] for c in _split(comm)),
             pids=_unique(pids),
             protocols=_unique(protocols),
             ports=_unique(ports),
+            hosts=_unique(hosts),
         )
 
     # --- reading --------------------------------------------------------------------------
 
     @property
     def empty(self) -> bool:
-        return not (self.devs or self.comms or self.pids or self.protocols or self.ports)
+        return not (
+            self.devs or self.comms or self.pids or self.protocols or self.ports or self.hosts
+        )
+
+    @property
+    def flow(self) -> FlowFilter:
+        """The protocol/port/host part, as the packet headers are matched."""
+        l4: set[int] = set()
+        l3: set[str] = set()
+        for proto in self.protocols:
+            known = PROTOCOLS.get(proto)
+            if known is None:
+                l4.add(int(proto))
+            elif known[0] == "l4":
+                l4.add(known[1])
+            else:
+                l3.add(proto)
+        hosts = tuple(_parse_network(h) for h in self.hosts)
+        return FlowFilter(frozenset(l4), frozenset(l3), self.ports, hosts)
 
     def matches(self, packet: PacketTrace) -> bool:
         if self.devs and not _name_matches(packet.dev, self.devs):
@@ -156,12 +239,8 @@ class FilterSpec:
             return False
         if self.pids and packet.pid not in self.pids and packet.tid not in self.pids:
             return False
-        if self.protocols and not any(_proto_matches(p, packet) for p in self.protocols):
+        if (self.protocols or self.ports or self.hosts) and not self.flow.matches(packet):
             return False
-        if self.ports:
-            ports = [p for p in (packet.sport, packet.dport) if p is not None]
-            if not any(lo <= port <= hi for port in ports for lo, hi in self.ports):
-                return False
         return True
 
     def to_string(self) -> str:
@@ -177,6 +256,8 @@ class FilterSpec:
             terms.append("proto=" + ",".join(self.protocols))
         if self.ports:
             terms.append("port=" + ",".join(_port_text(r) for r in self.ports))
+        if self.hosts:
+            terms.append("host=" + ",".join(self.hosts))
         return " ".join(terms)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,14 +273,15 @@ class FilterSpec:
             out["proto"] = list(self.protocols)
         if self.ports:
             out["port"] = [_port_text(r) for r in self.ports]
+        if self.hosts:
+            out["host"] = list(self.hosts)
         return out
 
     def kernel_filter(self, ifindex_by_name: Mapping[str, int]) -> KernelFilter:
-        """What BPF can apply: interfaces (globs expanded against ``ifindex_by_name``) and tgids.
-
-        comm, protocol and port stay in user space (a comm maps to changing pids; the
-        protocol/port are only known after the tracer decoded the headers).
-        """
+        """What BPF can apply: interfaces (globs expanded against ``ifindex_by_name``), tgids
+        (the syscall tie's, or the socket owner's), and the protocol/port/host part, checked on
+        the packet headers at the sampling decision. comm stays in user space (a comm maps to
+        changing pids)."""
         ifindexes: frozenset[int] | None = None
         unresolved: list[str] = []
         if self.devs:
@@ -213,7 +295,13 @@ class FilterSpec:
             # With any name unresolved we push nothing: the missing device may appear later
             # (lab setup, hot-plug) and the kernel must not already be filtering it out.
         pids = frozenset(self.pids) if self.pids else None
-        return KernelFilter(ifindexes=ifindexes, pids=pids, unresolved=tuple(unresolved))
+        flow = self.flow
+        return KernelFilter(
+            ifindexes=ifindexes,
+            pids=pids,
+            unresolved=tuple(unresolved),
+            flow=None if flow.empty else flow,
+        )
 
 
 EMPTY_FILTER = FilterSpec()
@@ -268,12 +356,35 @@ def _canonical_protocol(raw: str, strict: bool) -> str | None:
     return None
 
 
-def _proto_matches(proto: str, packet: PacketTrace) -> bool:
-    known = PROTOCOLS.get(proto)
-    if known is None:
-        return packet.l4_proto == int(proto)
-    field, value = known
-    return (packet.l4_proto if field == "l4" else packet.protocol) == value
+def _parse_network(raw: str) -> Network:
+    try:
+        return ipaddress.ip_network(raw.strip(), strict=False)
+    except ValueError:
+        raise FilterError(f"host must be an address or CIDR prefix, got {raw!r}") from None
+
+
+def _in_networks(addr: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+_ETH_NAMES = {value: name for name, (kind, value) in PROTOCOLS.items() if kind == "eth"}
+
+
+def _l3_names(packet: PacketTrace) -> set[str]:
+    """The network-header names a packet answers to: its flow's l3, the ethertype the driver
+    saw, and "vlan" when tagged."""
+    names = set()
+    if packet.flow is not None:
+        names.add(packet.flow.l3)
+        if packet.flow.vlan is not None:
+            names.add("vlan")
+    if packet.protocol is not None and packet.protocol in _ETH_NAMES:
+        names.add(_ETH_NAMES[packet.protocol])
+    return names
 
 
 def _is_glob(pattern: str) -> bool:

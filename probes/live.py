@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from txtop.core.filters import FilterSpec
+from txtop.core.filters import FilterSpec, FlowFilter
 from txtop.probes.bpf.tracer import MAX_SAMPLE_EVERY, MAX_SAMPLES_PER_S, Tracer
 
 __all__ = [
@@ -41,6 +41,7 @@ class TracerSettings:
     sample_every: int | None = None
     max_samples_per_s: int | None = None
     trace_duty: float | None = None  # share of the time attached; None = auto
+    flow: FlowFilter | None = None  # --proto/--port/--host: checked at the sampling decision
 
 
 def make_tracer(settings: TracerSettings) -> Tracer:
@@ -53,6 +54,8 @@ def make_tracer(settings: TracerSettings) -> Tracer:
         kwargs["max_samples_per_s"] = settings.max_samples_per_s
     if settings.trace_duty is not None:
         kwargs["trace_duty"] = settings.trace_duty
+    if settings.flow is not None and not settings.flow.empty:
+        kwargs["flow"] = settings.flow
     return Tracer(**kwargs)  # type: ignore[arg-type]
 
 
@@ -62,13 +65,17 @@ class _Tunable(Protocol):
     def set_sampling(self, every: int, max_per_s: int) -> None: ...
 
     def set_filters(
-        self, ifindexes: list[int] | None = None, pids: list[int] | None = None
+        self,
+        ifindexes: list[int] | None = None,
+        pids: list[int] | None = None,
+        flow: FlowFilter | None = None,
     ) -> None: ...
 
 
 class TracerControl:
     """TracerControls over a running tracer: the sampling rate, and the kernel part of the
-    packet filter (waterfall keys), always within the command line's -i/--pid.
+    packet filter (waterfall keys), always within the command line's -i/--pid. The protocol,
+    port and host part replaces the command line's (the filter prompt starts from it).
 
     An empty set means "everything" to the tracer, so a filter that would leave nothing
     (outside the command line's limits) keeps those limits; the waterfall still filters its
@@ -76,11 +83,18 @@ class TracerControl:
     """
 
     def __init__(
-        self, tracer: _Tunable, base_ifindexes: list[int] | None, base_pids: list[int] | None
+        self,
+        tracer: _Tunable,
+        base_ifindexes: list[int] | None,
+        base_pids: list[int] | None,
+        base_flow: FlowFilter | None = None,
     ) -> None:
         self.tracer = tracer
         self.base_ifindexes = frozenset(base_ifindexes or ())
         self.base_pids = frozenset(base_pids or ())
+        # A flow filter is in force (the command line's, or one set here): the next filter
+        # replaces it, even with none. Without one, set_filters is called as before.
+        self._flow_set = base_flow is not None and not base_flow.empty
 
     def set_sampling(self, every: int, max_per_s: int) -> None:
         self.tracer.set_sampling(every, max_per_s)
@@ -94,10 +108,13 @@ class TracerControl:
             if dev is not None:
                 names[name] = dev.ifindex
         wanted = spec.kernel_filter(names)
-        self.tracer.set_filters(
-            ifindexes=sorted(_narrow(self.base_ifindexes, wanted.ifindexes)) or None,
-            pids=sorted(_narrow(self.base_pids, wanted.pids)) or None,
-        )
+        ifindexes = sorted(_narrow(self.base_ifindexes, wanted.ifindexes)) or None
+        pids = sorted(_narrow(self.base_pids, wanted.pids)) or None
+        if wanted.flow is None and not self._flow_set:
+            self.tracer.set_filters(ifindexes=ifindexes, pids=pids)
+            return
+        self.tracer.set_filters(ifindexes=ifindexes, pids=pids, flow=wanted.flow)
+        self._flow_set = wanted.flow is not None
 
 
 def _narrow(base: frozenset[int], wanted: frozenset[int] | None) -> frozenset[int]:

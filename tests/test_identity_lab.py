@@ -22,6 +22,7 @@ import pytest
 from identity_senders import Sink as DualSink
 from identity_senders import argv_for
 from senders import Sink, free_lab_subnet
+from test_cli import TXTOP
 from test_tracer_lab import (
     PORT,
     _renamed,
@@ -426,3 +427,80 @@ def test_without_sock_send_length_the_fallback_is_said_and_tcp_still_named(
         assert share >= 0.9, describe(bad)  # tcp:tcp_sendmsg_locked and connect() name them
     finally:
         t.close()
+
+
+def _udp_to(dst: str, port: int, count: int) -> None:
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(count):
+            s.sendto(b"u" * 200, (dst, port))
+    finally:
+        s.close()
+
+
+@root
+def test_proto_tcp_port_5201_yields_only_that_flow(lab6: Lab) -> None:
+    """The flow filter is checked in the kernel at the sampling decision: UDP to the same port,
+    TCP to another port and the kernel's own packets are never sampled."""
+    _skip_unless_iperf3()
+    from txtop.core.filters import FilterSpec
+
+    t = make_tracer(lab6, flow=FilterSpec.parse("proto=tcp port=5201").flow)
+    try:
+        assert t.status.filters["proto"] == ["6"] and t.status.filters["port"] == ["5201"]
+        with Iperf3Server(lab6), DualSink(lab6.ns_argv([]), TCP_PORT):
+            drain(t)
+            _udp_to(lab6.peer_ip, IPERF_PORT, 200)  # UDP to the port: refused (protocol)
+            other = run_identity_sender(  # TCP to another port: refused (port)
+                "write", lab6.peer_ip, str(TCP_PORT), "--bytes", str(1 << 20)
+            )
+            client, packets = run_iperf3(t, lab6.peer_ip, "-t", "1", "-b", "20M")
+            _udp_to(lab6.peer_ip, IPERF_PORT, 200)
+            more, reading = collect(t, lambda ps: False, timeout_s=0.5)
+        packets += more
+        lab = [p for p in packets if p.dev == lab6.dev]
+        assert len(lab) >= 50
+        for p in lab:
+            assert p.flow is not None and p.flow.l4_proto == 6, describe([p])
+            assert IPERF_PORT in (p.flow.sport, p.flow.dport), describe([p])
+        assert {p.pid for p in lab} <= {client.pid, 0} and other["pid"] not in {p.pid for p in lab}
+        assert reading.status.sampling["flow_filtered"] >= 400  # refused in the kernel
+    finally:
+        t.close()
+
+
+@root
+def test_once_json_with_proto_and_port_flags(lab6: Lab) -> None:
+    """The command line as a user types it: `txtop --once --format json -i DEV --proto tcp
+    --port 5201` while iperf3 runs; every packet in the JSON is that flow, with flow and owner."""
+    _skip_unless_probes()
+    _skip_unless_iperf3()
+    with Iperf3Server(lab6):
+        client = subprocess.Popen(
+            ["iperf3", "-c", lab6.peer_ip, "-t", "20", "-b", "20M", "-J"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            argv = [*TXTOP, "--once", "--format", "json", "-i", lab6.dev, "-d", "1"]
+            argv += ["--sample", "1", "--proto", "tcp", "--port", "5201", "--trace-duty", "100"]
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        finally:
+            client.terminate()
+            client.wait(10)
+    assert out.returncode == 0, out.stderr[-2000:]
+    snap = json.loads(out.stdout)
+    assert snap["probes"]["filters"]["proto"] == ["6"]
+    packets = snap["packets"]
+    assert packets, snap["probes"]
+    for p in packets:
+        flow, owner = p["flow"], p["owner"]
+        assert flow["l4_proto"] == 6 == p["l4_proto"] and 5201 in (flow["sport"], flow["dport"])
+        assert (p["sport"], p["dport"]) == (flow["sport"], flow["dport"])
+        assert set(flow) >= {"l3", "saddr", "daddr", "sport", "dport", "tcp_flags", "vlan"}
+        assert set(owner) >= {"pid", "tid", "comm", "cgroup", "via"}
+        if owner["pid"]:
+            assert (owner["comm"], p["comm"], p["pid"]) == ("iperf3", "iperf3", owner["pid"])

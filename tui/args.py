@@ -54,6 +54,7 @@ class Options:
     comm: tuple[str, ...] = ()
     port: tuple[str, ...] = ()
     proto: tuple[str, ...] = ()
+    host: tuple[str, ...] = ()  # --host CIDR
     demo: bool = False  # also set by --replay-bundled
     replay_bundled: bool = False
     record: str | None = None
@@ -349,13 +350,19 @@ def _add_filter(add: Callable[..., Any]) -> None:
         "--port",
         action="append",
         metavar="N[-M]",
-        help="waterfall: show only packets from or to this port or port range",
+        help="trace only packets from or to this port or port range (checked in the kernel)",
     )
     add(
         "--proto",
         action="append",
         metavar="PROTO",
-        help="waterfall: show only this protocol (udp, tcp, icmp, ...)",
+        help="trace only this protocol: tcp, udp, icmp, ..., ipv4, ipv6, arp (in the kernel)",
+    )
+    add(
+        "--host",
+        action="append",
+        metavar="CIDR",
+        help="trace only packets from or to this address or prefix (in the kernel)",
     )
 
 
@@ -527,7 +534,7 @@ def _options(ns: argparse.Namespace) -> Options:
     --demo, --once implying --format json (not with --textfile: that is its output)."""
     values = vars(ns)
     kwargs = {f.name: values[f.name] for f in dataclasses.fields(Options) if f.name in values}
-    for name in ("interfaces", "pids", "comm", "port", "proto"):
+    for name in ("interfaces", "pids", "comm", "port", "proto", "host"):
         kwargs[name] = tuple(kwargs[name] or ())
     kwargs["demo"] = ns.demo or ns.replay_bundled
     kwargs["replay_paths"] = tuple(ns.replay_paths or ())
@@ -595,9 +602,15 @@ def _check_recordings(opts: Options) -> None:
 
 
 def waterfall_filter(opts: Options) -> FilterSpec:
-    """The waterfall's starting filter from -i, --pid, --comm, --port, --proto. Raises
+    """The waterfall's starting filter from -i, --pid, --comm, --port, --proto, --host. Raises
     ValueError on a bad value."""
-    for flag, values in (("--comm", opts.comm), ("--port", opts.port), ("--proto", opts.proto)):
+    flags = (
+        ("--comm", opts.comm),
+        ("--port", opts.port),
+        ("--proto", opts.proto),
+        ("--host", opts.host),
+    )
+    for flag, values in flags:
         if any(not v.strip(" ,") for v in values):
             raise ValueError(f"{flag}: empty value")
     return FilterSpec.from_cli(
@@ -606,6 +619,7 @@ def waterfall_filter(opts: Options) -> FilterSpec:
         comm=opts.comm or None,
         port=opts.port or None,
         proto=opts.proto or None,
+        host=opts.host or None,
     )
 
 

@@ -21,10 +21,11 @@ FILTER_HELP = "\n".join(
     (
         "key=value terms, all must match; commas list alternatives:",
         "  dev=eth0,veth*  comm=iperf3  pid=1234  port=5201 or 5000-5010",
-        "  proto=ipv4|ipv6|arp|tcp|udp|icmp|N, or just 'ipv6'",
-        "tcp/udp/port match only packets whose protocol/port the tracer saw",
-        "(today: the sendto() destination port; no L4 protocol).",
-        "dev and pid also filter in the kernel (fewer wasted samples).",
+        "  proto=ipv4|ipv6|arp|vlan|tcp|udp|icmp|N, or just 'tcp'  host=10.0.0.0/8,fd00::1",
+        "Protocol, ports and addresses are read from each packet's own headers;",
+        "pid and comm name its sender (the send syscall, or its socket's owner).",
+        "dev, pid, proto, port and host also filter in the kernel, before sampling",
+        "(1 in N of the matching packets is traced). comm filters the rows only.",
         "Empty clears the filter. Enter applies, Escape cancels.",
     )
 )
@@ -65,7 +66,7 @@ class FilterScreen(ModalScreen[FilterSpec | None]):
             yield Label("Filter packets", id="filter-title")
             yield Input(
                 value=self._current.to_string(),
-                placeholder="dev=eth0 comm=iperf3 port=5201",
+                placeholder="dev=eth0 comm=iperf3 tcp port=5201",
                 id="filter-input",
             )
             yield Label("", id="filter-error")

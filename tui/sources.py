@@ -190,6 +190,7 @@ def _make_tracer(opts: Options, ifindexes: list[int] | None) -> Tracer:
         sample_every=opts.sample,
         max_samples_per_s=opts.max_samples_per_s,
         trace_duty=duty,
+        flow=opts.filter_spec.flow,  # --proto/--port/--host, exact from the first sample
     )
     try:
         return make_tracer(settings)
@@ -214,7 +215,7 @@ def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
         if names:
             ifindexes = [d.ifindex for d in (read_device(n) for n in names) if d is not None]
         tracer = _make_tracer(opts, ifindexes)
-        control = TracerControl(tracer, ifindexes, list(opts.pids))
+        control = TracerControl(tracer, ifindexes, list(opts.pids), opts.filter_spec.flow)
     try:
         bql_hz = DEFAULT_BQL_HZ if opts.bql_hz is None else opts.bql_hz
         collector = Collector(names, tracer=tracer, bql_hz=bql_hz)

@@ -19,6 +19,8 @@ from txtop.probes.bpf.abi import (
     PROBE_IDS,
     S_COUNTER_FULL,
     S_DQL_STALL,
+    S_FLOW_FILTERED,
+    S_NO_FLOW,
     S_RATE_LIMITED,
     S_RB_FULL,
     S_SAMPLED,
@@ -66,6 +68,7 @@ def probe_status(
     breakdown.update({k: v for k, v in extra.items() if v})
     lost = sum(breakdown.values())
     breakdown.update(skipped)
+    flow_counts = {"flow_filtered": stats[S_FLOW_FILTERED], "no_flow": stats[S_NO_FLOW]}
     return dataclasses.replace(
         base,
         state="running",
@@ -79,6 +82,9 @@ def probe_status(
             "rate_limited": stats[S_RATE_LIMITED],
             "sys_exit_unmatched": counts.exit_missed,
             "window_cut": counts.cut,
+            # only when they happened: refused by the flow filter at the sampling decision
+            # (before 1-in-N); sampled, but the headers could not be read (no flow for them)
+            **{k: v for k, v in flow_counts.items() if v},
         },
         bql_stalls=None if "bql_stall" in base.unavailable else stats[S_DQL_STALL],
     )

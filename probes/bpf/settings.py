@@ -1,8 +1,13 @@
 """The tracer's run-time settings, and the maps through which they reach the kernel side.
 
 ``Settings`` holds the validated values (sampling, filters, track timeout, ring-buffer size);
-``ConfigMaps`` writes them into txtop.bpf.c's ``config`` array and filter hashes, and keeps the
+``ConfigMaps`` writes them into txtop.bpf.c's ``config`` array and filter maps, and keeps the
 ``tx_completion`` set (devices whose driver frees skbs after sending) up to date.
+
+The flow filter (protocols, ports, hosts: ``core.filters.FlowFilter``) is checked by the kernel
+side on the packet headers at the sampling decision, as far as it fits ``flow_filter``
+(FLOW_FILTER_SLOTS port ranges, prefixes and network-header names); a part that does not fit is
+left out there, and the tracer applies the whole filter to what it reads (``Settings.flow``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from txtop.core.filters import FlowFilter
+from txtop.probes.bpf.abi import FLOW_FILTER_SLOTS
 from txtop.probes.bpf.duty import OPEN, TraceWindows
 from txtop.probes.bpf.ifnames import IfNames
 from txtop.probes.bpf.tracks import TrackCounts
@@ -48,6 +55,22 @@ def check_filters(
     return check_ifindexes(ifindexes), check_pids(pids)
 
 
+# Network-header names of a FlowFilter -> the ethertype txtop.bpf.c compares (0x8100: tagged).
+L3_ETHERTYPES = {"ipv4": 0x0800, "ipv6": 0x86DD, "arp": 0x0806, "vlan": 0x8100}
+
+
+def check_flow(flow: FlowFilter | None) -> FlowFilter | None:
+    """A flow filter, or None for none (an empty one is none)."""
+    if flow is None or flow.empty:
+        return None
+    if not isinstance(flow, FlowFilter):
+        raise ValueError(f"flow filter must be a FlowFilter, got {type(flow).__name__}")
+    unknown = [n for n in flow.l3 if n not in L3_ETHERTYPES]
+    if unknown or any(not 0 <= p <= 255 for p in flow.l4):
+        raise ValueError(f"flow filter: unknown protocol {unknown or sorted(flow.l4)}")
+    return flow
+
+
 def burst(max_per_s: int) -> int:
     """Token bucket depth: a tenth of a second of samples, at least one."""
     return max(1, max_per_s // 10)
@@ -73,6 +96,7 @@ class Settings:
         if not 0.05 <= track_timeout_s <= 60:
             raise ValueError("track_timeout_s must be within 0.05..60")
         self.ifindexes, self.pids = check_filters(ifindexes, pids)
+        self.flow: FlowFilter | None = None  # set_filters(flow=...), checked by check_flow
         self.every = sample_every
         self.max_per_s = max_samples_per_s
         self.pages = ringbuf_pages
@@ -92,7 +116,16 @@ class Settings:
         }
 
     def filters(self) -> dict[str, Any]:
-        return {"ifindexes": list(self.ifindexes), "pids": list(self.pids)}
+        out: dict[str, Any] = {"ifindexes": list(self.ifindexes), "pids": list(self.pids)}
+        flow = self.flow
+        if flow is not None:  # the keys only when set: the JSON stays as it was without
+            if flow.l4 or flow.l3:
+                out["proto"] = sorted(flow.l3) + [str(p) for p in sorted(flow.l4)]
+            if flow.ports:
+                out["port"] = [f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in flow.ports]
+            if flow.hosts:
+                out["host"] = [str(h) for h in flow.hosts]
+        return out
 
 
 class ConfigMaps:
@@ -132,6 +165,7 @@ class ConfigMaps:
         cfg.burst = burst(s.max_per_s)
         cfg.filter_dev = 1 if s.ifindexes else 0
         cfg.filter_pid = 1 if s.pids else 0
+        cfg.filter_flow = 1 if s.flow is not None else 0
         cfg.track_timeout_ns = s.timeout_ns
         cfg.user_ended = self._counts.ended
         cfg.generation = self.generation & 0xFFFFFFFF
@@ -156,6 +190,16 @@ class ConfigMaps:
         pids.clear()
         for p in self._settings.pids:
             pids[ctypes.c_uint(p)] = one
+        self.write_flow_filter()
+
+    def write_flow_filter(self) -> None:
+        """The flow filter's kernel part (see the module docstring)."""
+        table = self._bpf[b"flow_filter"]
+        leaf = table.Leaf()  # zeroed: nothing restricts
+        flow = self._settings.flow
+        if flow is not None:
+            fill_flow_leaf(leaf, flow)
+        table[ctypes.c_int(0)] = leaf
 
     def refresh_completion_devs(self, now: float) -> None:
         """``update_completion_devs`` at most every DEVICE_SCAN_INTERVAL_S."""
@@ -185,3 +229,27 @@ class ConfigMaps:
             key.name = name.encode()
             table[key] = ctypes.c_uint8(1)
         self._completion_devs = names
+
+
+def fill_flow_leaf(leaf: Any, flow: FlowFilter) -> None:
+    """Write ``flow`` into a zeroed struct txtop_flow_filter (a part that does not fit stays
+    empty: the kernel then lets it through and user space filters it)."""
+    leaf.any_proto = 0 if (flow.l4 or flow.l3) else 1
+    for proto in flow.l4:
+        leaf.l4_mask[proto >> 6] |= 1 << (proto & 63)
+    ethertypes = sorted(L3_ETHERTYPES[name] for name in flow.l3)
+    for i, ethertype in enumerate(ethertypes[:FLOW_FILTER_SLOTS]):
+        leaf.ethertypes[i] = ethertype
+    leaf.n_ethertypes = min(len(ethertypes), FLOW_FILTER_SLOTS)
+    if len(flow.ports) <= FLOW_FILTER_SLOTS:
+        for i, (lo, hi) in enumerate(flow.ports):
+            leaf.port_lo[i], leaf.port_hi[i] = lo, hi
+        leaf.n_ports = len(flow.ports)
+    if len(flow.hosts) <= FLOW_FILTER_SLOTS:
+        for i, net in enumerate(flow.hosts):
+            packed = net.network_address.packed
+            for j, byte in enumerate(packed):
+                leaf.host_addr[i][j] = byte
+            leaf.host_l3[i] = 0x0800 if net.version == 4 else 0x86DD
+            leaf.host_bits[i] = net.prefixlen
+        leaf.n_hosts = len(flow.hosts)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from txtop.core.filters import FlowFilter
 from txtop.core.model import ProbeStatus
 from txtop.core.source import TracerReading
 from txtop.core.text import exc_line
@@ -61,6 +62,7 @@ from txtop.probes.bpf.settings import (
     ConfigMaps,
     Settings,
     check_filters,
+    check_flow,
 )
 from txtop.probes.bpf.tracks import TrackCounts, TrackMaps, Tracks
 
@@ -111,10 +113,12 @@ class Tracer:
         trace_duty: float | None = None,
         trace_budget: float = DEFAULT_BUDGET,
         btf_path: Path | None = DEFAULT_BTF,
+        flow: FlowFilter | None = None,
     ) -> None:
         self._settings = Settings(
             ifindexes, pids, sample_every, max_samples_per_s, ringbuf_pages, track_timeout_s
         )
+        self._settings.flow = check_flow(flow)  # protocols, ports, hosts (see settings.py)
         self._header_cache = header_cache
         self._btf_path = btf_path  # kernel struct offsets (flow and owner identity) come from it
         self.identity = Identity()  # what start() resolved        # Share of the time the per-packet probes are attached: None = auto (probes/bpf/duty.py).
@@ -260,12 +264,18 @@ class Tracer:
             self._windows.set_fixed(duty)
 
     def set_filters(
-        self, ifindexes: Sequence[int] | None = None, pids: Sequence[int] | None = None
+        self,
+        ifindexes: Sequence[int] | None = None,
+        pids: Sequence[int] | None = None,
+        flow: FlowFilter | None = None,
     ) -> None:
-        """Replace the interface and pid filters (empty/None = everything)."""
+        """Replace the interface, pid and flow (protocol/port/host) filters (empty/None =
+        everything). The pid filter matches a packet's syscall tie or its socket's owner."""
         ifs, ps = check_filters(ifindexes, pids)
+        checked = check_flow(flow)
         with self._lock:
             self._settings.ifindexes, self._settings.pids = ifs, ps
+            self._settings.flow = checked
             if self._loaded is not None:
                 # Filters first, then the flags that enable them, then the attach mode.
                 self._loaded.config.write_filters()
@@ -307,6 +317,9 @@ class Tracer:
             traced_s, traced_late_s = self._windows.totals(now)
             loaded.config.refresh_completion_devs(now)
             packets = loaded.tracks.collect()
+            flow = self._settings.flow
+            if flow is not None:  # exact: what the kernel side could not hold is applied here
+                packets = [p for p in packets if flow.matches(p)]
             stats = loaded.counters.stats()
             queues = loaded.counters.queues()
             cpus = loaded.counters.softirq()
