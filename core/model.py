@@ -15,6 +15,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from txtop.core.config import (
+    DeviceConfig,
+    QueueConfig,
+    device_config_from_dict,
+    queue_config_from_dict,
+)
+from txtop.core.finding import Finding, findings_from_list
+
 SNAPSHOT_VERSION = 1
 
 # Stage names in TX-path order (kernel tracepoint each comes from):
@@ -111,6 +119,8 @@ class QueueRow:
     qdisc: QdiscStats | None
     tx: TxStats | None
     latency_ns: Mapping[str, LatencyStats] = field(default_factory=dict)
+    # The queue's knobs (core/config.py), read at start and on change; None when not read.
+    config: QueueConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +139,8 @@ class DeviceRow:
     tx_errors: int
     tx_pps: float
     tx_bps: float
+    # The device's knobs (core/config.py), read at start and on change; None when not read.
+    config: DeviceConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +326,9 @@ class Snapshot:
     latency_ns: Mapping[str, LatencyStats] = field(default_factory=dict)
     replay: ReplayPosition | None = None  # when the snapshot comes from a recording
     version: int = SNAPSHOT_VERSION
+    # What looks wrong (core/findings.py), active and recently cleared; None when no rules
+    # ran for this snapshot (a recording made before findings existed, a test source).
+    findings: tuple[Finding, ...] | None = None
 
     def __post_init__(self) -> None:
         # A replay position given in its JSON form (a plain mapping) is read into its type.
@@ -396,6 +411,7 @@ def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
                 qdisc=_build(QdiscStats, q["qdisc"]) if q.get("qdisc") else None,
                 tx=_build(TxStats, q["tx"]) if q.get("tx") else None,
                 latency_ns=_latency(q.get("latency_ns")),
+                config=queue_config_from_dict(q.get("config")),
             )
         )
     packets = [
@@ -413,12 +429,16 @@ def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
         Snapshot,
         d,
         interfaces=tuple(d.get("interfaces") or ()),
-        devices=tuple(_build(DeviceRow, x) for x in d.get("devices") or ()),
+        devices=tuple(
+            _build(DeviceRow, x, config=device_config_from_dict(x.get("config")))
+            for x in d.get("devices") or ()
+        ),
         queues=tuple(queues),
         cpus=tuple(_build(CpuRow, c) for c in d["cpus"]),
         packets=tuple(packets),
         probes=_build(ProbeStatus, d["probes"]),
         latency_ns=_latency(d.get("latency_ns")),
         replay=ReplayPosition.from_dict(d["replay"]) if d.get("replay") is not None else None,
+        findings=findings_from_list(d.get("findings")),
     )
     return snapshot

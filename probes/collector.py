@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from txtop.core.bqlsample import BqlAccumulator
+from txtop.core.config import ConfigReading, attach_config
 from txtop.core.latency import LatencyWindow
 from txtop.core.merge import TickState, merge_tick, probe_status, tick_packets
 from txtop.core.model import BqlStats, ProbeStatus, Snapshot
@@ -34,6 +35,7 @@ from txtop.core.readings import CpuTimes, NetDevice, QdiscInfo, SoftnetRow, Tick
 from txtop.core.source import SnapshotSource, TracerReading
 from txtop.core.text import exc_line, one_line
 from txtop.probes.readers.bql import BqlSampleFiles, read_bql
+from txtop.probes.readers.config import ConfigReader
 from txtop.probes.readers.netdev import (
     SYSFS_NET,
     is_valid_ifname,
@@ -113,6 +115,10 @@ class Collector:
         self.probe_status: ProbeStatus = PROBES_OFF
         self._tracer_started = False
         self._qdiscs: QdiscSource = qdisc_source if qdisc_source is not None else QdiscReader()
+        # The knobs beside the numbers (probes/readers/config.py): read at start and on change.
+        # Ioctls and netlink answer only for the running kernel, not for a fake tree.
+        live = qdisc_source is None and self.sysfs_root == SYSFS_NET and self.proc_root == PROC
+        self.config = ConfigReader(self.sysfs_root, self.proc_root, live=live)
         self.latency = latency if latency is not None else LatencyWindow()
         self._clock = clock
         self._prev: TickState | None = None  # the last tick's counters, for rates
@@ -225,6 +231,9 @@ class Collector:
         self.latency.add(packets, now_ns)
         merged = merge_tick(readings, self._prev, self.latency.per_queue())
         self._prev = merged.state
+        device_rows, queue_rows = attach_config(
+            merged.devices, merged.queues, self._read_config(devices, problems)
+        )
         return Snapshot(
             host=self.host,
             kernel=self.kernel,
@@ -233,8 +242,8 @@ class Collector:
             interval_s=merged.interval_s,
             mode="live",
             interfaces=tuple(d.name for d in devices),
-            devices=merged.devices,
-            queues=merged.queues,
+            devices=device_rows,
+            queues=queue_rows,
             cpus=merged.cpus,
             packets=packets,
             probes=probe_status(status, probes_override, merged.traced_pct, problems),
@@ -327,6 +336,18 @@ class Collector:
                 problems["bql"] = exc_line(exc, typed=True)
         return out
 
+    def _read_config(
+        self, devices: Sequence[NetDevice], problems: dict[str, str]
+    ) -> ConfigReading | None:
+        try:
+            reading = self.config.current(devices)
+        except (OSError, ValueError) as exc:  # the numbers must not stop for the knobs
+            problems["config"] = exc_line(exc, typed=True)
+            return None
+        if self.config.problem:
+            problems["config"] = one_line(self.config.problem)
+        return reading
+
     def _read_tracer(self) -> tuple[TracerReading | None, ProbeStatus]:
         tracer = self.tracer
         if tracer is None:
@@ -351,6 +372,7 @@ class Collector:
             tracer, self.tracer = self.tracer, None
             self._bql_files.close()
         try:
+            self.config.close()
             self._qdiscs.close()
         finally:
             if tracer is not None:

@@ -27,6 +27,7 @@ SOAK_TESTS = {"test_dashboard_soak_under_a_flood", "test_collector_soak_under_ch
 UI_FILES = {
     "test_app.py",
     "test_degraded.py",
+    "test_findings_ui.py",
     "test_history_view.py",
     "test_replay_cli.py",
     "test_sessions.py",

@@ -35,6 +35,7 @@ from txtop.core.text import exc_line
 from txtop.recordings.flight import FlightRecorder, FlightWrite
 from txtop.recordings.recording import RecordingSink
 from txtop.themes import DEFAULT_THEME
+from txtop.tui.config_view import ConfigScreen, SnapshotScreen
 from txtop.tui.help import HelpScreen
 from txtop.tui.history_view import HistoryScreen, feed_history
 from txtop.tui.layout import PanelLayout
@@ -96,6 +97,7 @@ class TxtopApp(App[int]):
         Binding("h", "history", "History", show=False),  # hinted in the queues' title
         Binding("g", "cycle_graph", "History column", show=False),
         Binding("t", "next_theme", "Theme"),
+        Binding("c", "config", "Config", show=False),  # in the help and the findings strip
         Binding("question_mark", "help", "Help", key_display="?"),
         # --flight: write the flight recorder's window now (tui/help.py says so).
         Binding("w", "flight_write", "Save flight recording", show=False),
@@ -283,6 +285,8 @@ class TxtopApp(App[int]):
         self.query_one(CpusPanel).update_snapshot(snapshot)
         if isinstance(self.screen, HistoryScreen):
             self.screen.update()
+        elif isinstance(self.screen, SnapshotScreen):
+            self.screen.update_snapshot(snapshot)
 
     def _catch_up_tables(self) -> None:
         self._tables_timer = None
@@ -403,6 +407,11 @@ class TxtopApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_config(self) -> None:
+        """The config view (tui/config_view.py): every knob beside the live numbers."""
+        if not isinstance(self.screen, SnapshotScreen):
+            self.push_screen(ConfigScreen(self.shown))
 
     # ---- history (core/history.py, tui/history_view.py) ------------------------------------------
     def _rows_panel(self) -> HistoryRowsView:

@@ -21,6 +21,12 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "sort the TX queues: device/queue, busiest tx, backlog, drops"),
     ("t", "next colour theme (dark, light, mono)"),
     (
+        "c",
+        "configuration beside the live numbers: each device's txqueuelen, rings, offloads, "
+        "coalescing, interrupts and qdisc, a row per TX queue (XPS, maxrate, BQL limits, TX "
+        "IRQ and its CPUs, qdisc limit) and per CPU; enter on a queue opens its inspector",
+    ),
+    (
         "h",
         "history of the selected queue or CPU (of the focused panel; the first queue "
         "otherwise): charts of its last minutes; up / down go to the next queue or CPU, "
