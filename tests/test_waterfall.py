@@ -90,6 +90,31 @@ def test_inspection_labels_hand_off_and_decodes_bits() -> None:
     assert "no syscall" in dict(arp.fields)["sender"]
 
 
+def test_inspection_shows_the_flow_and_the_owner() -> None:
+    import dataclasses
+
+    from txtop.core.model import FlowInfo, PacketOwner
+
+    base = by_comm("ping")
+    flow = FlowInfo("ipv6", "fd00::1", "fd00::2", 6, 43512, 5201, 0x12, vlan=100, encap=True)
+    owner = PacketOwner(812, 813, "nginx", "/system.slice/nginx.service", "socket", 4242)
+    p = dataclasses.replace(base, pid=812, tid=813, comm="nginx", flow=flow, owner=owner)
+    fields = dict(inspect_packet(p, 0.0).fields)
+    assert fields["sender"] == (
+        "nginx pid 812, thread 813 (via socket: the last process seen sending on its socket)"
+    )
+    assert fields["cgroup"] == "/system.slice/nginx.service"
+    assert fields["flow"] == "v100 [fd00::1]:43512>[fd00::2]:5201 tcp SA^"
+    assert fields["addresses"] == "fd00::1 -> fd00::2 (ipv6)"
+    assert fields["ports"] == "43512 -> 5201 (tcp)"
+    assert fields["tcp flags"] == "SYN ACK (0x12)"
+    assert fields["vlan"] == "802.1Q VLAN 100" and "outer headers" in fields["tunnel"]
+    kernel = dataclasses.replace(base, pid=0, comm="", owner=PacketOwner(0, 0, "", None, "kernel"))
+    k = dict(inspect_packet(kernel, 0.0).fields)
+    assert k["sender"].startswith("none: kernel context") and "cgroup" not in k
+    assert k["flow"].startswith("headers not read")
+
+
 # --- pilot tests --------------------------------------------------------------------------
 
 

@@ -1,4 +1,6 @@
-"""The packet inspector: every stage of one sampled packet, with all the decoded fields.
+"""The packet inspector: every stage of one sampled packet, with all the decoded fields: its
+sender (owner, how it was found, cgroup) and its flow (addresses, ports, protocol, TCP flags,
+VLAN, tunnel), read from the packet's own headers.
 
 ``inspect_packet`` is pure (tested without a screen); ``InspectorScreen`` only lays it out.
 """
@@ -24,6 +26,7 @@ from txtop.core.model import STAGES, PacketTrace
 from txtop.core.text import format_ns
 
 from .waterfall.bars import interval_name
+from .waterfall.flows import flow_forms, owner_line, proto_name, tcp_flags_text
 
 TRACEPOINTS = {
     "sendto": "syscalls:sys_enter_<syscall>",
@@ -168,7 +171,9 @@ def inspect_packet(
     who = f"{packet.comm or '?'}[{packet.pid}]" if packet.pid else "(no syscall)"
     queue = "?" if packet.queue is None else str(packet.queue)
     fields: list[tuple[str, str]] = [
-        ("sender", _sender(packet)),
+        ("sender", owner_line(packet.owner, packet)),
+        *_cgroup(packet),
+        *_flow_fields(packet),
         ("device", f"{packet.dev} (ifindex {packet.ifindex}), TX queue {queue}"),
         ("length", f"{packet.len} bytes" + _gso(packet)),
         ("protocol", _protocol(packet)),
@@ -195,12 +200,40 @@ def _first_stage(packet: PacketTrace) -> str:
     return next((s for s in STAGES if s in packet.stages), "-")
 
 
-def _sender(packet: PacketTrace) -> str:
-    if not packet.pid:
-        running = f" ({packet.comm} was running)" if packet.comm else ""
-        return f"no syscall tied to this skb: sent from kernel or softirq context{running}"
-    thread = f", thread {packet.tid}" if packet.tid and packet.tid != packet.pid else ""
-    return f"{packet.comm} pid {packet.pid}{thread}"
+def _cgroup(packet: PacketTrace) -> list[tuple[str, str]]:
+    owner = packet.owner
+    if owner is None or owner.via == "kernel":
+        return []
+    if owner.cgroup:
+        return [("cgroup", owner.cgroup)]
+    if owner.cgroup_id:
+        return [("cgroup", f"id {owner.cgroup_id} (no cgroup v2 path found)")]
+    return []
+
+
+def _flow_fields(packet: PacketTrace) -> list[tuple[str, str]]:
+    """The flow as read from the packet's headers at net_dev_queue."""
+    flow = packet.flow
+    if flow is None:
+        return [("flow", "headers not read (identity unavailable, or an older recording)")]
+    out = [("flow", next(flow_forms(flow)))]
+    if flow.saddr is not None:
+        out.append(("addresses", f"{flow.saddr} -> {flow.daddr} ({flow.l3})"))
+    if flow.sport is not None or flow.dport is not None:
+        out.append(("ports", f"{flow.sport} -> {flow.dport} ({proto_name(flow.l4_proto)})"))
+    if flow.icmp_type is not None:
+        icmp = f"type {flow.icmp_type} code {flow.icmp_code}"
+        out.append(("icmp", f"{proto_name(flow.l4_proto)} {icmp}"))
+    if flow.tcp_flags is not None:
+        named = tcp_flags_text(flow.tcp_flags, long=True) or "none"
+        out.append(("tcp flags", f"{named} ({flow.tcp_flags:#04x})"))
+    if flow.vlan is not None:
+        out.append(("vlan", f"802.1Q VLAN {flow.vlan}"))
+    if flow.fragment:
+        out.append(("fragment", "an IP fragment after the first: no L4 header, no ports"))
+    if flow.encap:
+        out.append(("tunnel", "these are the outer headers of an encapsulated packet"))
+    return out
 
 
 def _gso(packet: PacketTrace) -> str:

@@ -160,7 +160,8 @@ def axis_text(scale: str, width: int, hi: int, ascii: bool) -> str:
     if width <= 0:
         return ""
     if scale == "row":
-        note: str = fit_text("each bar = its row's total", width)
+        text = "each bar = its row's total" if width >= 26 else "bar = row total"
+        note: str = fit_text(text, width, ellipsis=glyphs_for(ascii).ellipsis)
         return note
     cells = [" "] * width
     ticks: list[tuple[float, int]]

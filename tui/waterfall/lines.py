@@ -16,6 +16,7 @@ from txtop.core.text import fit_text, format_ns
 from txtop.tui.glyphs import UNICODE, Glyphs, glyphs_for
 
 from .bars import SCALE_LABELS, SEGMENT_KINDS, Frag, axis_text, bar_frags
+from .flows import flow_text, owner_text
 from .rows import Entry, RowBuffer
 
 LEGEND_NAMES = {
@@ -53,6 +54,7 @@ class Columns:
     marker: int
     time: int
     who: int
+    flow: int
     dev: int
     length: int
     bar_x: int
@@ -62,16 +64,19 @@ class Columns:
 
 
 def layout_columns(width: int, dev_chars: int = 0) -> Columns:
-    """Column widths for a panel ``width`` wide; ``dev_chars``: longest "dev:queue" seen."""
+    """Column widths for a panel ``width`` wide; ``dev_chars``: longest "dev:queue" seen.
+    The flow column holds ``>:5201 tcp`` at 80 columns and the whole flow from 160; below 72
+    it is left out (the inspector shows the flow)."""
     wide = width >= 100
     time_w = 12 if wide else 9
-    who_w = 22 if width >= 160 else 18 if wide else 14
+    who_w = 22 if width >= 160 else 18 if wide else 12
+    flow_w = 44 if width >= 160 else 24 if wide else 10 if width >= 72 else 0
     dev_w = max(10, min(dev_chars, 18)) if wide else max(8, min(dev_chars, 10))
     len_w = 8
     total_w = 8
-    x = 1 + time_w + 1 + who_w + 1 + dev_w + 1 + len_w + 1
+    x = 1 + time_w + 1 + who_w + 1 + (flow_w + 1 if flow_w else 0) + dev_w + 1 + len_w + 1
     bar_w = max(0, width - x - 1 - total_w)
-    return Columns(1, time_w, who_w, dev_w, len_w, x, bar_w, total_w, wide)
+    return Columns(1, time_w, who_w, flow_w, dev_w, len_w, x, bar_w, total_w, wide)
 
 
 def frame(height: int) -> tuple[int, int, bool]:
@@ -137,6 +142,7 @@ def column_frags(cols: Columns, look: Look, hi: int) -> list[Frag]:
         + " "
         + fit_text("comm[pid]", cols.who)
         + " "
+        + (fit_text("flow", cols.flow) + " " if cols.flow else "")
         + fit_text("dev:txq", cols.dev)
         + " "
         + fit_text("len", cols.length, ">")
@@ -187,7 +193,7 @@ def message_frags(rows: RowBuffer) -> list[Frag]:
 
 
 def row_frags(entry: Entry, cols: Columns, selected: bool, look: Look, hi: int) -> list[Frag]:
-    """One packet's row: time, sender, device and queue, length, bar, total."""
+    """One packet's row: time, sender, flow, device and queue, length, bar, total."""
     p = entry.packet
     asc = look.ascii
     g = look.glyphs
@@ -201,7 +207,7 @@ def row_frags(entry: Entry, cols: Columns, selected: bool, look: Look, hi: int) 
         room = cols.who - len(pid)
         who = (comm if len(comm) <= room else comm[: max(1, room - 1)] + g.ellipsis) + pid
     else:
-        who = "(no syscall)"  # sent from softirq/kernel context: no sender to name
+        who = owner_text(p)  # kernel context, or no identity to name a sender with
     dev = format_dev(p.dev, p.queue, cols.dev, asc)
     length = format_len(p.len, p.gso_segs, g.times)
     text_style = "selected" if selected else "text"
@@ -209,6 +215,12 @@ def row_frags(entry: Entry, cols: Columns, selected: bool, look: Look, hi: int) 
         (g.pointer if selected else " ", "bold"),
         (fit_text(stamp, cols.time) + " ", text_style),
         (fit_text(who, cols.who) + " ", "dim" if not p.pid and not selected else text_style),
+        (
+            fit_text(flow_text(p.flow, cols.flow, g.ellipsis), cols.flow) + " "
+            if cols.flow
+            else "",
+            text_style,
+        ),
         (fit_text(dev, cols.dev) + " ", text_style),
         (fit_text(length, cols.length, ">"), text_style),
         (" ", "text"),
