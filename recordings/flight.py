@@ -15,10 +15,11 @@ the temporary file, so no partial file is ever left under a recording's name. Ea
 announced to ``on_write`` (one ``FlightWrite``, on the writer thread) and the run goes on.
 
 Triggers (``RecordingInfo.trigger``): ``key`` (w in the dashboard), ``signal`` (SIGUSR1), and
-``finding`` through the hook ``finding_started(finding_id, severity)``, for a findings engine to
-call when a finding starts; with ``flight_on`` set (``--flight-on warn|crit``) a finding of that
-severity or worse writes, at most one such write every ``FINDING_MIN_GAP_S``. Nothing calls the
-hook until findings exist.
+``finding``: with ``flight_on`` set (``--flight-on warn|crit``), a finding reaching that severity
+(new, or an active one rising to it) in the snapshots' ``findings`` (core/finding.py) writes the
+window and ``FINDING_AFTER_S`` seconds after it, at most one such write every
+``FINDING_MIN_GAP_S``. ``finding_started(label, severity)`` is that hook, also callable by a
+findings engine directly. Snapshots carry no findings until a findings engine fills them in.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from txtop.core.finding import Subject, severity_rank
 from txtop.core.model import Snapshot
 from txtop.recordings.recording import (
     Recorder,
@@ -50,8 +52,7 @@ DEFAULT_MAX_BYTES = 64 << 20
 # A kept frame beyond its bytes: the bytes object's header, the tuple holding it with its two
 # clock values, and its slot in the deque (measured with tracemalloc: ~130 bytes).
 FRAME_OVERHEAD_BYTES = 160
-SEVERITIES = ("warn", "crit")  # the values --flight-on takes
-_RANK = {"info": 0, "warn": 1, "crit": 2}
+SEVERITIES = ("warn", "crit")  # the values --flight-on takes (core/finding.py SEVERITIES)
 FINDING_AFTER_S = 10.0  # a finding's write also holds this long after it started
 FINDING_MIN_GAP_S = 60.0  # at most one finding-triggered write this often
 ROOT_FLIGHT_DIR = Path("/var/lib/txtop/flight")
@@ -186,8 +187,10 @@ class FlightRecorder:
         self._bytes = 0
         self._capped = False
         self._host = ""
-        self._arrivals = 0  # frames added, ever (the writer waits on it for a finding)
+        self._arrived_at = -float("inf")  # clock() when the newest frame came
         self._last_finding_at = -float("inf")
+        # the active findings' severities in the last snapshot, by (rule id, subject)
+        self._finding_ranks: dict[tuple[str, Subject], int] = {}
         self._pending: _Pending | None = None
         self._writer: threading.Thread | None = None
         self._closed = False
@@ -230,8 +233,28 @@ class FlightRecorder:
                 self._capped = True
             if self._capped and _span_s(self._frames) >= self.window_s - 1.0:
                 self._capped = False
-            self._arrivals += 1
+            self._arrived_at = self._clock()
             self._cond.notify_all()
+        if self.flight_on is not None:
+            for label, severity in self._findings_started(snapshot):
+                self.finding_started(label, severity)
+
+    def _findings_started(self, snapshot: Snapshot) -> list[tuple[str, str]]:
+        """Findings (``Snapshot.findings``) that reached ``--flight-on``'s severity in this
+        snapshot: new ones, and active ones whose severity rose to it. As (label, severity),
+        the label being the rule id and its subject, such as ``qdisc_drops eth0 tx-1``."""
+        threshold = severity_rank(self.flight_on or "crit")
+        ranks: dict[tuple[str, Subject], int] = {}
+        started = []
+        for finding in snapshot.findings or ():
+            if not finding.active:
+                continue
+            rank = severity_rank(finding.severity)
+            ranks[finding.key] = rank
+            if rank >= threshold and self._finding_ranks.get(finding.key, -1) < threshold:
+                started.append((f"{finding.id} {finding.subject.label}", finding.severity))
+        self._finding_ranks = ranks
+        return started
 
     def _pop(self) -> None:
         _, _, frame = self._frames.popleft()
@@ -267,7 +290,7 @@ class FlightRecorder:
         ``--flight-on`` at or below that severity, write the window and FINDING_AFTER_S
         seconds after it, at most once every FINDING_MIN_GAP_S. True when a write was
         scheduled."""
-        if self.flight_on is None or _RANK.get(severity, -1) < _RANK[self.flight_on]:
+        if self.flight_on is None or severity_rank(severity) < severity_rank(self.flight_on):
             return False
         now = self._clock()
         if now - self._last_finding_at < FINDING_MIN_GAP_S:
@@ -285,20 +308,13 @@ class FlightRecorder:
         with self._cond:
             pending = self._pending
             assert pending is not None
-            # A finding's write waits for the frames of the seconds after it (and for one
-            # more frame once due, so the moment itself is in), unless the run is ending.
-            target = None
-            while not self._closed:
-                now = self._clock()
-                if target is None and now >= pending.due:
-                    if pending.trigger != "finding":
-                        break
-                    target = self._arrivals + 1
-                if target is not None and self._arrivals >= target:
+            # A finding's write waits for the seconds after it: until a frame that came once
+            # they had passed (so the frame covering that moment is in), or the run ending.
+            waits = pending.trigger == "finding"
+            while waits and not self._closed and self._arrived_at < pending.due:
+                if self._clock() > pending.due + 65.0:  # no frame (intervals are <= 60 s)
                     break
-                if now > pending.due + 65.0:  # no frame came (the longest interval is 60 s)
-                    break
-                self._cond.wait(0.1 if target is None else 0.5)
+                self._cond.wait(0.2)
             frames = list(self._frames)
             host = self._host
             capped = self._capped

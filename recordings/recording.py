@@ -322,6 +322,9 @@ class RecordingSink:
             if writing and recorder is not None:
                 try:
                     recorder.write(snapshot, frame)
+                except RecordingError as exc:  # a new part could not be made: names its file
+                    self.error = str(exc)
+                    self._close()
                 except (OSError, ValueError) as exc:
                     self.error = f"{recorder.path}: {getattr(exc, 'strerror', None) or exc}"
                     self._close()

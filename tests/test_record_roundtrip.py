@@ -13,13 +13,14 @@ import os
 import signal
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from test_cli import EXIT_DEADLINE_S, TXTOP, PtyRun, txtop
 
-from txtop.recordings.recording import read_recording
+from txtop.recordings.recording import encode_frame, read_recording
 from txtop.recordings.replay import aggregate
 
 STOP_DEADLINE_S = 15.0  # a demo stops its generators and removes the lab within this
@@ -189,6 +190,81 @@ def test_demo_dashboard_removes_its_lab_on_every_exit(tag, how):
     finally:
         run.finish()
     assert rc == {"q": 0, "duration": 0, "SIGTERM": 143, "SIGHUP": 129, "hangup": 129}[how]
+    assert lab_state(tag) == ([], [])
+
+
+@pytest.mark.root
+def test_rotation_in_the_demo_lab_keeps_complete_parts_in_order(tmp_path, tag):
+    rec = tmp_path / "lab.txtop"
+    max_bytes, keep = 24 << 10, 3
+    res = txtop(
+        "--demo", "--demo-tag", tag, "--headless", "--record", str(rec), "--max-size", "24K",
+        "--keep", str(keep), "-d", "0.5", "--duration", "15", timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert lab_state(tag) == ([], [])
+    parts = [p for p in (rec.with_name(f"lab.txtop.{i}") for i in (2, 1)) if p.exists()] + [rec]
+    assert sorted(tmp_path.iterdir()) == sorted(parts) and len(parts) == keep, parts
+    frames = []
+    for p in parts:
+        result = read_recording(p)
+        assert result.intact, (p, result.damage)  # every part a whole recording
+        assert all(f.mode == "demo" for f in result.snapshots)
+        assert p.stat().st_size <= max_bytes or len(result.snapshots) == 1
+        out = txtop("--replay", str(p), "--once")
+        assert out.returncode == 0, out.stderr
+        frames += result.snapshots
+    times = [f.time for f in frames]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    # No frame lost at a rotation: each part starts one interval after the last one ended.
+    gaps = [b.time - b.interval_s - a.time for a, b in zip(frames, frames[1:], strict=False)]
+    assert max(abs(g) for g in gaps) < 0.05, gaps
+    biggest = max(len(encode_frame(f)) for f in frames) + 200
+    assert sum(p.stat().st_size for p in parts) <= keep * max_bytes + biggest
+    whole = txtop("--replay", *(str(p) for p in parts), "--headless")
+    assert whole.returncode == 0 and len(whole.stdout.splitlines()) == len(frames)
+
+
+@pytest.mark.root
+def test_sigusr1_on_a_headless_demo_flight_recorder(tmp_path, tag):
+    window_s, interval_s = 4.0, 0.5
+    argv = [*TXTOP, "--demo", "--demo-tag", tag, "--headless", "-d", str(interval_s)]
+    argv += ["--flight", str(window_s), "--flight-dir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+
+    def flight_files() -> list[Path]:  # not the hidden temporary file of a write
+        return list(tmp_path.glob("txtop-*.txtop"))
+
+    try:
+        wait_until(lambda: any("SIGUSR1 writes them" in ln for ln in lines), "ready", 60)
+        best = 0.0
+        deadline = time.monotonic() + 60
+        while best < window_s - 2 * interval_s:  # until the window has filled
+            assert time.monotonic() < deadline and proc.poll() is None, lines
+            time.sleep(1.0)
+            before = set(flight_files())
+            proc.send_signal(signal.SIGUSR1)
+            wait_until(lambda b=before: set(flight_files()) - b, "a flight file", 20)
+            (newest,) = set(flight_files()) - before  # complete once it has its name
+            result = read_recording(newest)
+            assert result.intact and result.info.trigger == "signal"
+            assert all(f.mode == "demo" for f in result.snapshots)
+            first = result.snapshots[0]
+            best = result.snapshots[-1].time - (first.time - first.interval_s)
+        assert best <= window_s + 0.1, best
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(STOP_DEADLINE_S)  # stderr is the reader thread's
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    reader.join(5)
+    assert proc.returncode == 0 and proc.stdout.read() == ""
+    assert sum("flight recording written: " in ln for ln in lines) == len(flight_files()), lines
+    assert sorted(tmp_path.iterdir()) == sorted(flight_files())
     assert lab_state(tag) == ([], [])
 
 

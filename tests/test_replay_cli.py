@@ -15,6 +15,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import stat
 import struct
 import subprocess
@@ -29,6 +30,7 @@ from test_cli import EXIT_DEADLINE_S, TXTOP, PtyRun, txtop
 from ui_fixtures import header, until
 
 from txtop.core.model import Snapshot
+from txtop.recordings.flight import FlightRecorder
 from txtop.recordings.recording import MAGIC, Recorder, RecordingSink, read_recording
 from txtop.recordings.replay import ReplaySource, aggregate
 from txtop.tui.app import TxtopApp
@@ -458,3 +460,132 @@ def test_a_failing_recording_is_reported_and_the_dashboard_goes_on(tmp_path):
             await until(pilot, lambda: app.shown is FRAMES[1], "still showing data")
 
     asyncio.run(main())
+
+
+# ---- the flight recorder's key (Pilot) --------------------------------------------------------
+
+
+def messages(app: TxtopApp, severity: str | None = None) -> list[str]:
+    return [
+        str(n.message) for n in app._notifications if severity is None or n.severity == severity
+    ]
+
+
+def flight_app(tmp_path: Path, window_s: float = 5.0) -> tuple[TxtopApp, fx.ManualSource]:
+    flight = FlightRecorder(window_s, tmp_path)
+    source = fx.ManualSource(FRAMES[0])
+    return TxtopApp(source, recording=RecordingSink(None, flight=flight)), source
+
+
+def test_w_writes_the_flight_recording_and_says_where(tmp_path):
+    async def main():
+        app, source = flight_app(tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: app.shown is not None, "first snapshot")
+            assert "REC" not in header(app)  # the flight recorder writes no file meanwhile
+            for snap in FRAMES[1:]:
+                source.push(snap)
+            await until(pilot, lambda: app.latest.time == FRAMES[-1].time, "every frame")
+            await pilot.press("w")
+            await until(
+                pilot,
+                lambda: any(m.startswith("flight recording written: ") for m in messages(app)),
+                "the notification",
+            )
+            flight = app.flight_recorder()
+            assert flight is not None and flight.last is not None
+            assert str(flight.last.path) in messages(app)[-1]
+            return flight.last.path
+
+    path = asyncio.run(main())
+    result = read_recording(path)
+    assert result.intact and result.snapshots == FRAMES[-5:]
+    assert result.info.trigger == "key" and result.info.window_s == 5.0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_w_without_a_flight_recorder_or_in_replay_says_why_not():
+    async def main():
+        for source, says in (
+            (fx.ManualSource(FRAMES[0]), "no flight recorder: start txtop with --flight"),
+            (ReplaySource(FRAMES, speed=4.0), "flight recorder: not available in replay"),
+        ):
+            app = TxtopApp(source)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda a=app: a.shown is not None, "first snapshot")
+                await pilot.press("w")
+                await until(pilot, lambda a=app, s=says: any(s in m for m in messages(a)), says)
+                assert not app._exit
+
+    asyncio.run(main())
+
+
+def test_a_failed_flight_write_is_shown_and_the_dashboard_goes_on(tmp_path):
+    async def main():
+        where = tmp_path / "fl"
+        where.mkdir()
+        app, source = flight_app(where)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: app.shown is not None, "first snapshot")
+            where.rmdir()  # the directory went away since txtop started
+            await pilot.press("w")
+            await until(pilot, lambda: messages(app, "error"), "an error notification")
+            assert messages(app, "error")[0].startswith("flight recording not written: ")
+            assert "No such file or directory" in messages(app, "error")[0]
+            source.push(FRAMES[1])
+            await until(pilot, lambda: app.shown is FRAMES[1], "still showing data")
+
+    asyncio.run(main())
+
+
+def test_the_replay_header_says_why_a_flight_recording_was_written(tmp_path):
+    from txtop.tui.sources import load_recording
+
+    flight = FlightRecorder(4, tmp_path)
+    feed = RecordingSink(None, flight=flight)
+    for snap in FRAMES:
+        feed(snap)
+    assert flight.request("signal") == "" and flight.wait()
+    assert flight.last is not None and flight.last.path is not None
+    timeline = load_recording(flight.last.path)
+    assert timeline.notice.startswith("flight recording: SIGUSR1, ")
+
+    async def main():
+        source = ReplaySource(timeline.snapshots, speed=4.0, notice=timeline.notice)
+        app = TxtopApp(source)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await until(pilot, lambda: "flight recording: SIGUSR1" in header(app), "the reason")
+            assert "last 4 s" in header(app) and "replay" in header(app)
+
+    asyncio.run(main())
+
+
+def test_w_and_sigusr1_in_the_real_dashboard(tmp_path):
+    """The whole path under a pty: --flight on a synthetic source, w writes, SIGUSR1 writes
+    (and does not end the dashboard), q leaves normally."""
+    run = PtyRun(
+        "--synthetic", "2x2", "-d", "0.2", "--flight", "3", "--flight-dir", str(tmp_path),
+        cols=160, rows=40,
+    )  # fmt: skip
+    try:
+        run.wait_for("syn0", timeout=30)
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("txtop-*.txtop")):  # the first frames take a moment
+            assert time.monotonic() < deadline, run.text()[-500:]
+            os.write(run.master, b"w")
+            time.sleep(1.0)
+        run.wait_for("flight recording written")
+        first = set(tmp_path.glob("txtop-*.txtop"))
+        time.sleep(1.1)  # the next second: another file name
+        run.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 20
+        while len(set(tmp_path.glob("txtop-*.txtop"))) == len(first):
+            assert time.monotonic() < deadline and run.proc.poll() is None, run.text()[-500:]
+            time.sleep(0.1)
+        os.write(run.master, b"q")
+        assert run.proc.wait(EXIT_DEADLINE_S) == 0
+    finally:
+        run.finish()
+    reasons = sorted(read_recording(p).info.trigger for p in tmp_path.iterdir())
+    assert reasons[-1] == "signal" and set(reasons) == {"key", "signal"}
+    assert "Traceback" not in run.text()

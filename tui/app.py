@@ -395,14 +395,17 @@ class TxtopApp(App[int]):
         elif flight is None:
             self.notify("no flight recorder: start txtop with --flight SECONDS", timeout=3)
         elif why_not := flight.request(trigger):
-            self.notify(f"flight recording not written: {why_not}", severity="warning")
+            self.notify(
+                f"flight recording not written: {why_not}", severity="warning", markup=False
+            )
 
     def _flight_written(self, result: FlightWrite) -> None:
-        """On the flight recorder's writer thread (notify is thread-safe)."""
+        """On the flight recorder's writer thread (notify is thread-safe). A path is text,
+        not markup."""
         if result.ok:
-            self.notify(result.line(), title="flight recorder", timeout=10)
+            self.notify(result.line(), timeout=10, markup=False)
         else:
-            self.notify(result.line(), title="flight recorder", severity="error", timeout=20)
+            self.notify(result.line(), severity="error", timeout=20, markup=False)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

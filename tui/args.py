@@ -430,8 +430,8 @@ def _add_flight(add: Callable[..., Any]) -> None:
         "--flight-on",
         choices=("warn", "crit"),
         default=None,
-        help="also write when a finding of this severity (or worse) starts; takes effect once "
-        "txtop has findings",
+        help="also write when a finding of this severity (or worse) starts in the snapshots' "
+        "findings (and 10 s after it; at most once a minute)",
     )
 
 

@@ -28,7 +28,7 @@ from txtop.recordings.flight import FlightRecorder, FlightWrite
 from txtop.recordings.recording import snapshot_json
 from txtop.recordings.replay import Timeline, aggregate
 from txtop.tui import session as sessions
-from txtop.tui.args import METRICS_FORMATS, Options, UsageError
+from txtop.tui.args import METRICS_FORMATS, PROG, Options, UsageError
 from txtop.tui.sources import check_position, replay_recording
 
 PROBE_READY_TIMEOUT_S = 60.0  # --once: longest wait for the probes to compile and attach
@@ -277,7 +277,7 @@ def _headless_live(
                     raise RuntimeError(f"recording stopped: {sink.error}")
                 if not flight.record_error_told:  # the flight recorder goes on
                     flight.record_error_told = True
-                    sessions.warn(f"recording stopped: {sink.error}")
+                    flight.say(f"recording stopped: {sink.error}")
             if out is not None and out.broken:
                 break
             left = deadline - time.monotonic()
@@ -298,23 +298,40 @@ def _headless_live(
 
 class FlightSignal:
     """--headless --flight: SIGUSR1 asks the flight recorder for a write (requested from the
-    loop, not inside the handler), and every write is one line on stderr with its path."""
+    loop, not inside the handler), and every write is one line on stderr with its path.
+
+    The lines go to a copy of stderr taken at the start: while bcc compiles the probes, fd 2
+    itself is sent to a temporary file (probes/bpf/prerequisites.py), and an announcement
+    written then would be lost."""
 
     def __init__(self, flight: FlightRecorder) -> None:
         self.flight = flight
         self.asked = threading.Event()
         self.record_error_told = False
         self._old: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
+        self._err = os.dup(sys.stderr.fileno())
         flight.on_write = self.announce
 
-    @staticmethod
-    def announce(result: FlightWrite) -> None:
-        sessions.warn(result.line())
+    def say(self, line: str) -> None:
+        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            os.write(self._err, f"{PROG}: {line}\n".encode(errors="replace"))
+
+    def announce(self, result: FlightWrite) -> None:
+        self.say(result.line())
 
     def install(self) -> None:
+        """Handle SIGUSR1, then say so (a signal sent after this line is handled)."""
         self._old = signal.signal(signal.SIGUSR1, lambda sig, frame: self.asked.set())
+        flight = self.flight
+        self.say(
+            f"flight recorder: keeping the last {flight.window_s:g} s; SIGUSR1 writes them "
+            f"to {flight.directory}"
+        )
 
     def restore(self) -> None:
+        """Back to the old SIGUSR1 handler; writes still under way are announced (the
+        session's stop waits for them) before the copy of stderr is closed at exit."""
         if self._old is not None:
             signal.signal(signal.SIGUSR1, self._old)
             self._old = None
@@ -324,7 +341,7 @@ class FlightSignal:
             self.asked.clear()
             why_not = self.flight.request("signal")
             if why_not:
-                sessions.warn(f"flight recording not written: {why_not}")
+                self.say(f"flight recording not written: {why_not}")
 
 
 def _headless_replay(opts: Options, recording: Timeline, out: JsonLines) -> int:
