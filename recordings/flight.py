@@ -275,6 +275,11 @@ class FlightRecorder:
             if self._closed:
                 return "the flight recorder has stopped"
             if self.busy:
+                pending = self._pending
+                if pending is not None and pending.trigger == "finding":
+                    return (
+                        f"one is on its way (finding {pending.finding}, with the seconds after it)"
+                    )
                 return "a flight recording is being written; try again in a moment"
             if not self._frames and after_s <= 0:
                 return "nothing recorded yet"

@@ -259,6 +259,7 @@ def test_the_finding_hook_writes_after_the_finding_and_is_rate_limited(tmp_path)
     assert flight.finding_started("f2", "crit") is False and flight.suppressed == 1
     time.sleep(0.3)
     assert events == []  # it waits for the seconds after the finding
+    assert "on its way (finding drops-txl-1" in flight.request("key")
     clock.now += FINDING_AFTER_S
     feed(flight, snaps[20:30])
     (result,) = written(events)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import ui_fixtures as fx
+from fs_helpers import fill, needs_mount, small_tmpfs
 from test_cli import EXIT_DEADLINE_S, TXTOP, PtyRun, txtop
 from ui_fixtures import header, until
 
@@ -589,3 +590,27 @@ def test_w_and_sigusr1_in_the_real_dashboard(tmp_path):
     reasons = sorted(read_recording(p).info.trigger for p in tmp_path.iterdir())
     assert reasons[-1] == "signal" and set(reasons) == {"key", "signal"}
     assert "Traceback" not in run.text()
+
+
+@needs_mount
+def test_a_full_disk_during_a_flight_write_is_shown_and_leaves_no_file(tmp_path):
+    where = tmp_path / "fl"
+
+    async def main():
+        app, source = flight_app(where)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: app.shown is not None, "first snapshot")
+            for snap in FRAMES[1:6]:
+                source.push(snap)
+            await until(pilot, lambda: app.latest.time == FRAMES[5].time, "frames")
+            fill(where)
+            await pilot.press("w")
+            await until(pilot, lambda: messages(app, "error"), "an error notification")
+            line = messages(app, "error")[0]
+            assert line.startswith("flight recording not written: ") and "No space left" in line
+            assert sorted(p.name for p in where.iterdir()) == ["filler"]
+            source.push(FRAMES[6])
+            await until(pilot, lambda: app.shown is FRAMES[6], "still showing data")
+
+    with small_tmpfs(where, size="64k"):
+        asyncio.run(main())
