@@ -66,16 +66,17 @@ def _holder_of(data: Snapshot | MetricsHolder, histograms: str) -> MetricsHolder
     return holder
 
 
+def _encoder(fmt: str) -> Callable[[CollectorRegistry], bytes]:
+    if fmt == "openmetrics":
+        return om_exposition.generate_latest
+    if fmt == "prometheus":
+        return exposition.generate_latest
+    raise ValueError(f"unknown metrics format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+
 def render(registry: CollectorRegistry, fmt: str) -> bytes:
     """One scrape of ``registry`` in ``fmt`` ("prometheus" or "openmetrics")."""
-    encode: Callable[[CollectorRegistry], bytes]
-    if fmt == "openmetrics":
-        encode = om_exposition.generate_latest
-    elif fmt == "prometheus":
-        encode = exposition.generate_latest
-    else:
-        raise ValueError(f"unknown metrics format {fmt!r} (choose from {', '.join(FORMATS)})")
-    return encode(registry)
+    return _encoder(fmt)(registry)
 
 
 def render_once(
@@ -86,9 +87,45 @@ def render_once(
     Given a snapshot, its counters are that snapshot's cumulative values and its histograms
     hold that snapshot's packets; given a holder, whatever it has accumulated.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown metrics format {fmt!r} (choose from {', '.join(FORMATS)})")
-    return render(_holder_of(data, histograms).registry, fmt)
+    encode = _encoder(fmt)  # a bad format is refused before a snapshot is accounted
+    return encode(_holder_of(data, histograms).registry)
+
+
+# ---- textfile ----------------------------------------------------------------------------------
+
+
+def _textfile_error(target: Path, exc: OSError) -> ExporterError:
+    return ExporterError(f"textfile {target}: {exc.strerror or exc}")
+
+
+def _check_name(target: Path, *, allow_hidden: bool) -> None:
+    """A name ending in .prom (and not starting with a dot unless ``allow_hidden``)."""
+    if target.suffix != ".prom" or (not allow_hidden and target.name.startswith(".")):
+        raise ExporterError(
+            f"textfile {target}: the name must end in .prom (node_exporter reads only those)"
+        )
+
+
+def _existing_mode(target: Path) -> int | None:
+    """The permission bits of ``target`` when it is a regular file, None when it does not
+    exist. Raises ExporterError when it is something else or cannot be looked at."""
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _textfile_error(target, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ExporterError(f"textfile {target}: exists and is not a regular file")
+    return stat.S_IMODE(st.st_mode)
+
+
+def _temporary_beside(target: Path) -> tuple[int, str]:
+    """A new hidden temporary file (mode 0600) in ``target``'s directory: (fd, path)."""
+    try:
+        return tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _textfile_error(target, exc) from None
 
 
 def check_textfile(path: str | os.PathLike[str]) -> Path:
@@ -96,25 +133,11 @@ def check_textfile(path: str | os.PathLike[str]) -> Path:
     in an existing directory where a file can be created, not something other than a regular
     file. Writes nothing (a temporary file is created and removed). Raises ExporterError."""
     target = Path(path)
-    if target.suffix != ".prom" or target.name.startswith("."):
-        raise ExporterError(
-            f"textfile {target}: the name must end in .prom (node_exporter reads only those)"
-        )
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ExporterError(f"textfile {target}: {exc.strerror or exc}") from None
-    else:
-        if not stat.S_ISREG(st.st_mode):
-            raise ExporterError(f"textfile {target}: exists and is not a regular file")
+    _check_name(target, allow_hidden=False)
+    _existing_mode(target)
     if not target.parent.is_dir():
         raise ExporterError(f"textfile {target}: no such directory {target.parent}")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise ExporterError(f"textfile {target}: {exc.strerror or exc}") from None
+    fd, tmp = _temporary_beside(target)
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(tmp)
@@ -203,27 +226,11 @@ def write_textfile(
     another user). Raises ExporterError with a one-line reason.
     """
     target = Path(path)
-    if target.suffix != ".prom":
-        raise ExporterError(
-            f"textfile {target}: the name must end in .prom (node_exporter reads only those)"
-        )
+    _check_name(target, allow_hidden=True)
     body = render(_holder_of(data, histograms).registry, "prometheus")
-    directory = target.parent
-    mode = 0o600
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ExporterError(f"textfile {target}: {exc.strerror or exc}") from None
-    else:
-        if not stat.S_ISREG(st.st_mode):
-            raise ExporterError(f"textfile {target}: exists and is not a regular file")
-        mode = stat.S_IMODE(st.st_mode) & 0o666
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ExporterError(f"textfile {target}: {exc.strerror or exc}") from None
+    existing = _existing_mode(target)
+    mode = 0o600 if existing is None else existing & 0o666
+    fd, tmp = _temporary_beside(target)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(body)
@@ -234,7 +241,7 @@ def write_textfile(
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise ExporterError(f"textfile {target}: {exc.strerror or exc}") from None
+        raise _textfile_error(target, exc) from None
 
 
 # ---- listening address -------------------------------------------------------------------------
