@@ -41,7 +41,7 @@ def run_mypy() -> int:
 
 
 def run_import_contracts() -> int:
-    cmd = [str(BIN / "lint-imports"), "--config", str(REPO / "pyproject.toml"), "--no-cache"]
+    cmd = [str(BIN / "lint-imports"), str(REPO / "pyproject.toml"), "--no-cache"]
     return subprocess.run(cmd, cwd=REPO, check=False).returncode
 
 
