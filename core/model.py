@@ -111,6 +111,28 @@ class LatencyStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Talker:
+    """A flow or a process carrying traffic through one TX queue over the recent window: an
+    estimate from the sampled packets, each counted 1/p times for the probability p it had to
+    be sampled (core/talkers.py). Rates are per second of the window; bytes are the skbs'
+    lengths at net_dev_queue (the L2 frame, a GSO super-packet whole), packets are skbs."""
+
+    kind: str  # "flow" | "process"
+    name: str  # the flow as text ("10.0.0.1:43512>10.0.0.2:5201 tcp") or "comm[pid]"
+    packets_per_s: float
+    bytes_per_s: float
+    drops_per_s: float  # ended in kfree_skb (a qdisc drop, ...)
+    share_pct: float  # of the queue's estimated bytes
+    samples: int  # sampled packets behind the estimate
+    wait_p50_ns: int | None = None  # qdisc wait (qdisc_enqueue -> qdisc_dequeue) of its samples
+    wait_p99_ns: int | None = None
+    flow: FlowInfo | None = None  # kind "flow"
+    owner: PacketOwner | None = None  # the process; for a flow, its most frequent sender
+    window_s: float = 0.0  # seconds of traffic the estimate covers
+    estimated: bool = True  # always: shown with "~"
+
+
+@dataclass(frozen=True, slots=True)
 class QueueRow:
     dev: str
     ifindex: int
@@ -119,6 +141,10 @@ class QueueRow:
     qdisc: QdiscStats | None
     tx: TxStats | None
     latency_ns: Mapping[str, LatencyStats] = field(default_factory=dict)
+    # Top talkers of the recent window, most bytes first (estimates, see Talker); empty when
+    # nothing was sampled there or the source does not say (older recordings).
+    flows: tuple[Talker, ...] = ()
+    processes: tuple[Talker, ...] = ()
     # The queue's knobs (core/config.py), read at start and on change; None when not read.
     config: QueueConfig | None = None
 
@@ -400,6 +426,18 @@ def _latency(data: Mapping[str, Any] | None) -> dict[str, LatencyStats]:
     return {str(k): _build(LatencyStats, v) for k, v in (data or {}).items()}
 
 
+def _talkers(data: Any) -> tuple[Talker, ...]:
+    return tuple(
+        _build(
+            Talker,
+            t,
+            flow=_build(FlowInfo, t["flow"]) if t.get("flow") else None,
+            owner=_build(PacketOwner, t["owner"]) if t.get("owner") else None,
+        )
+        for t in data or ()
+    )
+
+
 def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
     queues = []
     for q in d["queues"]:
@@ -411,6 +449,8 @@ def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
                 qdisc=_build(QdiscStats, q["qdisc"]) if q.get("qdisc") else None,
                 tx=_build(TxStats, q["tx"]) if q.get("tx") else None,
                 latency_ns=_latency(q.get("latency_ns")),
+                flows=_talkers(q.get("flows")),
+                processes=_talkers(q.get("processes")),
                 config=queue_config_from_dict(q.get("config")),
             )
         )

@@ -33,6 +33,7 @@ from txtop.core.merge import TickState, merge_tick, probe_status, tick_packets
 from txtop.core.model import BqlStats, ProbeStatus, Snapshot
 from txtop.core.readings import CpuTimes, NetDevice, QdiscInfo, SoftnetRow, TickReadings
 from txtop.core.source import SnapshotSource, TracerReading
+from txtop.core.talkers import TalkerWindow
 from txtop.core.text import exc_line, one_line
 from txtop.probes.readers.bql import BqlSampleFiles, read_bql
 from txtop.probes.readers.config import ConfigReader
@@ -120,6 +121,7 @@ class Collector:
         live = qdisc_source is None and self.sysfs_root == SYSFS_NET and self.proc_root == PROC
         self.config = ConfigReader(self.sysfs_root, self.proc_root, live=live)
         self.latency = latency if latency is not None else LatencyWindow()
+        self.talkers = TalkerWindow()  # top flows and processes per queue (estimates)
         self._clock = clock
         self._prev: TickState | None = None  # the last tick's counters, for rates
         self._lock = threading.Lock()
@@ -234,6 +236,8 @@ class Collector:
         device_rows, queue_rows = attach_config(
             merged.devices, merged.queues, self._read_config(devices, problems)
         )
+        self.talkers.add(packets, status, merged.interval_s, now_ns, merged.traced_pct)
+        queue_rows = self.talkers.attach(queue_rows)
         return Snapshot(
             host=self.host,
             kernel=self.kernel,

@@ -116,7 +116,7 @@ def test_tcp_segments_named_by_their_socket() -> None:
 
 
 def test_tbf_records_have_qdisc_stages_and_growing_waits() -> None:
-    first, later = rec("tbf-00"), rec("tbf-05")
+    first, later = rec("tbf-00"), rec("tbf-08")
     waits = []
     for r in (first, later):
         p = to_packet_trace(r)
@@ -137,7 +137,8 @@ def test_qdisc_drop_with_reason_and_call_site() -> None:
     p = to_packet_trace(r, drop_reasons=reasons, resolve_location=syms.resolve)
     assert p.free_kind == "drop" and p.drop_reason == "QDISC_DROP"
     assert p.free_location == "__dev_queue_xmit+0xdd1"
-    assert "start_xmit" not in p.stages and p.queue is None
+    # dropped before the driver, yet its TX queue is known (skb->queue_mapping at dev_queue)
+    assert "start_xmit" not in p.stages and p.queue == r.queue and r.flags & abi.F_QMAP
     # Without a resolver or a reasons table the raw values still show.
     bare = to_packet_trace(r)
     assert bare.free_location == "0xffffffff81eb71b1" and bare.drop_reason == "64"

@@ -52,6 +52,7 @@ F_RC = 0x2  # xmit_rc set (net_dev_xmit seen)
 F_TXQ_STATE = 0x4  # txq_state set (qdisc_dequeue seen)
 F_REASON = 0x8  # drop_reason set (kfree_skb with a reason field)
 F_HANDED_ON = 0x10  # the skb went on to another dev_queue (stacked device)
+F_QMAP = 0x20  # queue set at net_dev_queue from skb->queue_mapping (before the qdisc)
 
 # txtop_record.via (enum VIA_*): how the owner fields were found. "" = none recorded (no BTF:
 # only a syscall tie can name a sender, and an untied packet's owner is unknown).
@@ -219,6 +220,7 @@ VALUES: dict[str, int] = {
     "F_TXQ_STATE": F_TXQ_STATE,
     "F_REASON": F_REASON,
     "F_HANDED_ON": F_HANDED_ON,
+    "F_QMAP": F_QMAP,
     **{f"VIA_{(via or 'none').upper()}": i for i, via in enumerate(VIAS)},
     "FL_L3": FL_L3,
     "FL_PORTS": FL_PORTS,

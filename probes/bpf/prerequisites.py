@@ -67,6 +67,7 @@ IDENTITY_SIZES = {
     "sk_buff.sk": 8,
     "sk_buff.vlan_tci": 2,
     "sk_buff.vlan_proto": 2,
+    "sk_buff.queue_mapping": 2,
 }
 IDENTITY_BITS = ("sk_buff.encapsulation", "sk_buff.vlan_present")  # 1-bit flags, 1-byte window
 

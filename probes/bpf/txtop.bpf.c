@@ -72,6 +72,8 @@ enum { SYS_NONE, SYS_SENDTO, SYS_SENDMSG, SYS_SENDMMSG };
 #define F_TXQ_STATE 0x4 /* txq_state is set (qdisc_dequeue seen) */
 #define F_REASON 0x8    /* drop_reason is set (kfree_skb with a reason field) */
 #define F_HANDED_ON 0x10 /* the skb went on to another dev_queue (stacked device) */
+#define F_QMAP 0x20     /* queue set at net_dev_queue from skb->queue_mapping (the TX queue
+			 * picked before the qdisc: a packet dropped there still has one) */
 /* record.via: how the owner (tgid, tid, comm, cgroup_id) was found */
 enum { VIA_NONE, VIA_SYSCALL, VIA_SOCKET, VIA_KERNEL };
 /* record.flow_flags: what the packet headers read at net_dev_queue gave */
@@ -1003,6 +1005,11 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		t->flow_flags = f.flags;
 	} else {
 		stat_inc(S_NO_FLOW);
+	}
+	u16 qmap = 0;
+	if (KREAD(qmap, skb, SK_BUFF_QUEUE_MAPPING) == 0) {
+		t->queue = qmap;
+		t->flags |= F_QMAP;
 	}
 	/* The owner: the syscall tie when there is one, else whoever last sent on skb->sk. (A
 	 * tie wins over the map: the map may still hold the previous owner of a reused socket

@@ -29,7 +29,7 @@ LEGEND_NAMES = {
     "gap": "unseen",
     "drop": "drop",
 }
-LEGEND_HINTS = "  l scale  p pct  / filter  [ ] rate  {enter} inspect"
+LEGEND_HINTS = "  l scale  p pct  / filter  [ ] rate  o talkers  {enter} inspect"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from txtop.core.model import PacketTrace, Snapshot
 from ..filter import FilterScreen
 from ..inspector import InspectorScreen
 from ..messages import FilterChanged, SamplingChanged
+from ..talkers import TalkersScreen
 from .bars import SCALES
 from .lines import Look, frame
 from .paint import Painter
@@ -60,6 +61,7 @@ class Waterfall(Widget, can_focus=True):
         Binding("l", "cycle_scale", "Scale"),
         Binding("p", "toggle_stats", "Percentiles"),
         Binding("slash", "filter", "Filter"),
+        Binding("o", "talkers", "Top talkers", show=False),
         Binding("left_square_bracket", "sampling(1)", "Sample less", show=False),
         Binding("right_square_bracket", "sampling(-1)", "Sample more", show=False),
     ]
@@ -183,6 +185,10 @@ class Waterfall(Widget, can_focus=True):
         snap = self.rows.snapshot
         has_bql = {d.dev: d.has_bql for d in snap.devices} if snap else {}
         self.app.push_screen(InspectorScreen(packets, self.rows.cursor, has_bql, self.ascii))
+
+    def action_talkers(self) -> None:
+        """The top talkers of each queue, from the newest snapshot (redrawn as they come)."""
+        self.app.push_screen(TalkersScreen(lambda: self.rows.snapshot, self.ascii))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
