@@ -103,7 +103,8 @@ def prepare_dir(directory: str | os.PathLike[str]) -> Path:
         raise FlightError(f"flight directory {path}: not a directory")
     probe = path / f".txtop-probe-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(probe, flags, 0o600)
     except OSError as exc:
         raise FlightError(f"flight directory {path}: not writable ({exc.strerror})") from None
     os.close(fd)

@@ -261,7 +261,8 @@ def test_dashboard_soak_under_a_flood(flooded_lab: Lab, tmp_path: Path):
     report("lost", lost_events=last.lost_events, pipeline=pipeline, kernel_skipped=skipped)
 
     assert not pipeline, pipeline
-    assert last.lost_events == sum(last.breakdown.values())
+    # lost_events counts txtop's own losses; kernel-skipped runs are reported beside them
+    assert last.lost_events == sum(pipeline.values()) == 0
     assert growth <= RSS_GROWTH_LIMIT, f"RSS grew {growth >> 20} MiB after the warm-up"
     assert slope <= RSS_SLOPE_LIMIT, f"RSS slope {slope:.2f} MiB/min"
     assert len(latencies) >= 4
