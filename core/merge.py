@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from txtop.core.model import (
+    BypassStats,
     CpuRow,
     DeviceRow,
     LatencyStats,
@@ -28,7 +29,7 @@ from txtop.core.model import (
     QueueRow,
     TxStats,
 )
-from txtop.core.rates import rate
+from txtop.core.rates import counter_delta, rate
 from txtop.core.readings import (
     TC_H_ROOT,
     CpuTimes,
@@ -48,6 +49,8 @@ TxQueue = tuple[int, int]  # (ifindex, TX queue)
 QdiscKey = tuple[int, str, str, str]  # (ifindex, handle, parent, kind)
 QdiscCounters = tuple[int, int, int, int]  # (bytes, packets, drops, requeues)
 QueueLatency = Mapping[TxQueue, Mapping[str, LatencyStats]]
+QueueBypass = Mapping[TxQueue, BypassStats]
+NO_QDISC = frozenset({"noqueue", "noop"})  # nothing to bypass: packets go straight to the driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class TickState:
     mono_ns: int
     devices: Mapping[tuple[str, int], TxCounters] = field(default_factory=dict)
     qdiscs: Mapping[QdiscKey, QdiscCounters] = field(default_factory=dict)
+    # Per TX queue, the qdisc drops and requeues counted since txtop first saw the queue.
+    qdisc_totals: Mapping[TxQueue, tuple[int, int]] = field(default_factory=dict)
     softirqs: Mapping[int, tuple[int, int]] = field(default_factory=dict)
     softnet: Mapping[int, SoftnetRow] = field(default_factory=dict)
     cpu_times: Mapping[int, CpuTimes] = field(default_factory=dict)
@@ -94,11 +99,17 @@ class MergedTick:
     state: TickState
 
 
-def merge_tick(now: TickReadings, prev: TickState | None, latency: QueueLatency) -> MergedTick:
+def merge_tick(
+    now: TickReadings,
+    prev: TickState | None,
+    latency: QueueLatency,
+    bypass: QueueBypass | None = None,
+) -> MergedTick:
     """Rows for ``now`` with rates against ``prev`` (None: the first tick, zero rates).
 
     ``latency`` is the per-(ifindex, queue) latency summary to show in the queue rows
-    (core/latency.py ``LatencyWindow.per_queue()``, already fed with this tick's packets).
+    (core/latency.py ``LatencyWindow.per_queue()``, already fed with this tick's packets);
+    ``bypass`` the same window's qdisc bypass counts (core/bypass.py), None without probes.
     """
     reading = now.tracer
     interval_s = max(0.0, (now.mono_ns - prev.mono_ns) / 1e9) if prev is not None else 0.0
@@ -106,7 +117,7 @@ def merge_tick(now: TickReadings, prev: TickState | None, latency: QueueLatency)
     traced_s = reading.traced_s if reading else None
     traced_late_s = reading.traced_late_s if reading else None
     spans = tick_spans(traced_s, traced_late_s, old, interval_s)
-    tick = _Tick(now, old, interval_s, spans, latency)
+    tick = _Tick(now, old, interval_s, spans, latency, bypass)
 
     devices: list[DeviceRow] = []
     queues: list[QueueRow] = []
@@ -124,6 +135,7 @@ def merge_tick(now: TickReadings, prev: TickState | None, latency: QueueLatency)
         mono_ns=now.mono_ns,
         devices=tick.devices,
         qdiscs=tick.qdiscs,
+        qdisc_totals=tick.qdisc_totals,
         softirqs=now.softirqs,
         softnet=now.softnet,
         cpu_times=now.cpu_times,
@@ -262,19 +274,77 @@ def softirq_time_pct(
     psutil's own tuples). A CPU missing from either reading, or whose total did not advance
     (or went backwards: CPU hot-replug), gets 0.0.
     """
-    out: dict[int, float] = {}
+    return {cpu: pct for cpu, (pct, _) in softirq_stat_shares(prev, cur).items()}
+
+
+def softirq_stat_shares(
+    prev: Mapping[int, CpuTimesLike], cur: Mapping[int, CpuTimesLike]
+) -> dict[int, tuple[float, float | None]]:
+    """Per CPU, /proc/stat's softirq share (as ``softirq_time_pct``) and its resolution: what
+    one tick (USER_HZ, 10 ms at the usual 100) is worth in percent of the ticks that passed,
+    None when none passed. At a 1 s refresh one tick is 1%: the share moves in whole steps
+    and a softirq load under a tick shows as 0."""
+    out: dict[int, tuple[float, float | None]] = {}
     for cpu, now in cur.items():
         before = prev.get(cpu)
         if before is None:
-            out[cpu] = 0.0
+            out[cpu] = (0.0, None)
             continue
         total = _busy_total(now) - _busy_total(before)
         soft = float(now.softirq - before.softirq)
+        resolution = 100.0 / total if total > 0 else None
         if total <= 0 or soft <= 0:
-            out[cpu] = 0.0
+            out[cpu] = (0.0, resolution)
         else:
-            out[cpu] = min(100.0, 100.0 * soft / total)
+            out[cpu] = (min(100.0, 100.0 * soft / total), resolution)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class SoftirqShares:
+    """One CPU's softirq time, whole and parts, consistent with each other (see
+    ``consistent_shares``)."""
+
+    whole: float
+    source: str  # "stat" | "probes": which measurement set ``whole``
+    net_tx: float | None
+    net_rx: float | None
+
+
+def consistent_shares(
+    stat_pct: float,
+    resolution: float | None,
+    net_tx: float | None,
+    net_rx: float | None,
+    this_interval: bool,
+) -> SoftirqShares:
+    """The softirq share of a CPU and its NET_TX / NET_RX parts, so that the parts never
+    exceed the whole.
+
+    The whole comes from /proc/stat (USER_HZ ticks over the ticks that passed); the parts from
+    the probes (irq:softirq_entry -> softirq_exit nanoseconds over the attached time, on
+    CLOCK_MONOTONIC). Both are shares of the same interval on their own clocks, so they can
+    be compared. When the parts were measured in this interval (``this_interval``: probes
+    attached, or a trace window within it) they are the finer measurement: NET_TX + NET_RX
+    above the ticks' share raises the whole to it (the ticks missed a part of a tick, or the
+    whole interval was under one). When they are an estimate held from an earlier window,
+    they may only reach the ticks' share plus one tick (its resolution), and are scaled down
+    to fit under the whole otherwise. Without ticks (``resolution`` None) the parts set it.
+    """
+    if net_tx is None or net_rx is None:
+        return SoftirqShares(stat_pct, "stat", net_tx, net_rx)
+    parts = net_tx + net_rx
+    bound = parts  # no ticks to compare with (/proc/stat unread): the parts are all there is
+    if not this_interval and resolution is not None:
+        bound = min(parts, stat_pct + resolution)
+    if bound > stat_pct:
+        whole, source = min(100.0, bound), "probes"
+    else:
+        whole, source = stat_pct, "stat"
+    if parts > whole and parts > 0:
+        scale = whole / parts
+        net_tx, net_rx = net_tx * scale, net_rx * scale
+    return SoftirqShares(whole, source, net_tx, net_rx)
 
 
 def share(before_ns: int | None, now_ns: int, interval_ns: float) -> float:
@@ -286,8 +356,9 @@ def share(before_ns: int | None, now_ns: int, interval_ns: float) -> float:
 
 
 def exact_rates(probe: TxStats, qdisc: TxStats) -> TxStats:
-    """Between trace windows an mq child's counters are still exact: its packet and byte rates
-    replace the estimates; the probes add what only they see."""
+    """Between trace windows an mq child's counters are still exact: its packet (GSO segment)
+    and byte rates replace the estimates; the probes add what only they see, among them the
+    packets handed to the driver (an estimate from the windows: ``skbs_estimated``)."""
     return dataclasses.replace(
         qdisc,
         gso_segs=probe.gso_segs,
@@ -295,6 +366,8 @@ def exact_rates(probe: TxStats, qdisc: TxStats) -> TxStats:
         stopped=probe.stopped,
         errors_per_s=probe.errors_per_s,
         stopped_per_s=probe.stopped_per_s,
+        skbs_per_s=probe.skbs_per_s,
+        skbs_estimated=probe.skbs_estimated,
     )
 
 
@@ -311,12 +384,14 @@ class _Tick:
         interval_s: float,
         spans: Spans,
         latency: QueueLatency,
+        bypass: QueueBypass | None = None,
     ) -> None:
         self.now = now
         self.old = old
         self.interval_s = interval_s
         self.spans = spans
         self.latency = latency
+        self.bypass = bypass
         reading = now.tracer
         self.tracer_queues: Mapping[TxQueue, QueueCounters] = (
             current_queues(reading.queues, now.devices) if reading else {}
@@ -324,6 +399,7 @@ class _Tick:
         self.tracer_cpus: Mapping[int, CpuSoftirqCounters] = reading.cpus if reading else {}
         self.devices: dict[tuple[str, int], TxCounters] = {}
         self.qdiscs: dict[QdiscKey, QdiscCounters] = {}
+        self.qdisc_totals: dict[TxQueue, tuple[int, int]] = {}
         self.tx_held: dict[TxQueue, TxStats] = {}
         self.cpu_held: dict[int, tuple[float, float]] = {}
 
@@ -335,7 +411,7 @@ class _Tick:
         for queue in dev.tx_queues:
             qdisc = mapped.get(queue)
             if qdisc is not None:
-                qdisc = self.qdisc_rates(dev.ifindex, qdisc)
+                qdisc = self.qdisc_rates(dev.ifindex, queue, qdisc)
             rows.append(
                 QueueRow(
                     dev=dev.name,
@@ -345,14 +421,30 @@ class _Tick:
                     qdisc=qdisc,
                     tx=self.tx_stats(dev.ifindex, queue, qdisc, probe_devs),
                     latency_ns=dict(self.latency.get((dev.ifindex, queue), {})),
+                    bypass=self.bypass_stats(dev.ifindex, queue, qdisc),
                 )
             )
         return rows
 
-    def qdisc_rates(self, ifindex: int, q: QdiscStats) -> QdiscStats:
+    def bypass_stats(
+        self, ifindex: int, queue: int, qdisc: QdiscStats | None
+    ) -> BypassStats | None:
+        """The window's bypass counts, for a queue with a qdisc that can be bypassed."""
+        if self.bypass is None or qdisc is None or qdisc.kind in NO_QDISC:
+            return None
+        return self.bypass.get((ifindex, queue), BypassStats(0, 0))
+
+    def qdisc_rates(self, ifindex: int, queue: int, q: QdiscStats) -> QdiscStats:
         key = qdisc_key(ifindex, q)
         self.qdiscs[key] = (q.bytes, q.packets, q.drops, q.requeues)
         before = self.old.qdiscs.get(key)
+        # Since start, per queue: a replaced qdisc (a new key) adds from its next reading on.
+        drops, requeues = self.old.qdisc_totals.get((ifindex, queue), (0, 0))
+        if before is not None:
+            drops += counter_delta(before[2], q.drops, U32)
+            requeues += counter_delta(before[3], q.requeues, U32)
+        self.qdisc_totals[ifindex, queue] = (drops, requeues)
+        q = dataclasses.replace(q, drops_since_start=drops, requeues_since_start=requeues)
         if before is None:
             return q
         # drops/requeues are u32 in TCA_STATS_QUEUE (struct gnet_stats_queue)
@@ -372,13 +464,17 @@ class _Tick:
         from_qdisc = None
         if qdisc is not None and qdisc.per_queue:
             # An mq child only sees this queue's packets: its dequeue counters are its rate.
+            # Its packets are GSO segments (bstats_update counts gso_segs), as tc shows them.
             before = self.old.qdiscs.get(qdisc_key(ifindex, qdisc))
+            segs = rate(before[1] if before else None, qdisc.packets, self.interval_s, U32)
             from_qdisc = TxStats(
-                pps=rate(before[1] if before else None, qdisc.packets, self.interval_s, U32),
+                pps=segs,
                 bps=8 * rate(before[0] if before else None, qdisc.bytes, self.interval_s),
                 packets=qdisc.packets,
                 bytes=qdisc.bytes,
                 source="qdisc",
+                packets_unit="segment",
+                segs_per_s=segs,
             )
         if counters is None:
             return from_qdisc
@@ -392,8 +488,11 @@ class _Tick:
             if held is not None:
                 self.tx_held[key] = held
                 return held if from_qdisc is None else exact_rates(held, from_qdisc)
+        # net_dev_start_xmit counts the packets handed to the driver (a GSO packet once, as
+        # the device counters of veth, lo and virtio_net do) and their gso_segs apart.
+        skbs = rate(b.packets if b else None, counters.packets, span)
         tx = TxStats(
-            pps=rate(b.packets if b else None, counters.packets, span),
+            pps=skbs,
             bps=8 * rate(b.bytes if b else None, counters.bytes, span),
             packets=counters.packets,
             bytes=counters.bytes,
@@ -404,6 +503,10 @@ class _Tick:
             errors_per_s=rate(b.errors if b else None, counters.errors, span),
             stopped_per_s=rate(b.stopped if b else None, counters.stopped, span),
             estimated=spans.windowed,
+            packets_unit="skb",
+            skbs_per_s=skbs,
+            segs_per_s=rate(b.gso_segs if b else None, counters.gso_segs, span),
+            skbs_estimated=spans.windowed,
         )
         if spans.windowed:
             self.tx_held[key] = tx
@@ -435,7 +538,7 @@ class _Tick:
     def cpu_rows(self, probing: bool) -> list[CpuRow]:
         now, old, interval_s = self.now, self.old, self.interval_s
         cpus = sorted(now.cpu_times) or sorted(now.softnet) or sorted(now.softirqs)
-        pct = softirq_time_pct(old.cpu_times, now.cpu_times)
+        stat = softirq_stat_shares(old.cpu_times, now.cpu_times)
         rows = []
         for cpu in cpus:
             tx_rx = now.softirqs.get(cpu)
@@ -443,6 +546,10 @@ class _Tick:
             sn = now.softnet.get(cpu)
             b_sn = old.softnet.get(cpu)
             net_tx_time, net_rx_time = self.softirq_time(cpu) if probing else (None, None)
+            stat_pct, resolution = stat.get(cpu, (0.0, None))
+            # Measured in this interval unless an estimate from an earlier window was held.
+            measured = not self.spans.windowed or self.spans.sampling_s > 0
+            shares = consistent_shares(stat_pct, resolution, net_tx_time, net_rx_time, measured)
             rows.append(
                 CpuRow(
                     cpu=cpu,
@@ -452,7 +559,7 @@ class _Tick:
                     net_rx_per_s=rate(
                         b_tx_rx[1] if b_tx_rx else None, tx_rx[1] if tx_rx else 0, interval_s, U32
                     ),
-                    softirq_pct=pct.get(cpu, 0.0),
+                    softirq_pct=shares.whole,
                     softnet_processed_per_s=rate(
                         b_sn.processed if b_sn else None,
                         sn.processed if sn else 0,
@@ -470,8 +577,11 @@ class _Tick:
                         interval_s,
                         U32,
                     ),
-                    net_tx_time_pct=net_tx_time,
-                    net_rx_time_pct=net_rx_time,
+                    net_tx_time_pct=shares.net_tx,
+                    net_rx_time_pct=shares.net_rx,
+                    softirq_stat_pct=stat_pct if cpu in stat else None,
+                    softirq_pct_resolution=resolution,
+                    softirq_pct_source=shares.source,
                 )
             )
         return rows

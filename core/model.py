@@ -79,6 +79,10 @@ class QdiscStats:
     drops_per_s: float = 0.0
     requeues_per_s: float = 0.0
     per_queue: bool = False  # True for an mq/mqprio child: its counters are this queue's alone
+    # Counted since txtop first saw this queue (deltas of ``drops``/``requeues``, u32 wraps
+    # and a replaced qdisc handled as for the rates); None in recordings made before.
+    drops_since_start: int | None = None
+    requeues_since_start: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,24 @@ class TxStats:
     # and the per-second rates are extrapolated from the windows; the cumulative counters
     # then count only what passed while attached.
     estimated: bool = False
+    # What ``packets``/``pps`` count: "skb" (net_dev_start_xmit calls: the packets handed to
+    # the driver, as the device's tx_packets counts them on veth, lo, virtio_net) or "segment"
+    # (an mq child's counter: GSO segments, as tc counts them). "" in recordings made before
+    # (then "segment" when ``source`` is "qdisc", else "skb"; see ``packet_unit``).
+    packets_unit: str = ""
+    # The same two units side by side, None when not known: packets handed to the driver per
+    # second (from the probes; ``skbs_estimated`` when extrapolated from trace windows) and
+    # GSO segments per second (the probes' gso_segs, or an mq child's packet counter).
+    skbs_per_s: float | None = None
+    segs_per_s: float | None = None
+    skbs_estimated: bool = False
+
+    @property
+    def packet_unit(self) -> str:
+        """``packets_unit``, or for a recording made before it the unit its source implies."""
+        if self.packets_unit:
+            return self.packets_unit
+        return "segment" if self.source == "qdisc" else "skb"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +155,17 @@ class Talker:
 
 
 @dataclass(frozen=True, slots=True)
+class BypassStats:
+    """How the sampled packets of one TX queue passed its qdisc over the latency window: of
+    ``sampled`` complete tracks that reached the driver, ``bypassed`` went straight to it
+    without an enqueue (TCQ_F_CAN_BYPASS: an empty pfifo/pfifo_fast is skipped), so they
+    have no qdisc wait to sample."""
+
+    sampled: int
+    bypassed: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueueRow:
     dev: str
     ifindex: int
@@ -147,6 +180,11 @@ class QueueRow:
     processes: tuple[Talker, ...] = ()
     # The queue's knobs (core/config.py), read at start and on change; None when not read.
     config: QueueConfig | None = None
+    # None without probes, or when the queue has no qdisc a packet could bypass.
+    bypass: BypassStats | None = None
+    # The network namespace the device lives in (--netns, its label; ``dev`` is then
+    # "<netns>/<name>"); None for txtop's own namespace.
+    netns: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +205,7 @@ class DeviceRow:
     tx_bps: float
     # The device's knobs (core/config.py), read at start and on change; None when not read.
     config: DeviceConfig | None = None
+    netns: str | None = None  # as QueueRow.netns
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +213,10 @@ class CpuRow:
     cpu: int
     net_tx_per_s: float  # /proc/softirqs NET_TX delta
     net_rx_per_s: float  # /proc/softirqs NET_RX delta
-    softirq_pct: float  # psutil cpu_times(percpu=True).softirq share of the interval
+    # Share of the interval in softirq context: /proc/stat's softirq ticks, or the probes'
+    # NET_TX + NET_RX time when that is larger (``softirq_pct_source``), so the parts below
+    # never exceed it.
+    softirq_pct: float
     softnet_processed_per_s: float  # /proc/net/softnet_stat column 1
     softnet_dropped: int  # column 2 (cumulative)
     time_squeeze: int  # column 3 (cumulative)
@@ -182,6 +224,12 @@ class CpuRow:
     time_squeeze_per_s: float = 0.0
     net_tx_time_pct: float | None = None  # irq:softirq_entry/exit, from the probes
     net_rx_time_pct: float | None = None
+    # /proc/stat's own share (USER_HZ ticks), what one tick is worth in percent of this
+    # interval (its resolution), and which of the two set ``softirq_pct``: "stat" or "probes".
+    # None / "" in recordings made before.
+    softirq_stat_pct: float | None = None
+    softirq_pct_resolution: float | None = None
+    softirq_pct_source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +500,7 @@ def _snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
                 flows=_talkers(q.get("flows")),
                 processes=_talkers(q.get("processes")),
                 config=queue_config_from_dict(q.get("config")),
+                bypass=_build(BypassStats, q["bypass"]) if q.get("bypass") else None,
             )
         )
     packets = [

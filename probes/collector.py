@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from txtop.core.bqlsample import BqlAccumulator
+from txtop.core.bypass import BypassWindow
 from txtop.core.config import ConfigReading, attach_config
 from txtop.core.latency import LatencyWindow
 from txtop.core.merge import TickState, merge_tick, probe_status, tick_packets
@@ -121,6 +122,7 @@ class Collector:
         live = qdisc_source is None and self.sysfs_root == SYSFS_NET and self.proc_root == PROC
         self.config = ConfigReader(self.sysfs_root, self.proc_root, live=live)
         self.latency = latency if latency is not None else LatencyWindow()
+        self.bypass = BypassWindow(self.latency.window_s)  # qdisc bypass, over the same window
         self.talkers = TalkerWindow()  # top flows and processes per queue (estimates)
         self._clock = clock
         self._prev: TickState | None = None  # the last tick's counters, for rates
@@ -231,7 +233,12 @@ class Collector:
         )
         packets = tick_packets(reading)
         self.latency.add(packets, now_ns)
-        merged = merge_tick(readings, self._prev, self.latency.per_queue())
+        self.bypass.add(packets, now_ns)
+        # Without qdisc_enqueue every track would look like a bypass: then none is counted.
+        bypass = None
+        if reading is not None and "qdisc_enqueue" not in status.unavailable:
+            bypass = self.bypass.per_queue()
+        merged = merge_tick(readings, self._prev, self.latency.per_queue(), bypass)
         self._prev = merged.state
         device_rows, queue_rows = attach_config(
             merged.devices, merged.queues, self._read_config(devices, problems)

@@ -18,7 +18,7 @@ from txtop.core.text import format_ns
 from txtop.themes import load_themes
 from txtop.themes.defaults import VARIABLE_NAMES
 from txtop.tui.app import INTERVAL_STEPS_S, TxtopApp, next_interval
-from txtop.tui.help import KEYS, HelpScreen, help_text
+from txtop.tui.help import KEYS, WATERFALL_ACTIONS, HelpScreen, help_text
 from txtop.tui.messages import SnapshotArrived
 from txtop.tui.panels import (
     SORT_KEYS,
@@ -157,6 +157,8 @@ def test_s_cycles_sort_orders():
             assert panel.sort_key == "drops"
             assert names()[:2] == ["txlp1a", "tx-0"]
             await pilot.press("s")
+            assert panel.sort_key == "requeues"
+            await pilot.press("s")
             assert panel.sort_key == SORT_KEYS[0]
 
     run(main())
@@ -189,8 +191,9 @@ def test_help_lists_every_key_binding():
     assert "BQL" in text and "NET_TX/s" in text
     from txtop.tui.waterfall import Waterfall
 
-    for binding in Waterfall.BINDINGS:  # the waterfall's own keys are listed too
-        assert binding.description in text, binding
+    for binding in Waterfall.BINDINGS:  # the waterfall's own keys, saying what they do
+        assert binding.action in WATERFALL_ACTIONS, f"describe {binding.key} in tui/help.py"
+        assert WATERFALL_ACTIONS[binding.action] in " ".join(text.split()), binding
     assert all(len(line) <= 66 for line in help_text(66).splitlines()[1:] if line.startswith(" "))
 
 
@@ -247,7 +250,8 @@ def test_uses_a_wide_terminal_side_by_side():
             cpus = app.query_one("#cpus").region
             assert queues.y == cpus.y and cpus.x > queues.right - 1
             head = app.query_one(QueuesPanel).pinned_text()[0]
-            assert "p50t" in head and "pkt/s 8s" in head  # wide columns, and the history column
+            assert "seg/s" in head and "xoff/s" in head  # wide columns
+            assert "pkt/s 8s" in head  # and the history column
             assert len(app.query_one(CpusPanel).body_text()) == 17  # all + 16 CPUs listed
 
     run(main())

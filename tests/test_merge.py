@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from txtop.core.merge import (
     MergedTick,
+    SoftirqShares,
     Spans,
     TickState,
+    consistent_shares,
     current_queues,
     merge_tick,
     probe_status,
@@ -26,7 +28,15 @@ from txtop.core.merge import (
     tick_packets,
     tick_spans,
 )
-from txtop.core.model import BqlStats, LatencyStats, PacketTrace, ProbeStatus, QueueRow, TxStats
+from txtop.core.model import (
+    BqlStats,
+    BypassStats,
+    LatencyStats,
+    PacketTrace,
+    ProbeStatus,
+    QueueRow,
+    TxStats,
+)
 from txtop.core.readings import (
     TC_H_ROOT,
     CpuTimes,
@@ -376,3 +386,153 @@ def test_fuzz_rates_are_finite_and_never_negative(a, b, c) -> None:
             values += [cpu.net_tx_per_s, cpu.net_rx_per_s, cpu.softnet_processed_per_s,
                        cpu.net_tx_time_pct, cpu.net_rx_time_pct]  # fmt: skip
         assert all(v is None or (math.isfinite(v) and v >= 0) for v in values), values
+
+
+# ---- issue 17: one unit per column, parts within the whole, drops since start, bypass ----------
+
+
+def test_queue_packets_in_the_device_counters_unit_and_segments_apart() -> None:
+    """The probes count a GSO packet once (as veth/lo/virtio_net's tx_packets do) and its
+    segments apart; an mq child's counter counts segments (as tc does). Each says which."""
+    first = merge_tick(
+        tracer_tick(T0, {(ENS, 2): QueueCounters(100, 10_000, 100)}, qdiscs=mq(ENS, 4, 0)),
+        None,
+        {},
+    )
+    # 1 s: 10 TSO packets of 44 segments each were handed to the driver on tx-2.
+    counters = {(ENS, 2): QueueCounters(110, 10_000 + 10 * 64_000, 100 + 440)}
+    second = merge_tick(tracer_tick(T0 + S, counters, qdiscs=mq(ENS, 4, 440)), first.state, {})
+    tx = queue(second, "ens1f0", 2).tx
+    assert tx is not None and tx.source == "probe" and tx.packet_unit == "skb"
+    assert (tx.pps, tx.skbs_per_s, tx.segs_per_s) == (10.0, 10.0, 440.0)
+    # tx-0 is not in the tracer's maps of a traced device: zeros, still in packets.
+    # Without probes the mq child says segments, and no skb count is invented.
+    bare = merge_tick(
+        readings(T0, devices=(dev("ens1f0", ENS, 4),), qdiscs=mq(ENS, 4, 0)), None, {}
+    )
+    again = merge_tick(
+        readings(T0 + S, devices=(dev("ens1f0", ENS, 4),), qdiscs=mq(ENS, 4, 440)), bare.state, {}
+    )
+    child = queue(again, "ens1f0", 0).tx
+    assert child is not None and child.source == "qdisc" and child.packet_unit == "segment"
+    assert child.pps == 440.0 and child.segs_per_s == 440.0 and child.skbs_per_s is None
+    # An older recording's row (no unit written) still says what its source implies.
+    old = TxStats(pps=1.0, bps=8.0, packets=1, bytes=1, source="qdisc")
+    assert (
+        old.packet_unit == "segment"
+        and dataclasses.replace(old, source="probe").packet_unit == "skb"
+    )
+
+
+def test_between_trace_windows_segments_stay_exact_and_packets_are_estimates() -> None:
+    ens2 = (ENS, 2)
+    first = merge_tick(
+        tracer_tick(T0, {ens2: QueueCounters(0, 0, 0)}, traced=(5.0, 5.0), qdiscs=mq(ENS, 4, 0)),
+        None,
+        {},
+    )
+    windowed = merge_tick(
+        tracer_tick(T0 + S, {ens2: QueueCounters(10, 10_000, 100)}, traced=(5.1, 5.1),
+                    qdiscs=mq(ENS, 4, 300)),
+        first.state,
+        {},
+    )  # fmt: skip
+    tx = queue(windowed, "ens1f0", 2).tx
+    assert tx is not None and tx.source == "qdisc" and tx.packet_unit == "segment"
+    assert tx.segs_per_s == pytest.approx(900.0)  # the child's own counter: exact
+    assert tx.skbs_per_s == pytest.approx(100.0) and tx.skbs_estimated  # 10 in 0.1 s
+
+
+def test_qdisc_drops_and_requeues_since_start() -> None:
+    ens = (dev("ens1f0", ENS, 2),)
+
+    def tick(t: int, drops: int, requeues: int, handle: int = 0x100) -> TickReadings:
+        child = qd(ENS, "tbf", handle << 16, 0x10001, drops=drops, requeues=requeues)
+        return readings(t, devices=ens, qdiscs=(qd(ENS, "mq", 0x10000, TC_H_ROOT), child))
+
+    first = merge_tick(tick(T0, 2**32 - 10, 500), None, {})
+    q0 = queue(first, "ens1f0", 0).qdisc
+    assert q0 is not None and (q0.drops_since_start, q0.requeues_since_start) == (0, 0)
+    second = merge_tick(tick(T0 + S, 5, 503), first.state, {})  # u32 wrap: 15 drops
+    q0 = queue(second, "ens1f0", 0).qdisc
+    assert q0 is not None and (q0.drops_since_start, q0.requeues_since_start) == (15, 3)
+    quiet = merge_tick(tick(T0 + 2 * S, 5, 503), second.state, {})
+    q0 = queue(quiet, "ens1f0", 0).qdisc
+    assert q0 is not None and q0.drops_per_s == 0.0 and q0.drops_since_start == 15
+    # The qdisc replaced (a new handle, counters from 0): the queue's total goes on from its
+    # next reading, never back to 0 and never counting the new qdisc's start value.
+    replaced = merge_tick(tick(T0 + 3 * S, 7, 1, handle=0x200), quiet.state, {})
+    q0 = queue(replaced, "ens1f0", 0).qdisc
+    assert q0 is not None and q0.drops_since_start == 15
+    later = merge_tick(tick(T0 + 4 * S, 9, 1, handle=0x200), replaced.state, {})
+    q0 = queue(later, "ens1f0", 0).qdisc
+    assert q0 is not None and q0.drops_since_start == 17 and q0.requeues_since_start == 3
+    assert queue(later, "ens1f0", 1).qdisc is None  # no child for tx-1
+
+
+def test_softirq_parts_never_exceed_the_whole() -> None:
+    """/proc/stat said 0 ticks (under one tick at 1 s) while the probes measured NET_TX 1.2%
+    and NET_RX 1.0% of the same interval: the whole is at least their sum."""
+
+    def tick(t: int, ticks: tuple[int, int], tx_ns: int, rx_ns: int) -> TickReadings:
+        busy, soft = ticks
+        now = tracer_tick(t, {}, {0: CpuSoftirqCounters(net_tx_ns=tx_ns, net_rx_ns=rx_ns)})
+        return dataclasses.replace(now, cpu_times={0: CpuTimes(busy, 0, 0, 0, 0, 0, soft)})
+
+    first = merge_tick(tick(T0, (0, 0), 0, 0), None, {})
+    second = merge_tick(tick(T0 + S, (100, 0), 12_000_000, 10_000_000), first.state, {})
+    cpu = second.cpus[0]
+    assert cpu.net_tx_time_pct == pytest.approx(1.2) and cpu.net_rx_time_pct == pytest.approx(1.0)
+    assert cpu.softirq_pct == pytest.approx(2.2) and cpu.softirq_pct_source == "probes"
+    assert cpu.softirq_stat_pct == 0.0 and cpu.softirq_pct_resolution == pytest.approx(1.0)
+    # The ticks said more (3 of 100): they set the whole, the parts are below it.
+    third = merge_tick(tick(T0 + 2 * S, (197, 3), 24_000_000, 20_000_000), second.state, {})
+    cpu = third.cpus[0]
+    assert cpu.softirq_pct == pytest.approx(3.0) and cpu.softirq_pct_source == "stat"
+    # Without probes the ticks are all there is.
+    bare = merge_tick(readings(T0, cpu_times={0: CpuTimes(0, 0, 0, 0)}), None, {})
+    cpu = merge_tick(
+        readings(T0 + 10 * S, cpu_times={0: CpuTimes(990, 0, 0, 0, 0, 0, 10)}), bare.state, {}
+    ).cpus[0]
+    assert cpu.softirq_pct == pytest.approx(1.0) and cpu.softirq_pct_resolution == pytest.approx(
+        0.1
+    )
+    assert cpu.net_tx_time_pct is None and cpu.softirq_pct_source == "stat"
+
+
+def test_held_softirq_estimates_are_fitted_under_the_whole() -> None:
+    """An estimate held from an earlier trace window may not exceed this interval's ticks
+    plus one tick: it is scaled down to fit."""
+    first = consistent_shares(2.0, 1.0, 4.0, 2.0, this_interval=False)
+    assert first.whole == pytest.approx(3.0) and first.source == "probes"
+    assert first.net_tx == pytest.approx(2.0) and first.net_rx == pytest.approx(1.0)
+    assert consistent_shares(2.0, 1.0, 4.0, 2.0, this_interval=True).whole == pytest.approx(6.0)
+    assert consistent_shares(5.0, 1.0, None, None, True) == SoftirqShares(5.0, "stat", None, None)
+
+
+@given(
+    st.floats(0, 100),
+    st.one_of(st.none(), st.floats(0.01, 100)),
+    st.floats(0, 100),
+    st.floats(0, 100),
+    st.booleans(),
+)
+def test_fuzz_softirq_parts_within_the_whole(stat, resolution, tx, rx, this_interval) -> None:
+    shares = consistent_shares(stat, resolution, tx, rx, this_interval)
+    assert shares.net_tx is not None and shares.net_rx is not None
+    assert shares.net_tx + shares.net_rx <= shares.whole * (1 + 1e-9) + 1e-9
+    assert 0 <= shares.whole <= 100 and shares.whole >= min(stat, 100)
+
+
+def test_bypass_counts_go_to_queues_with_a_qdisc() -> None:
+    devices = (dev("eth0", ETH, 2), dev("lo", 1, 1))
+    qdiscs = (qd(ETH, "pfifo_fast", 0, TC_H_ROOT), qd(1, "noqueue", 0, TC_H_ROOT))
+    counts = {(ETH, 0): BypassStats(12, 12), (1, 0): BypassStats(5, 5)}
+    merged = merge_tick(readings(T0, devices=devices, qdiscs=qdiscs), None, {}, counts)
+    assert queue(merged, "eth0", 0).bypass == BypassStats(12, 12)
+    assert queue(merged, "eth0", 1).bypass == BypassStats(0, 0)  # nothing sampled there
+    assert queue(merged, "lo", 0).bypass is None  # noqueue: nothing to bypass
+    assert (
+        queue(merge_tick(readings(T0, devices=devices, qdiscs=qdiscs), None, {}), "eth0", 0).bypass
+        is None
+    )

@@ -49,6 +49,7 @@ from txtop.tui.panels import (
     QueuesPanel,
     fmt_interval,
 )
+from txtop.tui.panels.queues import queues_title
 from txtop.tui.panels.selection import HistoryRowsView
 from txtop.tui.replay_keys import KEY_HINTS as REPLAY_KEY_HINTS
 from txtop.tui.replay_keys import ReplayKeys
@@ -78,10 +79,6 @@ def new_waterfall(spec: FilterSpec | None, ascii_only: bool) -> Waterfall:
     return Waterfall(id="waterfall", ascii=ascii_only, filter=spec)
 
 
-def queues_title(sort_key: str) -> str:
-    return f"TX queues - sort: {sort_key} (s) - history (h)"
-
-
 class TxtopApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "txtop"
@@ -94,6 +91,7 @@ class TxtopApp(App[int]):
         Binding("plus,equals_sign", "interval(1)", "Slower", key_display="+"),
         Binding("minus", "interval(-1)", "Faster", key_display="-"),
         Binding("s", "cycle_sort", "Sort"),
+        Binding("v", "cycle_columns", "Columns", show=False),  # named in the queues' title
         Binding("h", "history", "History", show=False),  # hinted in the queues' title
         Binding("g", "cycle_graph", "History column", show=False),
         Binding("t", "next_theme", "Theme"),
@@ -373,7 +371,11 @@ class TxtopApp(App[int]):
     def action_cycle_sort(self) -> None:
         panel = self.query_one(QueuesPanel)
         panel.set_sort(SORT_KEYS[(SORT_KEYS.index(panel.sort_key) + 1) % len(SORT_KEYS)])
-        self.query_one("#queues").border_title = queues_title(panel.sort_key)
+
+    def action_cycle_columns(self) -> None:
+        """v: the TX queue columns shown first when the width hides some."""
+        column_set = self.query_one(QueuesPanel).cycle_columns()
+        self.notify(f"TX queue columns: {column_set} first", timeout=1.5)
 
     def action_next_theme(self) -> None:
         names = self.theme_names
@@ -409,7 +411,7 @@ class TxtopApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.latest))
 
     def action_config(self) -> None:
         """The config view (tui/config_view.py): every knob beside the live numbers."""

@@ -1,4 +1,4 @@
-"""The help screen (`?`): every key, and what the columns mean."""
+"""The help screen (`?`): every key, what the columns mean, and the probes' details."""
 
 from __future__ import annotations
 
@@ -10,15 +10,26 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from txtop.core.model import Snapshot
 from txtop.tui.panels.cpus import CPU_COLUMNS
-from txtop.tui.panels.queues import QUEUE_COLUMNS
+from txtop.tui.panels.queues import COLUMN_SETS, QUEUE_COLUMNS
 
 # (keys, what they do). The app's BINDINGS are checked against this list by a test.
 KEYS: tuple[tuple[str, str], ...] = (
     ("q  ctrl+c", "quit (probes are detached, the terminal restored)"),
     ("space", "pause / resume the display; data keeps being collected, resume shows the latest"),
     ("+  -", "longer / shorter refresh interval (shown in the header)"),
-    ("s", "sort the TX queues: device/queue, busiest tx, backlog, drops"),
+    (
+        "s",
+        "sort the TX queues: device/queue, busiest tx (bit/s), backlog, drops and requeues "
+        "(since txtop started, then per second)",
+    ),
+    (
+        "v",
+        "TX queue columns shown first when the width hides some: "
+        + " / ".join(COLUMN_SETS)
+        + "; the queues' title names the hidden ones",
+    ),
     ("t", "next colour theme (dark, light, mono)"),
     (
         "c",
@@ -67,6 +78,29 @@ _KEY_NAMES = {
 }
 
 
+# What each of the waterfall's keys does, by action (its bindings' descriptions are the short
+# names Textual shows). A key whose action is missing here shows its binding's description.
+WATERFALL_ACTIONS: dict[str, str] = {
+    "navigate('line', -1)": "select the next newer packet (newest on top)",
+    "navigate('line', 1)": "select the next older packet",
+    "navigate('page', -1)": "a page of newer packets",
+    "navigate('page', 1)": "a page of older packets",
+    "navigate('home')": "back to the newest packet, following new ones again",
+    "navigate('end')": "the oldest packet kept",
+    "inspect": "packet inspector: every stage of the selected packet with its time, CPU, "
+    "queue, flow, sender and how it ended",
+    "cycle_scale": "waterfall time scale: per row (each bar fills its row) / shared linear "
+    "/ shared log",
+    "toggle_stats": "stage percentiles (p50/p90/p99/max per stage) instead of the packet rows",
+    "filter": "filter the packets shown: dev= comm= pid= proto= port= host=; pid, proto, "
+    "port and host are also checked in the kernel, so only matching packets are sampled",
+    "talkers": "top talkers of each TX queue: flows and processes, estimated from the "
+    "sampled packets",
+    "sampling(1)": "sample fewer packets: the next larger N of 1 in N",
+    "sampling(-1)": "sample more packets: the next smaller N of 1 in N",
+}
+
+
 def waterfall_keys() -> list[tuple[str, str]]:
     """The waterfall's own keys (active while it has focus, which it has at start)."""
     from txtop.tui.waterfall import Waterfall
@@ -75,7 +109,7 @@ def waterfall_keys() -> list[tuple[str, str]]:
     for binding in Waterfall.BINDINGS:
         if isinstance(binding, Binding):
             keys = ", ".join(_KEY_NAMES.get(k, k) for k in binding.key.split(","))
-            out.append((keys, binding.description))
+            out.append((keys, WATERFALL_ACTIONS.get(binding.action, binding.description)))
     return out
 
 
@@ -92,8 +126,28 @@ def _entries(title: str, rows: list[tuple[str, str]], width: int) -> list[str]:
     return out
 
 
-def help_text(width: int = 66) -> str:
-    """Plain text of the help screen (no markup), wrapped to ``width``; also used by tests."""
+def probe_details(snapshot: Snapshot | None) -> list[tuple[str, str]]:
+    """The probes' state in full: what the header's probe line shortens (the kernel headers
+    used, what is unavailable and why, the filters pushed to the kernel)."""
+    if snapshot is None:
+        return [("state", "no data yet")]
+    p = snapshot.probes
+    rows = [("state", p.state + (f": {p.reason}" if p.reason else ""))]
+    for note in (n.strip() for n in p.notice.split(";")):
+        if note:
+            rows.append(("note", note))
+    for what, why in sorted(p.unavailable.items()):
+        rows.append((what, f"unavailable: {why}"))
+    if p.sampling:
+        rows.append(("sampling", ", ".join(f"{k} {v}" for k, v in sorted(p.sampling.items()))))
+    if p.filters:
+        rows.append(("filters", ", ".join(f"{k}={v}" for k, v in sorted(p.filters.items()))))
+    return rows
+
+
+def help_text(width: int = 66, snapshot: Snapshot | None = None) -> str:
+    """Plain text of the help screen (no markup), wrapped to ``width``; also used by tests.
+    With ``snapshot``, the probes' details as of that snapshot come last."""
     lines = ["txtop: live view of the Linux transmit path"]
     lines += _entries("Keys", list(KEYS), width)
     lines += _entries("Packet waterfall keys", waterfall_keys(), width)
@@ -102,8 +156,11 @@ def help_text(width: int = 66) -> str:
         "'no BQL' marks devices without byte queue limits (veth, lo, ...); a mark on the BQL "
         "bar shows the peak bytes in flight since the last refresh (sampled --bql-hz times a "
         "second), beside the current value. A device row "
-        "carries device-wide rates; the tx-N rows under it are its queues. Latencies come "
-        "from sampled packets; '-' means none were sampled for that queue. Under heavy "
+        "carries device-wide rates; the tx-N rows under it are its queues. pkt/s counts "
+        "packets as the device's counters do (a GSO packet once), seg/s the GSO segments "
+        "(as tc does). Latencies come from sampled packets: 'bypass' in p99q means every "
+        "packet sampled on that queue skipped its empty qdisc (no wait to sample), '-' that "
+        "none was sampled there. Under heavy "
         "traffic the per-packet probes are attached only part of the time ('traced N% of the "
         "time' on the probes line, --trace-duty): a '~' marks a rate extrapolated from those "
         "trace windows."
@@ -114,26 +171,39 @@ def help_text(width: int = 66) -> str:
         [(c.title, c.help) for c in CPU_COLUMNS],
         width,
     )
+    if snapshot is not None:
+        lines += _entries(
+            "Probes now (the header's second line, in full)", probe_details(snapshot), width
+        )
     return "\n".join(lines)
 
 
 class HelpScreen(ModalScreen[None]):
+    """The help: keys, columns, and the probes' details as of ``snapshot``. The text box has
+    the focus from the start, so up / down, PgUp / PgDn, Home / End scroll it at once (the
+    app's AUTO_FOCUS names the waterfall, which this screen does not have)."""
+
+    AUTO_FOCUS = "#help-box"
     BINDINGS = [
         Binding("escape", "dismiss_help", "Close", show=False),
         Binding("question_mark", "dismiss_help", "Close", show=False),
         Binding("q", "dismiss_help", "Close", show=False),
     ]
 
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
     def compose(self) -> ComposeResult:
         # The box is 90% of the screen, at most 110 columns; wrap inside its border/padding.
         width = max(40, min(110, self.app.size.width * 9 // 10) - 6)
         with VerticalScroll(id="help-box"):
-            yield Static(help_text(width), id="help-text", markup=False)
+            yield Static(help_text(width, self.snapshot), id="help-text", markup=False)
 
     def on_mount(self) -> None:
         box = self.query_one("#help-box")
         box.border_title = "help"
-        box.border_subtitle = "escape / ? / q: close"
+        box.border_subtitle = "up/down PgUp/PgDn: scroll - escape / ? / q: close"
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

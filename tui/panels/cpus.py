@@ -50,9 +50,24 @@ CPU_COLUMNS: tuple[Column, ...] = (
         help="the last seconds of NET_TX/s or NET_RX/s (g, with this panel focused), a cell "
         "per refresh; height = share of the busiest CPU; h opens the selected CPU's history",
     ),
-    Column("si", "softirq time", 12, grow=14, align="<", help="share of the CPU in softirq"),
-    Column("txt", "tx%", 5, priority=1, help="time in NET_TX softirq (probes)"),
-    Column("rxt", "rx%", 5, priority=1, help="time in NET_RX softirq (probes)"),
+    Column(
+        "si",
+        "softirq time",
+        12,
+        grow=14,
+        align="<",
+        help="share of the CPU in softirq (all vectors), from /proc/stat's ticks: at a 1 s "
+        "refresh one tick is 1%, so it shows whole percents and '<1%' under a tick; with the "
+        "probes at least tx% + rx%, shown to 0.1% when they measured more than the ticks",
+    ),
+    Column(
+        "txt",
+        "tx%",
+        5,
+        priority=1,
+        help="time in NET_TX softirq (probes: entry to exit, ns), a part of softirq time",
+    ),
+    Column("rxt", "rx%", 5, priority=1, help="time in NET_RX softirq (probes), a part of it"),
     Column("drop", "drop/s", 6, priority=1, help="softnet backlog drops per second"),
     Column("sqz", "sqz/s", 6, priority=1, help="NET_RX budget/time squeezes per second"),
     Column("dropt", "drops", 7, priority=2, help="softnet drops since boot"),
@@ -82,6 +97,14 @@ def _mean_known(values: Sequence[float | None]) -> float | None:
     return _mean(known) if known else None
 
 
+def _total_resolution(cpus: Sequence[CpuRow]) -> float | None:
+    """The 'all' share's resolution: a tick of one CPU, over all of them."""
+    known = [c.softirq_pct_resolution for c in cpus]
+    if not cpus or any(r is None for r in known):
+        return None
+    return _mean([r for r in known if r is not None]) / len(cpus)
+
+
 def cpu_total(cpus: Sequence[CpuRow]) -> CpuRow:
     """The 'all' row: rates summed, time shares averaged over CPUs."""
     return CpuRow(
@@ -96,11 +119,28 @@ def cpu_total(cpus: Sequence[CpuRow]) -> CpuRow:
         time_squeeze_per_s=sum(c.time_squeeze_per_s for c in cpus),
         net_tx_time_pct=_mean_known([c.net_tx_time_pct for c in cpus]),
         net_rx_time_pct=_mean_known([c.net_rx_time_pct for c in cpus]),
+        softirq_stat_pct=_mean_known([c.softirq_stat_pct for c in cpus]),
+        softirq_pct_resolution=_total_resolution(cpus),
+        softirq_pct_source="probes" if any(c.softirq_pct_source == "probes" for c in cpus) else "",
     )
 
 
+def fmt_share(c: CpuRow) -> str:
+    """The softirq share with the resolution its data has: /proc/stat's ticks are worth
+    ``softirq_pct_resolution`` percent each (1% at a 1 s refresh), so whole percents, and
+    '<1%' when no tick fell; the probes measure nanoseconds, so 0.1% when they set it."""
+    pct, res = c.softirq_pct, c.softirq_pct_resolution
+    if c.softirq_pct_source == "probes" or res is None:
+        return fmt_pct(pct)  # one decimal under 10%; older recordings too
+    if pct <= 0:
+        return f"<{max(res, 0.1):.1g}%" if res < 9.5 else "0%"  # at most 5 cells
+    if res >= 1 or pct >= 9.95:
+        return f"{pct:.0f}%"
+    return f"{pct:.1f}%"
+
+
 def _cpu_cells(c: CpuRow, name: str, si_w: int, glyphs: Glyphs, role: str) -> dict[str, Line]:
-    pct_label = fmt_pct(c.softirq_pct).rjust(5)
+    pct_label = fmt_share(c).rjust(5)
     return {
         "cpu": [(name, role)],
         "tx": [(fmt_si(c.net_tx_per_s), role if c.net_tx_per_s else "dim")],
@@ -164,7 +204,7 @@ def cpu_heat_lines(snapshot: Snapshot, width: int, glyphs: Glyphs) -> tuple[Line
         (f"{len(cpus)} CPUs, 1 cell each; height = share of the busiest ", "heading"),
         (f"({glyphs.heat_zero} idle)", "dim"),
         (f"  all: tx {fmt_si(total.net_tx_per_s)}/s rx {fmt_si(total.net_rx_per_s)}/s", "text"),
-        (f" si {fmt_pct(total.softirq_pct)}", "text"),
+        (f" si {fmt_share(total)}", "text"),
     ]
     body: list[Line] = []
     for name, get in HEAT_METRICS:

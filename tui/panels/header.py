@@ -33,6 +33,10 @@ class HeaderState:
 
 # ---- line 2: the probes ---------------------------------------------------------------------
 
+NETNS_KEY = "netns"  # ProbeStatus.unavailable key of the devices of other namespaces (--netns)
+MAX_LISTED = 3  # unavailable probes named on the line; the help lists them all
+NOTE_CHARS = 40
+
 
 def _running_frags(p: ProbeStatus) -> Line:
     """Probes running: sampling, trace windows, and every way events went missing."""
@@ -56,9 +60,25 @@ def _running_frags(p: ProbeStatus) -> Line:
     if p.skipped_runs:  # another BPF program was running on that CPU: kernel's choice
         out.append(("  skipped ", "text"))
         out.append((fmt_si(p.skipped_runs), "warn"))
-    if p.unavailable:
-        out.append((f"  partial: {', '.join(sorted(p.unavailable))} unavailable", "warn"))
+    missing = sorted(k for k in p.unavailable if k != NETNS_KEY)
+    if missing:
+        names = ", ".join(missing[:MAX_LISTED])
+        more = f" +{len(missing) - MAX_LISTED}" if len(missing) > MAX_LISTED else ""
+        out.append((f"  partial: {names}{more} unavailable", "warn"))
+    if NETNS_KEY in p.unavailable:
+        out.append(("  not for devices in other namespaces yet", "warn"))
     return out
+
+
+def short_notes(notice: str) -> str:
+    """The probe line's form of the probes' notes (``ProbeStatus.notice``, "; "-separated):
+    each note's first clause, at most NOTE_CHARS characters; the help (?) has them in full."""
+    parts = [n.strip() for n in notice.split(";") if n.strip()]
+    short = []
+    for part in parts:
+        clause = part.split(":", 1)[0].strip()
+        short.append(clause if len(clause) <= NOTE_CHARS else clause[: NOTE_CHARS - 3] + "...")
+    return ", ".join(short)
 
 
 def probe_frags(snapshot: Snapshot | None) -> Line:
@@ -78,8 +98,8 @@ def probe_frags(snapshot: Snapshot | None) -> Line:
         out.append((p.state, "dim"))
         if p.reason:
             out.append((f" ({p.reason})", "dim"))
-    if p.notice:
-        out.append((f"  {p.notice}", "dim"))
+    if p.notice:  # in full in the help (?): a headers path must not push the rest off
+        out.append((f"  {short_notes(p.notice)} (? details)", "dim"))
     return out
 
 

@@ -18,7 +18,7 @@ from .cpus import SPARK_METRICS as CPU_SPARK_METRICS
 from .cpus import cpu_view
 from .format import Line, frag_len, line_text, truncate
 from .header import HeaderState, header_lines, key_hint_line
-from .queues import SORT_KEYS, queue_view
+from .queues import COLUMN_SETS, SORT_KEYS, queue_view, queues_title
 from .queues import SPARK_METRICS as QUEUE_SPARK_METRICS
 from .selection import HistoryRowsView
 
@@ -28,6 +28,8 @@ class QueuesPanel(HistoryRowsView):
     history column; a selected queue for the history view."""
 
     sort_key: str = SORT_KEYS[0]
+    column_set: str = "auto"
+    hidden: tuple[str, ...] = ()  # the columns this width leaves out (named in the title)
     spark_metrics = QUEUE_SPARK_METRICS
 
     def rebuild(self) -> None:
@@ -38,13 +40,27 @@ class QueuesPanel(HistoryRowsView):
             self.ascii_only,
             spark=self.spark_spec(),
             selected=self.shown_selection(),
+            column_set=self.column_set,
         )
         self.set_targets(view.targets)
         self.set_lines([view.head], view.body)
+        # The title names the sort order and the columns this width hides (the panel owns it:
+        # only the panel knows its layout). Room: the width less the border's corners.
+        room = max(0, self.size.width - 4)
+        self.hidden = tuple(view.hidden)
+        self.border_title = queues_title(self.sort_key, view.hidden, self.column_set, room)
 
     def set_sort(self, sort_key: str) -> None:
         self.sort_key = sort_key
         self.rebuild()
+
+    def cycle_columns(self) -> str:
+        """The next column set (``v``): which columns come first when some must be hidden."""
+        names = list(COLUMN_SETS)
+        index = names.index(self.column_set) if self.column_set in names else -1
+        self.column_set = names[(index + 1) % len(names)]
+        self.rebuild()
+        return self.column_set
 
 
 class CpusPanel(HistoryRowsView):
