@@ -46,10 +46,25 @@ def configure_colors(opts: Options) -> str:
     return "mono" if _no_color_requested() else DEFAULT_THEME
 
 
+def _not_terminals() -> list[str]:
+    """The streams the dashboard needs that are not a terminal: it reads keys from stdin and
+    draws on stderr (Textual's driver), so stdout may be redirected."""
+    stderr = sys.__stderr__
+    out = [] if sys.stdin is not None and sys.stdin.isatty() else ["stdin"]
+    if stderr is None or not stderr.isatty():
+        out.append("stderr")
+    return out
+
+
 def _check_terminal() -> None:
-    if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
+    streams = _not_terminals()
+    if streams:
+        which = " and ".join(streams)
+        verb = "is" if len(streams) == 1 else "are"
         raise UsageError(
-            "the dashboard needs a terminal; for scripts use --once --format json or --headless"
+            f"the dashboard needs a terminal, but {which} {verb} not one (redirected?): it "
+            "reads keys from stdin and draws on stderr; for scripts use --once --format json "
+            "or --headless"
         )
     if os.environ.get("TERM", "").strip().lower() == "dumb":
         # Textual would draw with escape sequences such a terminal prints as garbage.
@@ -72,6 +87,7 @@ def run_dashboard(opts: Options, theme: str) -> int:
         notices = [source.notice] if source.notice and source.mode != "replay" else []
         if session.exporter is not None:
             notices += session.exporter.describe()
+        notices += session.warnings
         app = TxtopApp(
             source,
             theme=theme,

@@ -253,6 +253,8 @@ def _headless_live(
 
     source, sink = session.source, session.recording
     deadline = time.monotonic() + opts.duration if opts.duration else math.inf
+    # Live: the first line covers one whole interval, as --once (a replay's first frame does).
+    first = FirstInterval(replaying=source.replay_controls is not None)
 
     def on_signal(sig: int) -> None:
         got.append(sig)
@@ -289,11 +291,34 @@ def _headless_live(
             except queue.Empty:
                 continue
             log.snapshot(snap)
-            if out is not None:
+            if out is not None and first.passes(snap):
                 out.write(snap)
         if got:
             why = f"on {signal.Signals(got[0]).name}"
         log.line("stopping" + (f" {why}" if why else ""))
+
+
+class FirstInterval:
+    """Which live snapshots --headless prints: none before one covers a whole interval, as
+    --once (``collect_once``) waits. The first snapshot comes at once (no interval yet; the
+    probes "starting" while they compile), the next one when they are attached (its rates
+    span the compile time and the tracer's counters only start there): both are held back,
+    and so is any while the probes still compile (up to ``ready_timeout_s``)."""
+
+    def __init__(self, replaying: bool = False, ready_timeout_s: float = PROBE_READY_TIMEOUT_S):
+        self._passing = replaying
+        self._ready = False
+        self._deadline = time.monotonic() + ready_timeout_s
+
+    def passes(self, snap: Snapshot) -> bool:
+        if self._passing:
+            return True
+        if self._ready:
+            self._passing = True
+            return True
+        # This one primes the rates once the probes are up (or known to be unavailable).
+        self._ready = snap.probes.state != "starting" or time.monotonic() > self._deadline
+        return False
 
 
 class FlightSignal:

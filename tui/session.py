@@ -17,7 +17,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -210,12 +210,14 @@ class ExportingSource(SnapshotSource):
 
 @dataclass(frozen=True)
 class Session:
-    """A started run: the source, its probes' controls, the --record sink and the exporter."""
+    """A started run: the source, its probes' controls, the --record sink and the exporter,
+    and the warnings said on stderr at its start (the dashboard shows them again)."""
 
     source: SnapshotSource
     tracer: TracerControls | None = None
     recording: RecordingSink | None = None
     exporter: Exporter | None = None
+    warnings: tuple[str, ...] = ()
 
     def stop(self) -> None:
         """Stop the source (detaches the probes, removes the demo lab), close the recording
@@ -254,7 +256,37 @@ def start(
     source = built.source
     if exporter is not None:
         source = ExportingSource(source, exporter.publish)
-    return Session(source, built.tracer, sink, exporter)
+    live = recording is None and opts.synthetic is None and source.replay_controls is None
+    warnings = tuple(start_warnings(opts, live))
+    for line in warnings:
+        warn(line)
+    return Session(source, built.tracer, sink, exporter, warnings)
+
+
+def missing_pids(pids: Sequence[int]) -> list[int]:
+    """The pids no process has now (kill(pid, 0): ESRCH; EPERM means it exists)."""
+    out = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            out.append(pid)
+        except PermissionError:
+            pass
+    return out
+
+
+def start_warnings(opts: Options, live: bool) -> list[str]:
+    """What is worth a warning line before the data starts: a --pid no process has (its
+    packets cannot be sampled; a later process with that id would be). Only for live data:
+    a recording was filtered when it was made."""
+    if not live or not opts.pids:
+        return []
+    return [
+        f"warning: --pid {pid}: no such process now; no packet of it can be sampled "
+        "(the waterfall stays empty for it)"
+        for pid in missing_pids(opts.pids)
+    ]
 
 
 def _open_recorder(opts: Options) -> SnapshotWriter | None:
