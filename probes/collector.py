@@ -29,6 +29,7 @@ from typing import Protocol, TypeVar
 from txtop.core.bqlsample import BqlAccumulator
 from txtop.core.bypass import BypassWindow
 from txtop.core.config import ConfigReading, attach_config
+from txtop.core.findings import FindingsEngine
 from txtop.core.latency import LatencyWindow
 from txtop.core.merge import TickState, merge_tick, probe_status, tick_packets
 from txtop.core.model import BqlStats, ProbeStatus, Snapshot
@@ -121,6 +122,8 @@ class Collector:
         # Ioctls and netlink answer only for the running kernel, not for a fake tree.
         live = qdisc_source is None and self.sysfs_root == SYSFS_NET and self.proc_root == PROC
         self.config = ConfigReader(self.sysfs_root, self.proc_root, live=live)
+        # What looks wrong (core/findings.py): every snapshot carries the findings after it.
+        self.findings = FindingsEngine()
         self.latency = latency if latency is not None else LatencyWindow()
         self.bypass = BypassWindow(self.latency.window_s)  # qdisc bypass, over the same window
         self.talkers = TalkerWindow()  # top flows and processes per queue (estimates)
@@ -245,7 +248,7 @@ class Collector:
         )
         self.talkers.add(packets, status, merged.interval_s, now_ns, merged.traced_pct)
         queue_rows = self.talkers.attach(queue_rows)
-        return Snapshot(
+        snapshot = Snapshot(
             host=self.host,
             kernel=self.kernel,
             time=wall,
@@ -260,6 +263,7 @@ class Collector:
             probes=probe_status(status, probes_override, merged.traced_pct, problems),
             latency_ns=dict(self.latency.overall()),
         )
+        return self.findings.apply(snapshot)
 
     # ---- reading (every kernel-facing call of the tick) ---------------------------------------
 

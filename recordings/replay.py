@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from txtop.core.controls import ReplayControls
+from txtop.core.findings import summarize, with_findings
 from txtop.core.latency import LatencyWindow
 from txtop.core.model import CpuRow, ReplayPosition, Snapshot, TxStats
 from txtop.core.source import SnapshotSource
@@ -31,6 +32,9 @@ class Timeline:
     def __post_init__(self) -> None:
         if not self.snapshots:
             raise ValueError("the recording holds no snapshot")
+        # Frames recorded before findings existed get them now, computed over the frames in
+        # order (core/findings.py), so a seek or --at shows what playing through would.
+        object.__setattr__(self, "snapshots", with_findings(self.snapshots))
         first = self.snapshots[0]
         t0 = first.time - first.interval_s
         object.__setattr__(self, "times", tuple(s.time - t0 for s in self.snapshots))
@@ -317,4 +321,5 @@ def aggregate(snapshots: Sequence[Snapshot]) -> Snapshot:
         packets=packets,
         latency_ns=dict(lat.overall()),
         replay=None,
+        findings=summarize(snapshots),  # every finding of the window, once
     )

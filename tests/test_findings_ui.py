@@ -159,3 +159,213 @@ async def _config_view(size) -> None:
         assert app.screen.rows.selected == Subject("queue", "txlp1a", 0)
         await pilot.press("c")
         await fx.until(pilot, lambda: not isinstance(app.screen, ConfigScreen), "closed")
+
+
+# ---- findings: the strip, the view, the jump --------------------------------------------------
+
+from txtop.core.finding import Finding  # noqa: E402
+from txtop.core.history import CpuTarget, QueueTarget  # noqa: E402
+from txtop.tui.findings_text import evidence_text, strip_capacity, strip_lines, strip_rows  # noqa: E402
+from txtop.tui.findings_view import FindingsScreen, FindingsStrip  # noqa: E402
+from txtop.tui.layout import panel_heights  # noqa: E402
+
+FINDINGS = (
+    Finding(
+        "qdisc_drops",
+        "crit",
+        Subject("queue", "txlp1a", 0),
+        "txlp1a tx-0: tbf 10: (limit 3000 bytes) drops 310/s",
+        {
+            "qdisc": "tbf",
+            "drops_per_s": 310.0,
+            "drops": 12400,
+            "limit": 3000,
+            "limit_unit": "bytes",
+        },
+        "the tbf limit (or the rate that fills it)",
+        "tc -s qdisc show dev txlp1a parent 1:1",
+        since=fx.TIME + 30,
+    ),
+    Finding(
+        "qdisc_wait",
+        "warn",
+        Subject("queue", "txlp1a", 0),
+        "txlp1a tx-0: p99 qdisc wait 405ms is 98% of p99 total (tbf 10: (limit 3000 bytes): shaping)",
+        {"qdisc": "tbf", "qdisc_p99_ns": 405_000_000, "share_pct": 97.8, "samples": 180},
+        "the tbf rate, or what is sent through it",
+        "tc -s qdisc show dev txlp1a parent 1:1",
+        since=fx.TIME + 31,
+    ),
+    Finding(
+        "softnet_squeeze",
+        "warn",
+        Subject("cpu", cpu=0),
+        "cpu0: softirq budget ran out 3.0/s (time_squeeze; budget 300 pkts / 8000 us)",
+        {"time_squeeze_per_s": 3.0, "time_squeeze": 57, "netdev_budget": "300"},
+        "net.core.netdev_budget / netdev_budget_usecs",
+        "sysctl -w net.core.netdev_budget=600",
+        since=fx.TIME + 20,
+    ),
+    Finding(
+        "probe_losses",
+        "warn",
+        Subject("probes"),
+        "probes lose 12 events/s (ring buffer or track table full): sampling too aggressive",
+        {"lost_per_s": 12.0},
+        "sampling",
+        "txtop --sample 256",
+        state="cleared",
+        since=fx.TIME + 2,
+        cleared_at=fx.TIME + 25,
+    ),
+)
+
+
+def with_findings(snap: Snapshot | None = None, found=FINDINGS) -> Snapshot:
+    return dataclasses.replace(configured(snap), findings=tuple(found))
+
+
+def test_strip_lines_roles_and_overflow() -> None:
+    snap = with_findings()
+    lines = strip_lines(snap, 80, 2)
+    assert len(lines) == 2 and all(frag_len(line) == 80 for line in lines)
+    assert lines[0][0] == ("CRIT ", "alert") and line_text(lines[0]).endswith(" f: details")
+    assert line_text(lines[1]).endswith("+2 more (f)")
+    everything = strip_lines(snap, 120, 5)
+    cleared = everything[-1]
+    assert "(cleared)" in line_text(cleared) and {role for _, role in cleared} <= {"dim", "text"}
+    assert strip_lines(fx.busy_lab(), 80, 2) == [] and strip_lines(snap, 80, 0) == []
+    assert [strip_capacity(h) for h in (24, 30, 40, 60)] == [2, 3, 5, 5]
+    assert strip_rows(snap, 24) == 2 and strip_rows(fx.busy_lab(), 24) == 0
+
+
+def test_the_strip_takes_rows_from_the_waterfall_not_the_panels() -> None:
+    plain = panel_heights(fx.busy_lab(), 80, 24)
+    found = panel_heights(with_findings(), 80, 24)
+    assert plain["#findings"] == 0 and found["#findings"] == 2
+    assert found["#queues"] >= 4 and found["#cpus"] >= 4
+    used = 2 + 1 + found["#findings"] + found["#queues"] + found["#cpus"]
+    assert 24 - used >= 6  # the waterfall keeps its rows
+    wide = panel_heights(with_findings(), 160, 50)
+    assert wide["#findings"] == 4
+
+
+def test_evidence_text_units() -> None:
+    text = evidence_text(FINDINGS[0].evidence)
+    assert "drops 310/s (12400 total)" in text and "limit 3000" in text
+    assert "qdisc p99 405ms" in evidence_text(FINDINGS[1].evidence)
+
+
+def test_strip_and_panels_at_80x24() -> None:
+    asyncio.run(_strip_80x24())
+
+
+async def _strip_80x24() -> None:
+    source = fx.ManualSource(configured())
+    app = TxtopApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _shown(pilot)
+        strip = app.query_one(FindingsStrip)
+        assert strip.size.height == 0
+        source.push(with_findings())
+        await fx.until(pilot, lambda: strip.size.height == 2, "the strip")
+        assert strip.text()[0].startswith("CRIT txlp1a tx-0: tbf")
+        for selector, rows in (("#queues", 4), ("#cpus", 4), ("#wf-box", 6)):
+            assert app.query_one(selector).outer_size.height >= rows, selector
+        total = sum(
+            app.query_one(s).outer_size.height
+            for s in ("#header", "#findings", "#top", "#wf-box", "#keys")
+        )
+        assert total == 24
+        source.push(configured())  # findings gone (a source without rules): strip gone
+        await fx.until(pilot, lambda: strip.size.height == 0, "no strip")
+
+
+def test_findings_view_details_and_jumps() -> None:
+    asyncio.run(_findings_view())
+
+
+async def _findings_view() -> None:
+    app = TxtopApp(fx.ManualSource(with_findings()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _shown(pilot)
+        await pilot.press("f")
+        await fx.until(pilot, lambda: isinstance(app.screen, FindingsScreen), "the view")
+        screen = app.screen
+        assert isinstance(screen, FindingsScreen)
+        await fx.until(pilot, lambda: screen.selected() is not None, "a finding selected")
+        detail = screen.query_one("#findings-detail")
+        text = "\n".join(detail.text())
+        assert "evidence" in text and "tc -s qdisc show dev txlp1a parent 1:1" in text
+        assert "active since" in text
+        # enter: to the queue's row in the dashboard, selected and focused.
+        await pilot.press("enter")
+        await fx.until(pilot, lambda: not isinstance(app.screen, FindingsScreen), "closed")
+        from txtop.tui.panels import CpusPanel, QueuesPanel
+
+        queues = app.query_one(QueuesPanel)
+        await fx.until(pilot, lambda: app.focused is queues, "the queues panel focused")
+        assert queues.selected == QueueTarget("txlp1a", 0)
+        # The CPU finding (third) jumps to the CPU's row.
+        await pilot.press("f")
+        await fx.until(pilot, lambda: isinstance(app.screen, FindingsScreen), "the view again")
+        await pilot.press("down", "down")
+        await fx.until(pilot, lambda: app.screen.selected().subject.kind == "cpu", "cpu row")
+        await fx.until(
+            pilot,
+            lambda: (
+                "netdev_budget=600" in "\n".join(app.screen.query_one("#findings-detail").text())
+            ),
+            "the CPU finding's details",
+        )
+        await pilot.press("enter")
+        cpus = app.query_one(CpusPanel)
+        await fx.until(pilot, lambda: app.focused is cpus, "the CPU panel focused")
+        assert cpus.selected == CpuTarget(0)
+        # c: the config view with the cursor on the finding's row.
+        await pilot.press("f")
+        await fx.until(pilot, lambda: isinstance(app.screen, FindingsScreen), "the view, third")
+        await pilot.press("c")
+        await fx.until(pilot, lambda: isinstance(app.screen, ConfigScreen), "config view")
+        await fx.until(
+            pilot, lambda: app.screen.rows.selected == Subject("queue", "txlp1a", 0), "its row"
+        )
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dashboard_with_findings_snapshot(snap_compare, size, monkeypatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    app = TxtopApp(fx.ManualSource(with_findings()))
+
+    async def run_before(pilot) -> None:
+        await _shown(pilot)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_findings_view_snapshot(snap_compare, monkeypatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    app = TxtopApp(fx.ManualSource(with_findings()))
+
+    async def run_before(pilot) -> None:
+        await _shown(pilot)
+        await pilot.press("f")
+        await fx.until(pilot, lambda: isinstance(app.screen, FindingsScreen), "the view")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_config_view_snapshot(snap_compare, monkeypatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    app = TxtopApp(fx.ManualSource(with_findings()))
+
+    async def run_before(pilot) -> None:
+        await _shown(pilot)
+        await pilot.press("c")
+        await fx.until(pilot, lambda: isinstance(app.screen, ConfigScreen), "the view")
+        await pilot.press("down", "down", "down")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import ui_fixtures as fx
 
+from txtop.core.findings import with_findings
 from txtop.core.history import (
     CPU_METRICS,
     QUEUE_METRICS,
@@ -180,7 +181,8 @@ def test_memory_bound_over_a_long_synthetic_run() -> None:
 
 
 def test_a_replay_seek_rebuilds_the_history_from_the_recording() -> None:
-    frames = [make_snapshot(4, 2, t) for t in range(1, 400)]
+    # With findings already (as recorded live), so the timeline keeps the very frames.
+    frames = list(with_findings([make_snapshot(4, 2, t) for t in range(1, 400)]))
     source = ReplaySource(frames)
     h = History()
     feed = feed_history(h, source)

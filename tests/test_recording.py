@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from txtop.core.findings import with_findings
 from txtop.core.model import (
     BqlStats,
     CpuRow,
@@ -279,7 +280,8 @@ def test_speed_is_clamped_and_changes_pace():
 
 
 def test_aggregate_window_and_at():
-    snaps = [make_snapshot(i, pps=100.0 * (i + 1)) for i in range(4)]
+    # With findings already (as recorded live), so the timeline keeps the very frames.
+    snaps = list(with_findings([make_snapshot(i, pps=100.0 * (i + 1)) for i in range(4)]))
     agg = aggregate(snaps)
     assert agg.interval_s == 4.0
     assert len(agg.packets) == 4

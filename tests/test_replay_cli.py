@@ -30,6 +30,7 @@ from fs_helpers import fill, needs_mount, small_tmpfs
 from test_cli import EXIT_DEADLINE_S, TXTOP, PtyRun, txtop
 from ui_fixtures import header, until
 
+from txtop.core.findings import with_findings
 from txtop.core.model import Snapshot
 from txtop.recordings.flight import FlightRecorder
 from txtop.recordings.recording import MAGIC, Recorder, RecordingSink, read_recording
@@ -61,6 +62,8 @@ def frame(i: int) -> Snapshot:
 
 
 FRAMES = [frame(i) for i in range(12)]
+# What replay shows: recorded without findings, so computed over the frames when loaded.
+REPLAYED = with_findings(FRAMES)
 
 
 @pytest.fixture
@@ -95,7 +98,7 @@ def test_once_prints_the_whole_window(recording):
     assert data["mode"] == "replay"
     assert data["replay"]["count"] == 12 and data["replay"]["window"] == "all"
     assert data["replay"]["damage"] == ""
-    expected = aggregate(FRAMES).to_dict()
+    expected = aggregate(REPLAYED).to_dict()
     assert without_replay(data) == without_replay(expected)
     assert data["interval_s"] == 12.0 and len(data["packets"]) == 12 * len(FRAMES[0].packets)
 
@@ -106,7 +109,7 @@ def test_once_at_picks_the_frame_covering_that_second(recording, at, index):
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["replay"]["index"] == index and data["replay"]["window"] == "frame"
-    assert without_replay(data) == without_replay(FRAMES[index].to_dict())
+    assert without_replay(data) == without_replay(REPLAYED[index].to_dict())
 
 
 @pytest.mark.parametrize("at", ["12.5", "99", "-1", "nan", "inf", "x"])
@@ -120,7 +123,7 @@ def test_headless_replay_prints_every_frame_as_a_json_line(recording):
     assert res.returncode == 0, res.stderr
     lines = [json.loads(line) for line in res.stdout.splitlines()]
     assert [d["replay"]["index"] for d in lines] == list(range(2, 12))
-    assert without_replay(lines[-1]) == without_replay(FRAMES[-1].to_dict())
+    assert without_replay(lines[-1]) == without_replay(REPLAYED[-1].to_dict())
 
 
 # ---- damaged and foreign files ----------------------------------------------------------------

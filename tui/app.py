@@ -28,7 +28,7 @@ from textual.widgets import Static
 
 from txtop.core.controls import TracerControls
 from txtop.core.filters import FilterSpec
-from txtop.core.history import History
+from txtop.core.history import CpuTarget, History, QueueTarget, Target
 from txtop.core.model import Snapshot
 from txtop.core.source import SnapshotSource
 from txtop.core.text import exc_line
@@ -36,6 +36,7 @@ from txtop.recordings.flight import FlightRecorder, FlightWrite
 from txtop.recordings.recording import RecordingSink
 from txtop.themes import DEFAULT_THEME
 from txtop.tui.config_view import ConfigScreen, SnapshotScreen
+from txtop.tui.findings_view import FindingsScreen, FindingsStrip, JumpTo
 from txtop.tui.help import HelpScreen
 from txtop.tui.history_view import HistoryScreen, feed_history
 from txtop.tui.layout import PanelLayout
@@ -96,6 +97,7 @@ class TxtopApp(App[int]):
         Binding("g", "cycle_graph", "History column", show=False),
         Binding("t", "next_theme", "Theme"),
         Binding("c", "config", "Config", show=False),  # in the help and the findings strip
+        Binding("f", "findings", "Findings", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         # --flight: write the flight recorder's window now (tui/help.py says so).
         Binding("w", "flight_write", "Save flight recording", show=False),
@@ -170,6 +172,7 @@ class TxtopApp(App[int]):
         recording = self.recording is not None and self.recording.writes_file
         state = HeaderState(self.source.interval_s, self.source.mode, recording=recording)
         yield HeaderBar(state, id="header")
+        yield FindingsStrip(id="findings")
         with Container(id="main"):
             with Container(id="top"):
                 yield QueuesPanel(id="queues")
@@ -279,6 +282,7 @@ class TxtopApp(App[int]):
     def _show_tables(self, snapshot: Snapshot) -> None:
         self._tables_at = time.monotonic()
         self.panel_layout.relayout(snapshot)
+        self.query_one(FindingsStrip).update_snapshot(snapshot)
         self.query_one(QueuesPanel).update_snapshot(snapshot)
         self.query_one(CpusPanel).update_snapshot(snapshot)
         if isinstance(self.screen, HistoryScreen):
@@ -417,6 +421,35 @@ class TxtopApp(App[int]):
         """The config view (tui/config_view.py): every knob beside the live numbers."""
         if not isinstance(self.screen, SnapshotScreen):
             self.push_screen(ConfigScreen(self.shown))
+
+    def action_findings(self) -> None:
+        """The findings view (tui/findings_view.py): evidence, knob and command of each."""
+        if not isinstance(self.screen, SnapshotScreen):
+            self.push_screen(FindingsScreen(self.shown))
+
+    def on_jump_to(self, message: JumpTo) -> None:
+        """A finding's subject: select its row in the TX queue or CPU panel, focused."""
+        subject = message.subject
+        panel: HistoryRowsView
+        target: Target | None
+        if subject.kind in ("queue", "device"):
+            panel = self.query_one(QueuesPanel)
+            mine = [t for t in panel.targets if isinstance(t, QueueTarget) and t.dev == subject.dev]
+            if subject.kind == "queue":
+                target = QueueTarget(str(subject.dev), subject.queue or 0)
+            else:  # the device row is not selectable: its first queue
+                target = mine[0] if mine else None
+        elif subject.kind == "cpu":
+            panel, target = self.query_one(CpusPanel), CpuTarget(subject.cpu or 0)
+        else:
+            self.notify("the probes' state is on the header's second line", timeout=3)
+            return
+        if target is None or target not in panel.targets:
+            self.notify(f"{subject.label} has no row on screen now", timeout=3)
+            return
+        panel.selected = target
+        panel.focus()
+        panel.action_move_selection(0)  # draw and scroll to it
 
     # ---- history (core/history.py, tui/history_view.py) ------------------------------------------
     def _rows_panel(self) -> HistoryRowsView:

@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.geometry import Size
+from textual.message import Message
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -51,6 +52,13 @@ class CursorRows(RoleStyled, ScrollView, can_focus=True):
         Binding("end", "move(100000)", "Last", show=False),
     ]
 
+    class Moved(Message):
+        """The cursor moved to another row."""
+
+        def __init__(self, rows: CursorRows) -> None:
+            super().__init__()
+            self.rows = rows
+
     def __init__(self, *, cursor: bool = True, id: str | None = None) -> None:
         super().__init__(id=id)
         self.show_cursor = cursor
@@ -74,6 +82,7 @@ class CursorRows(RoleStyled, ScrollView, can_focus=True):
         self.selected = subject
         self._scroll_to_cursor()
         self.refresh()
+        self.post_message(self.Moved(self))
         return True
 
     def text(self) -> list[str]:
@@ -94,6 +103,7 @@ class CursorRows(RoleStyled, ScrollView, can_focus=True):
         self.selected = self.subjects[rows[max(0, min(len(rows) - 1, at + step))]]
         self._scroll_to_cursor()
         self.refresh()
+        self.post_message(self.Moved(self))
 
     def _scroll_to_cursor(self) -> None:
         line = self.cursor_line()
@@ -148,6 +158,7 @@ class ConfigScreen(SnapshotScreen):
     BINDINGS = [
         Binding("escape,c,q", "close", "Close", show=False),
         Binding("enter", "inspect", "Queue inspector", show=False),
+        Binding("f", "findings", "Findings", show=False),
     ]
 
     def __init__(self, snapshot: Snapshot | None, focus: Subject | None = None) -> None:
@@ -188,6 +199,12 @@ class ConfigScreen(SnapshotScreen):
             subject = next((s for s in queues if s.dev == subject.dev), None)
         if subject is not None:
             self.app.push_screen(QueueScreen(self.snapshot, subject))
+
+    def action_findings(self) -> None:
+        from txtop.tui.findings_view import FindingsScreen  # it imports this module
+
+        self.dismiss(None)
+        self.app.push_screen(FindingsScreen(self.snapshot))
 
     def action_close(self) -> None:
         self.dismiss(None)

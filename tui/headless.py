@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from txtop.core.findings import evaluate_once
 from txtop.core.model import Snapshot
 from txtop.core.text import exc_line
 from txtop.recordings.flight import FlightRecorder, FlightWrite
@@ -53,6 +54,8 @@ def run_once(opts: Options) -> int:
         session = sessions.start(opts)
         sessions.warn_notices(session.source)
         snap = collect_once(session, seen=seen.append)
+        # One interval has nothing to flicker: its findings without the time hysteresis.
+        snap = dataclasses.replace(snap, findings=evaluate_once(snap, seen[:-1]))
     if metrics:
         _once_metrics(opts, seen)
     if opts.format == "json":

@@ -38,6 +38,14 @@ KEYS: tuple[tuple[str, str], ...] = (
         "IRQ and its CPUs, qdisc limit) and per CPU; enter on a queue opens its inspector",
     ),
     (
+        "f",
+        "findings: what looks wrong, with the numbers that show it, the knob to turn and the "
+        "command to look at or change it (txtop changes nothing); enter goes to the "
+        "finding's queue or CPU row, c opens the config view there. The strip under the "
+        "header shows the newest, in their severity's colour; cleared ones stay, greyed, "
+        "for a minute",
+    ),
+    (
         "h",
         "history of the selected queue or CPU (of the focused panel; the first queue "
         "otherwise): charts of its last minutes; up / down go to the next queue or CPU, "

@@ -10,6 +10,7 @@ from textual.app import App
 from textual.widgets import Static
 
 from txtop.core.model import Snapshot
+from txtop.tui.findings_text import strip_rows
 from txtop.tui.panels import cpu_list_rows, heat_rows, queue_body_rows
 
 MIN_WIDTH = 80
@@ -23,8 +24,11 @@ Heights = dict[str, int | str]  # container selector -> rows, "auto" or "1fr"
 
 def panel_heights(snap: Snapshot | None, width: int, height: int) -> Heights:
     """Each panel gets what it needs up to a fair share; the waterfall keeps at least a
-    third and gets whatever is left."""
-    avail = height - HEADER_LINES - FOOTER_LINES
+    third and gets whatever is left. The findings strip (#findings, under the header) takes
+    its rows first: one per finding, at most 2 at 24 rows (findings_text.strip_capacity), so
+    at 80x24 the panels still get at least 4 rows each and the waterfall 6."""
+    strip = strip_rows(snap, height)
+    avail = height - HEADER_LINES - FOOTER_LINES - strip
     wide = width >= WIDE_WIDTH
     cpu_width = (width * 45 // 100 if wide else width) - 1
     n_cpus = len(snap.cpus) if snap is not None else 0
@@ -35,6 +39,7 @@ def panel_heights(snap: Snapshot | None, width: int, height: int) -> Heights:
     if wide:
         c_pref = c_list if c_list <= budget else c_heat
         return {
+            "#findings": strip,
             "#top": max(5, min(budget, max(q_need, c_pref))),
             "#queues": "1fr",
             "#cpus": "1fr",
@@ -46,7 +51,7 @@ def panel_heights(snap: Snapshot | None, width: int, height: int) -> Heights:
         c = max(4, min(c_pref, budget - 4))
         q = max(4, min(q_need, budget - c))
         c = max(c, min(c_pref, budget - q))  # hand back rows the queues do not use
-    return {"#top": "auto", "#queues": q, "#cpus": c}
+    return {"#findings": strip, "#top": "auto", "#queues": q, "#cpus": c}
 
 
 class PanelLayout:
