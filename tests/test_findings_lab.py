@@ -20,6 +20,7 @@ so the healthy lab checks the findings about its own device and the probes' loss
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -307,3 +308,31 @@ def test_a_healthy_lab_stays_quiet(lab: Lab) -> None:
         assert tx0.config.qdisc is not None and tx0.config.qdisc.kind == "pfifo_fast"
     finally:
         collector.close()
+
+
+@root
+def test_once_json_carries_findings_and_config(lab: Lab) -> None:
+    """``txtop --once --format json`` on a lab whose tbf drops: ``findings[]`` has the drops
+    (one interval, no 2 s hold) and the rows carry their ``config``."""
+    _skip_unless_probes()
+    from test_cli import txtop
+
+    with Sink(lab.ns_argv([]), PORT):
+        lab.set_tbf(rate="1mbit", burst="2k", limit="3k")
+        with Senders(lab, "--count", "100000", "--size", "1000", "--gap-us", "500") as senders:
+            deadline = time.monotonic() + 120
+            while True:
+                senders.keep()
+                res = txtop("-i", lab.dev, "--once", "--format", "json", "-d", "1", timeout=120)
+                assert res.returncode == 0, res.stderr
+                data = json.loads(res.stdout)
+                drops = [f for f in data["findings"] if f["id"] == "qdisc_drops"]
+                if drops or time.monotonic() > deadline:
+                    break
+    assert drops, data["findings"]
+    assert drops[0]["subject"] == {"kind": "device", "dev": lab.dev, "queue": None, "cpu": None}
+    assert drops[0]["evidence"]["limit"] == 3 * 1024 and drops[0]["state"] == "active"
+    device = next(d for d in data["devices"] if d["dev"] == lab.dev)
+    assert device["config"]["root_qdisc"]["kind"] == "tbf"
+    assert device["config"]["sysctl"]["net.core.netdev_budget"].isdigit()
+    assert all(q["config"] is not None for q in data["queues"] if q["dev"] == lab.dev)
