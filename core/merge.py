@@ -66,6 +66,9 @@ class TickState:
     softnet: Mapping[int, SoftnetRow] = field(default_factory=dict)
     cpu_times: Mapping[int, CpuTimes] = field(default_factory=dict)
     tracer_queues: Mapping[TxQueue, QueueCounters] = field(default_factory=dict)
+    # The tracer's counters were read this tick: a queue missing from its maps then had no
+    # packet yet (a zero to count from next tick, not an unknown start).
+    traced: bool = False
     tracer_cpus: Mapping[int, CpuSoftirqCounters] = field(default_factory=dict)
     # Trace windows: cumulative seconds the probe groups were attached, and the last estimates,
     # shown again for an interval in which no window was open.
@@ -141,12 +144,24 @@ def merge_tick(
         cpu_times=now.cpu_times,
         tracer_queues=tick.tracer_queues,
         tracer_cpus=tick.tracer_cpus,
+        traced=reading is not None,
         traced_s=traced_s,
         traced_late_s=traced_late_s,
         tx_held=tick.tx_held,
         cpu_held=tick.cpu_held,
     )
     return MergedTick(interval_s, tuple(devices), tuple(queues), tuple(cpus), traced_pct, state)
+
+
+def in_namespace(
+    label: str, devices: Iterable[DeviceRow], queues: Iterable[QueueRow]
+) -> tuple[tuple[DeviceRow, ...], tuple[QueueRow, ...]]:
+    """Rows of devices in another network namespace (--netns): named "<label>/<dev>" (names and
+    ifindexes are unique only within a namespace) and marked with ``netns``."""
+    return (
+        tuple(dataclasses.replace(d, dev=f"{label}/{d.dev}", netns=label) for d in devices),
+        tuple(dataclasses.replace(q, dev=f"{label}/{q.dev}", netns=label) for q in queues),
+    )
 
 
 def tick_packets(reading: TracerReading | None) -> tuple[PacketTrace, ...]:
@@ -481,6 +496,8 @@ class _Tick:
         # net_dev_start_xmit / net_dev_xmit / qdisc_dequeue counters from the BPF maps; they
         # grow only while the probes are attached (spans.late_s of this interval).
         b = self.old.tracer_queues.get(key)
+        if b is None and self.old.traced:
+            b = QueueCounters()  # its first packets since the last tick: all in this interval
         spans = self.spans
         span = spans.late_s
         if spans.windowed and span <= 0:

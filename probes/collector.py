@@ -31,8 +31,8 @@ from txtop.core.bypass import BypassWindow
 from txtop.core.config import ConfigReading, attach_config
 from txtop.core.findings import FindingsEngine
 from txtop.core.latency import LatencyWindow
-from txtop.core.merge import TickState, merge_tick, probe_status, tick_packets
-from txtop.core.model import BqlStats, ProbeStatus, Snapshot
+from txtop.core.merge import TickState, in_namespace, merge_tick, probe_status, tick_packets
+from txtop.core.model import BqlStats, DeviceRow, ProbeStatus, QueueRow, Snapshot
 from txtop.core.readings import CpuTimes, NetDevice, QdiscInfo, SoftnetRow, TickReadings
 from txtop.core.source import SnapshotSource, TracerReading
 from txtop.core.talkers import TalkerWindow
@@ -46,6 +46,7 @@ from txtop.probes.readers.netdev import (
     read_device,
     resolve_interfaces,
 )
+from txtop.probes.readers.netns import NO_PROBES, NetnsReading
 from txtop.probes.readers.qdisc import QdiscReader
 from txtop.probes.readers.softirq import PROC, read_cpu_times, read_softirqs, read_softnet_stat
 
@@ -79,6 +80,16 @@ class QdiscSource(Protocol):
     def close(self) -> None: ...
 
 
+class NamespaceSource(Protocol):
+    """The devices of another network namespace (probes/readers/netns.py ``NetnsReader``)."""
+
+    label: str
+
+    def read(self) -> NetnsReading: ...
+
+    def close(self) -> None: ...
+
+
 def _summary(items: list[str]) -> str:
     """One line for ``probes.unavailable``: the first reason, and how many more there were."""
     first = one_line(items[0])
@@ -106,6 +117,8 @@ class Collector:
         latency: LatencyWindow | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
         bql_hz: float = DEFAULT_BQL_HZ,
+        namespaces: Sequence[NamespaceSource] = (),
+        own_devices: bool = True,
     ) -> None:
         if not 0 <= bql_hz <= MAX_BQL_HZ:
             raise ValueError(f"bql_hz must be 0..{MAX_BQL_HZ:g}, got {bql_hz!r}")
@@ -114,6 +127,12 @@ class Collector:
         self._fixed: list[str] | None = (
             resolve_interfaces(interfaces, self.sysfs_root) if interfaces else None
         )
+        # --netns: devices of other namespaces, read there; ``own_devices`` False shows none
+        # of txtop's own namespace (--netns given and no -i before it).
+        self.namespaces = list(namespaces)
+        self._ns_prev: dict[str, TickState] = {}
+        if not own_devices and not interfaces:
+            self._fixed = []
         self.tracer = tracer
         self.probe_status: ProbeStatus = PROBES_OFF
         self._tracer_started = False
@@ -246,6 +265,8 @@ class Collector:
         device_rows, queue_rows = attach_config(
             merged.devices, merged.queues, self._read_config(devices, problems)
         )
+        ns_names, ns_devices, ns_queues = self._read_namespaces(now_ns, problems)
+        device_rows, queue_rows = device_rows + ns_devices, queue_rows + ns_queues
         self.talkers.add(packets, status, merged.interval_s, now_ns, merged.traced_pct)
         queue_rows = self.talkers.attach(queue_rows)
         snapshot = Snapshot(
@@ -255,7 +276,7 @@ class Collector:
             mono_ns=now_ns,
             interval_s=merged.interval_s,
             mode="live",
-            interfaces=tuple(d.name for d in devices),
+            interfaces=tuple(d.name for d in devices) + ns_names,
             devices=device_rows,
             queues=queue_rows,
             cpus=merged.cpus,
@@ -376,6 +397,31 @@ class Collector:
             return None, self.probe_status
         return reading, reading.status
 
+    def _read_namespaces(
+        self, now_ns: int, problems: dict[str, str]
+    ) -> tuple[tuple[str, ...], tuple[DeviceRow, ...], tuple[QueueRow, ...]]:
+        """The devices of other network namespaces: read there, merged against their own
+        previous tick (names and ifindexes repeat across namespaces), named "<ns>/<dev>".
+        No probe data: see probes/readers/netns.py."""
+        names: list[str] = []
+        devices: list[DeviceRow] = []
+        queues: list[QueueRow] = []
+        for ns in self.namespaces:
+            got = ns.read()
+            problems.update(got.problems)
+            readings = TickReadings(
+                mono_ns=now_ns, devices=got.devices, bql=got.bql, qdiscs=got.qdiscs
+            )
+            merged = merge_tick(readings, self._ns_prev.get(ns.label), {})
+            self._ns_prev[ns.label] = merged.state
+            ns_devices, ns_queues = in_namespace(ns.label, merged.devices, merged.queues)
+            names += [d.dev for d in ns_devices]
+            devices += ns_devices
+            queues += ns_queues
+        if self.namespaces:
+            problems["netns"] = NO_PROBES
+        return tuple(names), tuple(devices), tuple(queues)
+
     # ---- shutdown ----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -387,6 +433,8 @@ class Collector:
             tracer, self.tracer = self.tracer, None
             self._bql_files.close()
         try:
+            for ns in self.namespaces:
+                ns.close()
             self.config.close()
             self._qdiscs.close()
         finally:

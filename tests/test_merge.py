@@ -536,3 +536,21 @@ def test_bypass_counts_go_to_queues_with_a_qdisc() -> None:
         queue(merge_tick(readings(T0, devices=devices, qdiscs=qdiscs), None, {}), "eth0", 0).bypass
         is None
     )
+
+
+def test_a_queues_first_packets_since_the_last_tick_have_a_rate() -> None:
+    """The tracer's maps hold a queue from its first packet on: absent in a traced tick
+    means none yet, so the next tick counts all of them (it showed 0 before)."""
+    first = merge_tick(tracer_tick(T0, {(ENS, 0): QueueCounters(5, 500, 5)}), None, {})
+    second = merge_tick(
+        tracer_tick(
+            T0 + S, {(ENS, 0): QueueCounters(5, 500, 5), (ENS, 2): QueueCounters(100, 10_000, 400)}
+        ),
+        first.state,
+        {},
+    )
+    tx = queue(second, "ens1f0", 2).tx
+    assert tx is not None and (tx.pps, tx.skbs_per_s, tx.segs_per_s) == (100.0, 100.0, 400.0)
+    # Without a traced tick before, nothing is known of when counting started: 0.
+    cold = merge_tick(tracer_tick(T0, {(ENS, 2): QueueCounters(100, 10_000, 400)}), None, {})
+    assert queue(cold, "ens1f0", 2).tx.pps == 0.0  # type: ignore[union-attr]

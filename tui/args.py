@@ -37,7 +37,9 @@ class UsageError(Exception):
 class Options:
     """The checked command line. Repeatable flags are tuples, empty when not given."""
 
-    interfaces: tuple[str, ...] = ()
+    interfaces: tuple[str, ...] = ()  # -i before any --netns: txtop's own namespace
+    netns: tuple[str, ...] = ()  # --netns NAME|PATH|PID, as given
+    netns_interfaces: tuple[tuple[str, str], ...] = ()  # (--netns argument, -i after it)
     interval: float = 1.0
     theme: str | None = None
     color: str = "auto"
@@ -78,7 +80,7 @@ class Options:
 
     def given(self, *names: str) -> list[str]:
         """The command-line spelling of those of ``names`` that were given."""
-        flags = {"interfaces": "-i", "pids": "--pid"}
+        flags = {"interfaces": "-i", "pids": "--pid", "netns_interfaces": "-i"}
         out = []
         for name in names:
             value = getattr(self, name)
@@ -214,6 +216,34 @@ def _ifname(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _netns(text: str) -> str:
+    from txtop.probes.readers.netns import NetnsError, netns_path
+
+    try:
+        netns_path(text)  # the form only; whether it exists is checked when the source starts
+    except NetnsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--netns ")) from None
+    return text
+
+
+class _InterfaceAction(argparse.Action):
+    """-i: a device of txtop's own namespace, or, after a --netns, of that namespace."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        netns = getattr(namespace, "netns", None)
+        if netns:
+            pairs = list(getattr(namespace, "netns_interfaces", None) or ())
+            namespace.netns_interfaces = [*pairs, (netns[-1], values)]
+        else:
+            namespace.interfaces = [*(getattr(namespace, "interfaces", None) or ()), values]
+
+
 def _theme(text: str) -> str:
     names = theme_names()
     if text not in names:
@@ -246,11 +276,21 @@ def _add_view(add: Callable[..., Any]) -> None:
         "-i",
         "--interface",
         dest="interfaces",
-        action="append",
+        action=_InterfaceAction,
         type=_ifname,
         metavar="IFACE",
         help="interface to show; repeat for more (default: every interface with TX queues, "
-        "lo last)",
+        "lo last); after --netns, an interface in that namespace",
+    )
+    add(
+        "--netns",
+        action="append",
+        type=_netns,
+        metavar="NAME|PATH|PID",
+        help="also show the devices of this network namespace (a name from `ip netns`, a "
+        "namespace file such as /proc/PID/ns/net, or a PID), as NS/DEV; the -i after it name "
+        "devices there (default: all with TX queues); repeat for more. Without a -i before "
+        "the first --netns, txtop's own devices are not shown. No probe data for them yet",
     )
     add(
         "-d",
@@ -534,8 +574,9 @@ def _options(ns: argparse.Namespace) -> Options:
     --demo, --once implying --format json (not with --textfile: that is its output)."""
     values = vars(ns)
     kwargs = {f.name: values[f.name] for f in dataclasses.fields(Options) if f.name in values}
-    for name in ("interfaces", "pids", "comm", "port", "proto", "host"):
+    for name in ("interfaces", "pids", "comm", "port", "proto", "host", "netns"):
         kwargs[name] = tuple(kwargs[name] or ())
+    kwargs["netns_interfaces"] = tuple(tuple(p) for p in values.get("netns_interfaces") or ())
     kwargs["demo"] = ns.demo or ns.replay_bundled
     kwargs["replay_paths"] = tuple(ns.replay_paths or ())
     kwargs["replay"] = kwargs["replay_paths"][0] if kwargs["replay_paths"] else None
@@ -569,6 +610,8 @@ def _check_outputs(opts: Options) -> None:
 
 
 def _check_sources(opts: Options) -> None:
+    if opts.netns and (opts.replay is not None or opts.synthetic is not None):
+        raise UsageError(f"--netns cannot be combined with {opts.given('replay', 'synthetic')[0]}")
     if opts.replay is not None:
         clash = opts.given("demo", "interfaces", "record", "synthetic", "no_probes", "bql_hz")
         clash += opts.given("sample", "max_samples_per_s", "trace_duty")

@@ -24,9 +24,11 @@ from txtop.tui.args import Options, UsageError
 if TYPE_CHECKING:
     from txtop.lab.demo import DemoLab
     from txtop.probes.live import Tracer
+    from txtop.probes.readers.netns import NetnsReader
 
 BUNDLED_RECORDING = "demo.txtop"  # in txtop.recordings/data, made by scripts/record_bundled.py
 DEMO_REPLAY_NOTICE = "demo: not root, replaying a recording of the lab"
+NETNS_NO_PROBES = "not for devices in other namespaces yet"
 
 
 @dataclass(frozen=True)
@@ -168,16 +170,33 @@ def _demo_source(opts: Options) -> Built:
         raise
 
 
-def _interface_names(opts: Options, demo: DemoLab | None) -> list[str] | None:
-    """The interfaces to show (None: every one with TX queues)."""
+def _interface_names(
+    opts: Options, demo: DemoLab | None, own: Sequence[str] = ()
+) -> list[str] | None:
+    """The interfaces of txtop's own namespace to show (None: every one with TX queues);
+    ``own``: names given after a --netns that is txtop's own namespace."""
     from txtop.probes.readers.netdev import InterfaceError, resolve_interfaces
 
     try:
-        if opts.interfaces:
-            return resolve_interfaces(list(opts.interfaces))
+        if opts.interfaces or own:
+            return resolve_interfaces([*opts.interfaces, *own])
     except InterfaceError as exc:
         raise UsageError(str(exc)) from None
     return [demo.dev] if demo is not None else None
+
+
+def _namespaces(opts: Options) -> tuple[list[NetnsReader], list[str]]:
+    """--netns: a reader per namespace, started (so a bad name or device is bad input now),
+    and the -i names given for a namespace that is txtop's own."""
+    if not opts.netns:
+        return [], []
+    from txtop.probes.readers.netdev import InterfaceError
+    from txtop.probes.readers.netns import NetnsError, open_readers
+
+    try:
+        return open_readers(opts.netns, opts.netns_interfaces)
+    except (NetnsError, InterfaceError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _make_tracer(opts: Options, ifindexes: list[int] | None) -> Tracer:
@@ -203,11 +222,21 @@ def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
     from txtop.probes.live import TracerControl, probe_unavailable_reason
     from txtop.probes.readers.netdev import InterfaceError, read_device
 
-    names = _interface_names(opts, demo)
+    namespaces, own = _namespaces(opts)
+    try:
+        names = _interface_names(opts, demo, own)
+    except BaseException:
+        for ns in namespaces:
+            ns.close()
+        raise
+    # --netns without a -i before it: none of txtop's own devices.
+    own_devices = names is not None or not opts.netns
     status: ProbeStatus | None = None
     tracer = control = None
     if opts.no_probes:
         status = ProbeStatus("off", reason="--no-probes")
+    elif not own_devices:
+        status = ProbeStatus("off", reason=NETNS_NO_PROBES)
     elif (reason := probe_unavailable_reason()) is not None:
         status = ProbeStatus("unavailable", reason=reason)
     else:
@@ -218,10 +247,14 @@ def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
         control = TracerControl(tracer, ifindexes, list(opts.pids), opts.filter_spec.flow)
     try:
         bql_hz = DEFAULT_BQL_HZ if opts.bql_hz is None else opts.bql_hz
-        collector = Collector(names, tracer=tracer, bql_hz=bql_hz)
+        collector = Collector(
+            names, tracer=tracer, bql_hz=bql_hz, namespaces=namespaces, own_devices=own_devices
+        )
     except InterfaceError as exc:
         if tracer is not None:
             tracer.close()
+        for ns in namespaces:
+            ns.close()
         raise UsageError(str(exc)) from None
     if status is not None:
         collector.probe_status = status
