@@ -167,3 +167,16 @@ def test_own_devices_beside_a_namespace_keep_their_probes(lab) -> None:
         if q["netns"] is not None:
             assert q["tx"] is None or q["tx"]["source"] == "qdisc"
             assert q["bypass"] is None and q["latency_ns"] == {}
+
+
+def test_a_netns_that_is_txtops_own_shows_its_own_devices() -> None:
+    """txtop's own namespace named with --netns (here: by this test's pid) is not a second
+    namespace: its devices keep their names (and would keep their probes)."""
+    me = str(os.getpid())
+    res = txtop("--once", "--format", "json", "--no-probes", "--netns", me, "-i", "lo", "-d", "0.2")
+    assert res.returncode == 0, res.stderr
+    snap = json.loads(res.stdout)
+    assert snap["interfaces"] == ["lo"] and snap["devices"][0]["netns"] is None
+    assert "netns" not in snap["probes"]["unavailable"]
+    every = json.loads(txtop("--once", "--no-probes", "--netns", me, "-d", "0.2").stdout)
+    assert "lo" in every["interfaces"] and all("/" not in n for n in every["interfaces"])

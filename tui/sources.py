@@ -24,7 +24,7 @@ from txtop.tui.args import Options, UsageError
 if TYPE_CHECKING:
     from txtop.lab.demo import DemoLab
     from txtop.probes.live import Tracer
-    from txtop.probes.readers.netns import NetnsReader
+    from txtop.probes.readers.netns import Namespaces
 
 BUNDLED_RECORDING = "demo.txtop"  # in txtop.recordings/data, made by scripts/record_bundled.py
 DEMO_REPLAY_NOTICE = "demo: not root, replaying a recording of the lab"
@@ -185,11 +185,11 @@ def _interface_names(
     return [demo.dev] if demo is not None else None
 
 
-def _namespaces(opts: Options) -> tuple[list[NetnsReader], list[str]]:
+def _namespaces(opts: Options) -> Namespaces | None:
     """--netns: a reader per namespace, started (so a bad name or device is bad input now),
-    and the -i names given for a namespace that is txtop's own."""
+    and what was named of txtop's own namespace."""
     if not opts.netns:
-        return [], []
+        return None
     from txtop.probes.readers.netdev import InterfaceError
     from txtop.probes.readers.netns import NetnsError, open_readers
 
@@ -222,15 +222,17 @@ def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
     from txtop.probes.live import TracerControl, probe_unavailable_reason
     from txtop.probes.readers.netdev import InterfaceError, read_device
 
-    namespaces, own = _namespaces(opts)
+    netns = _namespaces(opts)
+    namespaces = netns.readers if netns is not None else []
     try:
-        names = _interface_names(opts, demo, own)
+        names = _interface_names(opts, demo, netns.own_names if netns is not None else ())
     except BaseException:
         for ns in namespaces:
             ns.close()
         raise
-    # --netns without a -i before it: none of txtop's own devices.
-    own_devices = names is not None or not opts.netns
+    # --netns without a -i before it: none of txtop's own devices, unless one of them named
+    # txtop's own namespace.
+    own_devices = names is not None or netns is None or netns.own
     status: ProbeStatus | None = None
     tracer = control = None
     if opts.no_probes:

@@ -329,12 +329,21 @@ class NetnsReader:
         self._thread.close()
 
 
-def open_readers(
-    netns: Sequence[str], interfaces: Sequence[tuple[str, str]] = ()
-) -> tuple[list[NetnsReader], list[str]]:
+@dataclass(frozen=True, slots=True)
+class Namespaces:
+    """What --netns opened: a started reader per other namespace, and for txtop's own
+    namespace when it was named too (``own``), the devices named after it (``own_names``;
+    none: all of them)."""
+
+    readers: list[NetnsReader]
+    own: bool = False
+    own_names: list[str] = field(default_factory=list)
+
+
+def open_readers(netns: Sequence[str], interfaces: Sequence[tuple[str, str]] = ()) -> Namespaces:
     """Readers for the namespaces named by ``netns`` (each -i after a --netns names a device
-    there: ``interfaces`` holds (netns argument, name)), started; and the names of devices
-    given for a namespace that is txtop's own (shown as its own devices, probes and all).
+    there: ``interfaces`` holds (netns argument, name)), started. A namespace that is txtop's
+    own is not read apart: its devices are txtop's own, probes and all (``Namespaces.own``).
     Raises NetnsError or InterfaceError; nothing is left open then."""
     own = own_netns()
     entries: dict[tuple[int, int], tuple[NetnsRef, int]] = {}
@@ -362,5 +371,5 @@ def open_readers(
         for reader in readers:
             reader.close()
         raise
-    host = [name for arg, name in interfaces if arg_key.get(arg) == own]
-    return readers, host
+    own_names = [name for arg, name in interfaces if arg_key.get(arg) == own]
+    return Namespaces(readers, own in arg_key.values(), own_names)
