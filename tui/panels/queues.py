@@ -106,7 +106,7 @@ QUEUE_COLUMNS: tuple[Column, ...] = (
         5,
         priority=1,
         help="TX bits per second (the packets' lengths; an mq child qdisc's counter, used "
-        "without probes, adds each GSO segment's headers)",
+        "without probes and between trace windows, adds each GSO segment's headers)",
     ),
     Column(
         "hist",
