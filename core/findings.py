@@ -59,6 +59,9 @@ KEEP_CLEARED_S = 60.0
 # single interval's rate is too jumpy to hold a threshold against).
 WINDOW_S = 10.0
 RATE_WINDOW_S = 5.0
+# Gauges and per-tick rates over the window are averaged from at most this many snapshots
+# spread over it (counters use the first and the last): bounded work per tick at any refresh.
+SERIES_MAX = 10
 # A gap this long (or time going backwards: a seek, another recording) starts over.
 MAX_GAP_S = 120.0
 
@@ -139,8 +142,11 @@ class Context:
 
     snaps: Sequence[Snapshot]  # oldest first; the last is the one being evaluated
     active_keys: frozenset[tuple[str, Subject]] = frozenset()
-    _queues: dict[QueueKey, list[tuple[float, QueueRow]]] = field(default_factory=dict)
+    _recent: list[Snapshot] | None = None
+    _queues: dict[QueueKey, list[tuple[float, QueueRow]]] | None = None
     _cpus: dict[int, list[tuple[float, CpuRow]]] | None = None
+    _first_queues: dict[QueueKey, QueueRow] | None = None
+    _first_cpus: dict[int, CpuRow] | None = None
 
     @property
     def snap(self) -> Snapshot:
@@ -151,24 +157,82 @@ class Context:
 
     def recent(self) -> list[Snapshot]:
         """The snapshots of the rate window (RATE_WINDOW_S back from the newest)."""
-        newest = self.snap.mono_ns
-        return [s for s in self.snaps if newest - s.mono_ns < RATE_WINDOW_S * 1e9]
+        if self._recent is None:
+            newest = self.snap.mono_ns
+            self._recent = [s for s in self.snaps if newest - s.mono_ns < RATE_WINDOW_S * 1e9]
+        return self._recent
+
+    def sampled(self) -> list[tuple[float, Snapshot]]:
+        """At most SERIES_MAX snapshots spread over the rate window (the newest always), each
+        with the seconds it stands for: gauges and per-tick rates averaged over the window
+        cost the same at a 0.1 s refresh as at 1 s."""
+        recent = self.recent()
+        step = max(1, -(-len(recent) // SERIES_MAX))
+        picked = list(range(len(recent) - 1, -1, -step))[::-1]
+        out = []
+        previous = -1
+        for index in picked:
+            out.append((sum(s.interval_s for s in recent[previous + 1 : index + 1]), recent[index]))
+            previous = index
+        return out
 
     def queue_series(self, dev: str, queue: int) -> list[tuple[float, QueueRow]]:
-        """(interval_s, row) of one queue over the rate window, oldest first."""
-        if not self._queues:
-            for s in self.recent():
+        """(seconds, row) of one queue over the rate window (sampled), oldest first."""
+        if self._queues is None:
+            self._queues = {}
+            for weight, s in self.sampled():
                 for q in s.queues:
-                    self._queues.setdefault((q.dev, q.queue), []).append((s.interval_s, q))
+                    self._queues.setdefault((q.dev, q.queue), []).append((weight, q))
         return self._queues.get((dev, queue), [])
 
     def cpu_series(self, cpu: int) -> list[tuple[float, CpuRow]]:
         if self._cpus is None:
             self._cpus = {}
-            for s in self.recent():
+            for weight, s in self.sampled():
                 for c in s.cpus:
-                    self._cpus.setdefault(c.cpu, []).append((s.interval_s, c))
+                    self._cpus.setdefault(c.cpu, []).append((weight, c))
         return self._cpus.get(cpu, [])
+
+    def _span_s(self) -> float:
+        return (self.snap.mono_ns - self.recent()[0].mono_ns) / 1e9
+
+    def queue_rate(self, q: QueueRow, counter: str) -> float:
+        """A queue's rate over the rate window from its cumulative counter ("drops",
+        "requeues" of its qdisc; "packets" sent): exact, and O(1) per queue. Falls back to
+        the newest interval's rate when there is no earlier snapshot, the qdisc was replaced
+        or the counter went back (a reset, a u32 wrap)."""
+        if counter == "packets":
+            fallback = q.tx.pps if q.tx is not None else 0.0
+        else:
+            fallback = float(getattr(q.qdisc, f"{counter}_per_s")) if q.qdisc is not None else 0.0
+        if self._first_queues is None:
+            self._first_queues = {(r.dev, r.queue): r for r in self.recent()[0].queues}
+        old = self._first_queues.get((q.dev, q.queue))
+        span = self._span_s()
+        if old is None or span <= 0 or old is q:
+            return fallback
+        if counter == "packets":
+            if old.tx is None or q.tx is None or old.tx.source != q.tx.source:
+                return fallback
+            a, b = old.tx.packets, q.tx.packets
+        else:
+            if old.qdisc is None or q.qdisc is None or old.qdisc.handle != q.qdisc.handle:
+                return fallback
+            a, b = getattr(old.qdisc, counter), getattr(q.qdisc, counter)
+        return (b - a) / span if b >= a else fallback
+
+    def cpu_rate(self, c: CpuRow, counter: str) -> float:
+        """A CPU's rate from its cumulative softnet counter ("time_squeeze",
+        "softnet_dropped") over the rate window, as ``queue_rate``."""
+        fallback = float(getattr(c, f"{counter}_per_s"))
+        if self._first_cpus is None:
+            self._first_cpus = {r.cpu: r for r in self.recent()[0].cpus}
+        old = self._first_cpus.get(c.cpu)
+        span = self._span_s()
+        if old is None or span <= 0 or old is c:
+            return fallback
+        a, b = getattr(old, counter), getattr(c, counter)
+        return (b - a) / span if b >= a else fallback
 
     def packets(self, dev: str | None = None) -> list[PacketTrace]:
         return [p for s in self.recent() for p in s.packets if dev is None or p.dev == dev]
@@ -219,7 +283,6 @@ class _QdiscView:
     subject: Subject
     dev: str
     row: QueueRow
-    series: list[tuple[float, QueueRow]]
     config: QdiscConfig | None
     device_config: DeviceConfig | None
 
@@ -243,7 +306,7 @@ def _qdiscs(ctx: Context) -> Iterator[_QdiscView]:
             subject = Subject("device", q.dev)
             if qc is None and dc is not None:
                 qc = dc.root_qdisc
-        yield _QdiscView(subject, q.dev, q, ctx.queue_series(q.dev, q.queue), qc, dc)
+        yield _QdiscView(subject, q.dev, q, qc, dc)
 
 
 def _where(view: _QdiscView) -> str:
@@ -264,10 +327,12 @@ def _from_txqueuelen(view: _QdiscView) -> bool:
     return view.config is not None and txqlen is not None and view.config.limit == txqlen
 
 
-def _drop_evidence(view: _QdiscView, drops: float) -> dict[str, int | float | str | None]:
+def _drop_evidence(
+    ctx: Context, view: _QdiscView, drops: float
+) -> dict[str, int | float | str | None]:
     qd = view.row.qdisc
     assert qd is not None
-    pps = mean(view.series, lambda r: r.tx.pps if r.tx else None)
+    pps = ctx.queue_rate(view.row, "packets")
     return {
         "qdisc": qd.kind,
         "handle": qd.handle,
@@ -292,13 +357,13 @@ def qdisc_drops(ctx: Context) -> Iterator[Finding]:
     The knob is the limit, or what fills it (a shaping rate below what is offered).
     FIFOs whose limit is the txqueuelen are ``txqueuelen_drops`` instead."""
     for view in _qdiscs(ctx):
-        drops = mean(view.series, lambda r: r.qdisc.drops_per_s if r.qdisc else None)
+        drops = ctx.queue_rate(view.row, "drops")
         threshold = (
             DROPS_HOLD_PER_S if ctx.active("qdisc_drops", view.subject) else DROPS_RAISE_PER_S
         )
         if drops < threshold or _from_txqueuelen(view):
             continue
-        evidence = _drop_evidence(view, drops)
+        evidence = _drop_evidence(ctx, view, drops)
         qd = view.row.qdisc
         assert qd is not None
         what = describe_qdisc(view.config, qd.kind)
@@ -320,11 +385,11 @@ def txqueuelen_drops(ctx: Context) -> Iterator[Finding]:
     for view in _qdiscs(ctx):
         if not _from_txqueuelen(view):
             continue
-        drops = mean(view.series, lambda r: r.qdisc.drops_per_s if r.qdisc else None)
+        drops = ctx.queue_rate(view.row, "drops")
         active = ctx.active("txqueuelen_drops", view.subject)
         if drops < (DROPS_HOLD_PER_S if active else DROPS_RAISE_PER_S):
             continue
-        evidence = _drop_evidence(view, drops)
+        evidence = _drop_evidence(ctx, view, drops)
         qd = view.row.qdisc
         assert qd is not None
         txqlen = evidence["txqueuelen"]
@@ -412,7 +477,7 @@ def requeues(ctx: Context) -> Iterator[Finding]:
     ndo_start_xmit returned NETDEV_TX_BUSY, or the queue was found stopped or its lock taken
     by another CPU). Sustained, the driver's TX ring is too small or stops the queue late."""
     for view in _qdiscs(ctx):
-        rate = mean(view.series, lambda r: r.qdisc.requeues_per_s if r.qdisc else None)
+        rate = ctx.queue_rate(view.row, "requeues")
         active = ctx.active("requeues", view.subject)
         if rate < (REQUEUES_HOLD_PER_S if active else REQUEUES_RAISE_PER_S):
             continue
@@ -590,10 +655,7 @@ def tx_queue_concentration(ctx: Context) -> Iterator[Finding]:
     for dev, rows in by_dev.items():
         if len(rows) < 2:
             continue
-        rates = {
-            q.queue: mean(ctx.queue_series(dev, q.queue), lambda r: r.tx.pps if r.tx else None)
-            for q in rows
-        }
+        rates = {q.queue: ctx.queue_rate(q, "packets") for q in rows}
         total = sum(rates.values())
         if total < CONC_MIN_PPS:
             continue
@@ -717,9 +779,8 @@ def softnet(ctx: Context) -> Iterator[Finding]:
     usecs = ctx.sysctl("net.core.netdev_budget_usecs")
     backlog = ctx.sysctl("net.core.netdev_max_backlog")
     for c in ctx.snap.cpus:
-        series = ctx.cpu_series(c.cpu)
         subject = Subject("cpu", cpu=c.cpu)
-        squeeze = mean(series, lambda r: r.time_squeeze_per_s)
+        squeeze = ctx.cpu_rate(c, "time_squeeze")
         active = ctx.active("softnet_squeeze", subject)
         if squeeze >= (SQUEEZE_HOLD_PER_S if active else SQUEEZE_RAISE_PER_S):
             bigger = int(budget) * 2 if budget and budget.isdigit() else 600
@@ -737,7 +798,7 @@ def softnet(ctx: Context) -> Iterator[Finding]:
                 knob="net.core.netdev_budget / netdev_budget_usecs (or spread the work: RPS, IRQ affinity)",
                 command=f"sysctl -w net.core.netdev_budget={bigger}",
             )
-        drops = mean(series, lambda r: r.softnet_dropped_per_s)
+        drops = ctx.cpu_rate(c, "softnet_dropped")
         active = ctx.active("softnet_drops", subject)
         if drops >= (SOFTNET_DROPS_HOLD_PER_S if active else SOFTNET_DROPS_RAISE_PER_S):
             bigger = int(backlog) * 2 if backlog and backlog.isdigit() else 2000

@@ -49,7 +49,11 @@ def qdisc(
     drops: float = 0.0,
     requeues: float = 0.0,
     per_queue: bool = True,
+    tick: float = 0.0,
+    total_drops: int | None = None,
 ) -> QdiscStats:
+    """A qdisc's stats; the cumulative counters advance with ``tick`` (seconds) at the rates
+    given, as the kernel's would (the rules read rates from counter deltas)."""
     return QdiscStats(
         kind,
         f"{0x8001 + n:x}:",
@@ -57,8 +61,8 @@ def qdisc(
         0,
         0,
         0,
-        int(drops * 10),
-        int(requeues * 10),
+        int(drops * tick) if total_drops is None else total_drops,
+        int(requeues * tick),
         0,
         0,
         0,
@@ -68,14 +72,14 @@ def qdisc(
     )
 
 
-def queue(n: int, pps: float = 100.0, **kw) -> QueueRow:
+def queue(n: int, pps: float = 100.0, tick: float = 0.0, **kw) -> QueueRow:
     return QueueRow(
         dev=kw.pop("dev", DEV),
         ifindex=7,
         queue=n,
         bql=kw.pop("bql", None),
         qdisc=kw.pop("qd", qdisc(n=n)),
-        tx=TxStats(pps, pps * 8000, 0, 0, source="qdisc"),
+        tx=TxStats(pps, pps * 8000, int(pps * tick), 0, source="qdisc"),
         latency_ns=kw.pop("latency", {}),
         config=kw.pop("config", None),
     )
@@ -176,7 +180,8 @@ def test_qdisc_drops_names_the_qdisc_and_its_limit() -> None:
         queue(
             n,
             50.0,
-            qd=qdisc("tbf" if n == 1 else "pfifo_fast", n, drops=30.0 if n == 1 else 0.0),
+            tick=i,
+            qd=qdisc("tbf" if n == 1 else "pfifo_fast", n, drops=30.0 if n == 1 else 0.0, tick=i),
             config=QueueConfig(qdisc=tbf if n == 1 else None),
         )
         for n in range(4)
@@ -446,13 +451,32 @@ def test_probe_losses_and_skipped_runs() -> None:
 # ---- the engine's hysteresis -------------------------------------------------------------
 
 
-def dropping(i: int, on: bool, rate: float = 20.0, dt: float = 1.0) -> Snapshot:
-    qd = qdisc("tbf", 0, drops=rate if on else 0.0)
-    return snap(i, queues=[queue(0, 1000.0, qd=qd)], devices=[device(1)], dt=dt)
+class Dropper:
+    """Snapshots of one queue behind a tbf whose drop counter advances tick by tick."""
+
+    def __init__(self, dt: float = 1.0) -> None:
+        self.dt = dt
+        self.total = 0.0
+        self.sent = 0.0
+
+    def __call__(self, i: int, on: bool, rate: float = 20.0, pps: float = 1000.0) -> Snapshot:
+        dropped = rate if on else 0.0
+        self.total += dropped * self.dt
+        self.sent += pps * self.dt
+        qd = qdisc("tbf", 0, drops=dropped, total_drops=int(round(self.total)))
+        row = queue(0, pps, qd=qd)
+        row = dataclasses.replace(row, tx=dataclasses.replace(row.tx, packets=int(self.sent)))
+        return snap(i, queues=[row], devices=[device(1)], dt=self.dt)
+
+
+def dropping(i: int, on: bool, rate: float = 20.0) -> Snapshot:
+    """One snapshot of a fresh Dropper (for single-snapshot checks)."""
+    return Dropper()(i, on, rate)
 
 
 def test_raise_after_and_clear_after_in_time_not_ticks() -> None:
     engine = FindingsEngine()
+    dropping = Dropper()
     key = ("qdisc_drops", f"{DEV} tx-0")
     # At 1 s ticks: the first tick holds 1 s (< RAISE_AFTER_S), the second 2 s: raised.
     assert key not in ids(engine.observe(dropping(0, True)))
@@ -468,22 +492,24 @@ def test_raise_after_and_clear_after_in_time_not_ticks() -> None:
     cleared = next(f for f in states[first_clear] if f.state == "cleared")
     assert cleared.cleared_at is not None and cleared.since == raised[0].since
     # At 0.1 s ticks the same 2 s need 20 ticks.
-    fast = FindingsEngine()
-    got = [fast.observe(dropping(i, True, dt=0.1)) for i in range(21)]
+    fast, quick = FindingsEngine(), Dropper(dt=0.1)
+    got = [fast.observe(quick(i, True)) for i in range(21)]
     first = next(i for i, s in enumerate(got) if key in ids(s))
     assert first == 19  # (19 + 1) intervals of 0.1 s
 
 
 def mean_rate_below(i: int) -> bool:
     """Whether tick ``i`` of test_raise_after... has its windowed drop rate under the hold."""
-    window = [k for k in range(max(0, i - 4), i + 1)]
-    return sum(20.0 for k in window if k < 2) / len(window) < fd.DROPS_HOLD_PER_S
+    first = max(0, i - 4)  # the oldest tick inside RATE_WINDOW_S: the counter's base
+    dropped = sum(20.0 for k in range(first + 1, i + 1) if k < 2)
+    return dropped / max(1, i - first) < fd.DROPS_HOLD_PER_S
 
 
 def test_a_blinking_condition_does_not_flicker() -> None:
     engine = FindingsEngine()
     key = ("qdisc_drops", f"{DEV} tx-0")
     # Drops every other second: windowed, the rate stays over the hold threshold.
+    dropping = Dropper()
     shown = [ids(engine.observe(dropping(i, i % 2 == 0))) for i in range(30)]
     first = next(i for i, s in enumerate(shown) if key in s)
     assert all(key in s for s in shown[first:])
@@ -491,12 +517,14 @@ def test_a_blinking_condition_does_not_flicker() -> None:
 
 def test_a_one_tick_blip_is_never_raised() -> None:
     engine = FindingsEngine()
+    dropping = Dropper()
     quiet = [engine.observe(dropping(i, i == 3, rate=2.0)) for i in range(15)]
     assert all(found == () for found in quiet)
 
 
 def test_cleared_findings_stay_listed_then_go() -> None:
     engine = FindingsEngine(keep_cleared_s=20.0)
+    dropping = Dropper()
     for i in range(3):
         engine.observe(dropping(i, True))
     listed = [engine.observe(dropping(i, False)) for i in range(3, 60)]
@@ -508,12 +536,13 @@ def test_cleared_findings_stay_listed_then_go() -> None:
 def test_severity_goes_up_at_once_and_down_after_clear_after() -> None:
     engine = FindingsEngine()
 
+    dropping = Dropper()
+
     def heavy(i: int) -> Snapshot:  # crit: most of what is offered is dropped
-        return dropping(i, True, rate=200_000.0)
+        return dropping(i, True, rate=200_000.0, pps=100_000.0)
 
     def light(i: int) -> Snapshot:  # warn: a small share
-        qd = qdisc("tbf", 0, drops=5.0)
-        return snap(i, queues=[queue(0, 100_000.0, qd=qd)], devices=[device(1)])
+        return dropping(i, True, rate=5.0, pps=100_000.0)
 
     for i in range(3):
         engine.observe(light(i))
@@ -527,6 +556,7 @@ def test_severity_goes_up_at_once_and_down_after_clear_after() -> None:
 
 def test_a_jump_starts_over() -> None:
     engine = FindingsEngine()
+    dropping = Dropper()
     for i in range(3):
         engine.observe(dropping(i, True))
     back = dataclasses.replace(dropping(0, False), mono_ns=MONO0 - 10**9)
@@ -537,6 +567,7 @@ def test_a_jump_starts_over() -> None:
 
 
 def test_with_findings_recomputes_only_for_frames_without() -> None:
+    dropping = Dropper()
     frames = [dropping(i, True) for i in range(5)]
     out = with_findings(frames)
     assert out[0].findings == () and ids(out[-1].findings) == {("qdisc_drops", f"{DEV} tx-0")}
@@ -552,6 +583,7 @@ def test_evaluate_once_has_no_time_hysteresis() -> None:
 
 
 def test_summarize_lists_every_finding_of_a_window() -> None:
+    dropping = Dropper()
     frames = with_findings([dropping(i, i < 4) for i in range(20)])
     summary = summarize(frames)
     assert summary is not None and len(summary) == 1
@@ -561,6 +593,7 @@ def test_summarize_lists_every_finding_of_a_window() -> None:
 
 
 def test_findings_json_round_trip_and_malformed() -> None:
+    dropping = Dropper()
     frames = with_findings([dropping(i, True) for i in range(3)])
     data = json.loads(json.dumps(frames[-1].to_dict()))
     assert data["findings"][0]["subject"] == {"kind": "queue", "dev": DEV, "queue": 0, "cpu": None}
