@@ -441,8 +441,8 @@ def test_tables_refresh_at_most_twice_a_second_at_10_hz_but_catch_up():
         rebuilds = []
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.shown is not None, "first snapshot")
-            original = app._show_tables
-            app._show_tables = lambda snap: (rebuilds.append(snap), original(snap))
+            original = app.tables.show_tables
+            app.tables.show_tables = lambda snap: (rebuilds.append(snap), original(snap))
             busy = fx.busy_lab()
             for _ in range(8):
                 source.push(busy)

@@ -496,7 +496,7 @@ def test_w_writes_the_flight_recording_and_says_where(tmp_path):
                 lambda: any(m.startswith("flight recording written: ") for m in messages(app)),
                 "the notification",
             )
-            flight = app.flight_recorder()
+            flight = app.flight.recorder
             assert flight is not None and flight.last is not None
             assert str(flight.last.path) in messages(app)[-1]
             return flight.last.path

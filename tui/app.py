@@ -13,32 +13,25 @@ tui/layout.py; leaving (signals, a lost terminal, the watchdog) is tui/terminal.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
-import signal
-import time
 
 from textual import events
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Container
-from textual.timer import Timer
 from textual.widgets import Static
 
 from txtop.core.controls import TracerControls
 from txtop.core.filters import FilterSpec
-from txtop.core.history import CpuTarget, History, QueueTarget, Target
+from txtop.core.history import History
 from txtop.core.model import Snapshot
 from txtop.core.source import SnapshotSource
-from txtop.core.text import exc_line
-from txtop.recordings.flight import FlightRecorder, FlightWrite
 from txtop.recordings.recording import RecordingSink
 from txtop.themes import DEFAULT_THEME
-from txtop.tui.config_view import ConfigScreen, SnapshotScreen
-from txtop.tui.findings_view import FindingsScreen, FindingsStrip, JumpTo
-from txtop.tui.help import HelpScreen
-from txtop.tui.history_view import HistoryScreen, feed_history
+from txtop.tui.feed import TABLE_MIN_INTERVAL_S, SourceLink, TableRefresh
+from txtop.tui.findings_view import FindingsStrip, JumpTo
+from txtop.tui.flight_keys import FlightKeys
 from txtop.tui.layout import PanelLayout
 from txtop.tui.messages import FilterChanged, SamplingChanged, SnapshotArrived
 from txtop.tui.panels import (
@@ -56,13 +49,12 @@ from txtop.tui.replay_keys import KEY_HINTS as REPLAY_KEY_HINTS
 from txtop.tui.replay_keys import ReplayKeys
 from txtop.tui.terminal import HANGUP_CHECK_S, ExitGuard, terminal_driver_class
 from txtop.tui.theming import register_themes, theme_variable_defaults
+from txtop.tui.view_keys import ViewKeys
 from txtop.tui.waterfall import Waterfall
 
 INTERVAL_STEPS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 REPLAY_ACTIONS = ("replay_step", "replay_seek")
-# Queue and CPU tables refresh at most twice a second (../shared/notes/textual.md: tables cost
-# several times more than meters; the waterfall is the part that moves at 10 Hz).
-TABLE_MIN_INTERVAL_S = 0.5
+__all__ = ["INTERVAL_STEPS_S", "TABLE_MIN_INTERVAL_S", "TxtopApp", "next_interval"]
 
 
 def next_interval(current_s: float, direction: int) -> float:
@@ -78,6 +70,29 @@ def new_waterfall(spec: FilterSpec | None, ascii_only: bool) -> Waterfall:
     if spec is None or spec.empty:
         return Waterfall(id="waterfall", ascii=ascii_only)
     return Waterfall(id="waterfall", ascii=ascii_only, filter=spec)
+
+
+async def reset_waterfall(app: App[int], ascii_only: bool) -> None:
+    """A new waterfall in place of the old one, with its filter, size, scale and focus."""
+    old = app.query_one(Waterfall)
+    focused = app.focused is old
+    new = new_waterfall(old.filter, ascii_only)
+    new.max_rows = old.max_rows
+    await old.remove()
+    await app.query_one("#wf-box").mount(new)
+    new.set_scale(old.scale)
+    if old.show_stats:
+        new.action_toggle_stats()
+    if focused:
+        new.focus()
+
+
+def key_hints(bindings: list[BindingType], replaying: bool) -> list[tuple[str, str]]:
+    """The footer: the replay keys, else the bindings shown and tab."""
+    if replaying:
+        return list(REPLAY_KEY_HINTS)
+    shown = [b for b in bindings if isinstance(b, Binding) and b.show]
+    return [(b.key_display or b.key, b.description) for b in shown] + [("tab", "Panels")]
 
 
 class TxtopApp(App[int]):
@@ -150,16 +165,17 @@ class TxtopApp(App[int]):
         self.ascii_only = ascii_only
         self.handle_signals = handle_signals
         self.guard_terminal = guard_terminal
-        self.exits = ExitGuard(self, self._stop_data)
+        self.link = SourceLink(self, source, recording)
+        self.exits = ExitGuard(self, self.link.stop)
         self.panel_layout = PanelLayout(self)
+        self.tables = TableRefresh(self, source, self.panel_layout)
+        self.flight = FlightKeys(recording, self.replay is not None, self.notify)
+        self.views = ViewKeys(self)
         self.paused = False
         self.paused_ticks = 0  # snapshots received while paused
         self.ticks = 0  # snapshots received in total
         self.latest: Snapshot | None = None  # newest snapshot received
-        self.shown: Snapshot | None = None  # snapshot the panels currently show
-        self._tables_at = 0.0  # monotonic time the queue/CPU tables were last rebuilt
-        self._tables_timer: Timer | None = None
-        self._source_error_shown = False
+        self.shown: Snapshot | None = None  # snapshot the panels currently show (self.tables)
         # The last minutes of every queue and CPU (core/history.py), fed on the source's
         # thread from every snapshot (feed_history), drawn by the panels and the history view.
         self.history = History()
@@ -180,13 +196,7 @@ class TxtopApp(App[int]):
             with Container(id="wf-box"):
                 yield new_waterfall(self.waterfall_filter, self.ascii_only)
         yield Static("", id="too-small")
-        yield KeyHints(self.key_hints(), id="keys")
-
-    def key_hints(self) -> list[tuple[str, str]]:
-        if self.replay is not None:
-            return list(REPLAY_KEY_HINTS)
-        shown = [b for b in self.BINDINGS if isinstance(b, Binding) and b.show]
-        return [(b.key_display or b.key, b.description) for b in shown] + [("tab", "Panels")]
+        yield KeyHints(key_hints(self.BINDINGS, self.replay is not None), id="keys")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in REPLAY_ACTIONS:
@@ -200,13 +210,8 @@ class TxtopApp(App[int]):
         self.query_one("#wf-box").border_title = "sampled packets"
         if self.handle_signals:
             self.exits.install_signal_handlers()
-        flight = self.flight_recorder()
-        if flight is not None:
-            flight.on_write = self._flight_written
-            if self.handle_signals:  # SIGUSR1 writes, as with --headless
-                loop = asyncio.get_running_loop()
-                loop.add_signal_handler(signal.SIGUSR1, self.flight_write, "signal")
-        self.set_interval(1.0, self._check_source)
+        self.flight.install(self.handle_signals)
+        self.set_interval(1.0, self.link.check)
         if self.guard_terminal:
             self.set_interval(HANGUP_CHECK_S, self.exits.check_terminal)
         self.panel_layout.apply_size(self.shown)
@@ -217,31 +222,12 @@ class TxtopApp(App[int]):
 
         for panel in self.query(HistoryRowsView):
             panel.history = self.history
-        feed = feed_history(self.history, self.source.replay_controls)
-
-        def post(snapshot: Snapshot) -> None:  # called on the source's thread
-            feed(snapshot)
-            self.post_message(SnapshotArrived(snapshot))
-
-        if self.recording is not None:
-            self.recording.downstream = post
-            self.source.start(self.recording)
-        else:
-            self.source.start(post)
+        self.link.start(self.history)
 
     def on_unmount(self) -> None:
         self.exits.remove_signal_handlers()
-        if self.handle_signals and self.flight_recorder() is not None:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
-        self._stop_data()
-
-    def _stop_data(self, timeout: float = 3.0) -> None:
-        """Stop the source and close the recording (idempotent)."""
-        try:
-            self.source.stop(timeout=timeout)
-        finally:
-            if self.recording is not None:
-                self.recording.close()
+        self.flight.remove()
+        self.link.stop()
 
     def on_resize(self, event: events.Resize) -> None:
         self.panel_layout.resize(event.size.width, event.size.height, self.shown)
@@ -254,7 +240,7 @@ class TxtopApp(App[int]):
         if snapshot.replay is not None and snapshot.replay.jump and self.ticks > 1:
             # A seek, a step back or a loop: the packet log starts over from this point
             # (the snapshot carries the packets of the seconds before it).
-            await self._reset_waterfall()
+            await reset_waterfall(self, self.ascii_only)
         # The waterfall takes every snapshot, paused or not: it keeps the packets behind its
         # frozen view (set_frozen) so none are lost.
         self.query_one(Waterfall).update_snapshot(snapshot)
@@ -262,65 +248,7 @@ class TxtopApp(App[int]):
             self.paused_ticks += 1
             self.query_one(HeaderBar).set(paused_ticks=self.paused_ticks)
             return
-        self._show(snapshot)
-
-    def _show(self, snapshot: Snapshot) -> None:
-        self.shown = snapshot
-        # The header and the waterfall follow every tick; the queue and CPU tables are
-        # rebuilt at most TABLE_MIN_INTERVAL_S apart (a person cannot read tables at 10 Hz,
-        # and rebuilding them was most of the UI's cost at a 0.1 s refresh). The newest
-        # snapshot always reaches them: a timer catches up when ticks stop.
-        now = time.monotonic()
-        wait_s = TABLE_MIN_INTERVAL_S - (now - self._tables_at)
-        with self.batch_update():
-            self.query_one(HeaderBar).set(snapshot, mode=snapshot.mode)
-            if self.source.interval_s >= TABLE_MIN_INTERVAL_S or wait_s <= 0:
-                self._show_tables(snapshot)
-            elif self._tables_timer is None:
-                self._tables_timer = self.set_timer(wait_s, self._catch_up_tables)
-
-    def _show_tables(self, snapshot: Snapshot) -> None:
-        self._tables_at = time.monotonic()
-        self.panel_layout.relayout(snapshot)
-        self.query_one(FindingsStrip).update_snapshot(snapshot)
-        self.query_one(QueuesPanel).update_snapshot(snapshot)
-        self.query_one(CpusPanel).update_snapshot(snapshot)
-        if isinstance(self.screen, HistoryScreen):
-            self.screen.update()
-        elif isinstance(self.screen, SnapshotScreen):
-            self.screen.update_snapshot(snapshot)
-
-    def _catch_up_tables(self) -> None:
-        self._tables_timer = None
-        if self.shown is not None:
-            with self.batch_update():
-                self._show_tables(self.shown)
-
-    async def _reset_waterfall(self) -> None:
-        old = self.query_one(Waterfall)
-        focused = self.focused is old
-        new = new_waterfall(old.filter, self.ascii_only)
-        new.max_rows = old.max_rows
-        await old.remove()
-        await self.query_one("#wf-box").mount(new)
-        new.set_scale(old.scale)
-        if old.show_stats:
-            new.action_toggle_stats()
-        if focused:
-            new.focus()
-
-    def _check_source(self) -> None:
-        if self.recording is not None and self.recording.error:
-            header = self.query_one(HeaderBar)
-            if header.state.recording:
-                header.set(recording=False)
-                self.notify(
-                    f"recording stopped: {self.recording.error}", severity="error", timeout=10
-                )
-        error = self.source.error
-        if error is not None and not self._source_error_shown:
-            self._source_error_shown = True
-            self.query_one(HeaderBar).set(source_error=exc_line(error))
+        self.tables.show(snapshot)
 
     def on_sampling_changed(self, message: SamplingChanged) -> None:
         if self.control is None:
@@ -354,7 +282,7 @@ class TxtopApp(App[int]):
         self.query_one(HeaderBar).set(paused=self.paused, paused_ticks=0)
         self.query_one(Waterfall).set_frozen(self.paused)
         if not self.paused and self.latest is not None and self.latest is not self.shown:
-            self._show(self.latest)
+            self.tables.show(self.latest)
 
     def action_interval(self, direction: int) -> None:
         if self.replay is not None:
@@ -386,91 +314,24 @@ class TxtopApp(App[int]):
         index = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(index + 1) % len(names)]
 
-    # ---- the flight recorder (--flight) -------------------------------------------------------
-    def flight_recorder(self) -> FlightRecorder | None:
-        return self.recording.flight if self.recording is not None else None
-
     def action_flight_write(self) -> None:
-        self.flight_write("key")
+        self.flight.write("key")
 
-    def flight_write(self, trigger: str) -> None:
-        """w (or SIGUSR1): write the flight recorder's window; the writer thread says where."""
-        flight = self.flight_recorder()
-        if self.replay is not None:
-            self.notify("flight recorder: not available in replay", timeout=3)
-        elif flight is None:
-            self.notify("no flight recorder: start txtop with --flight SECONDS", timeout=3)
-        elif why_not := flight.request(trigger):
-            self.notify(
-                f"flight recording not written: {why_not}", severity="warning", markup=False
-            )
-
-    def _flight_written(self, result: FlightWrite) -> None:
-        """On the flight recorder's writer thread (notify is thread-safe). A path is text,
-        not markup."""
-        if result.ok:
-            self.notify(result.line(), timeout=10, markup=False)
-        else:
-            self.notify(result.line(), severity="error", timeout=20, markup=False)
-
+    # ---- views and rows (tui/view_keys.py) ------------------------------------------------------
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.latest))
+        self.views.help()
 
     def action_config(self) -> None:
-        """The config view (tui/config_view.py): every knob beside the live numbers."""
-        if not isinstance(self.screen, SnapshotScreen):
-            self.push_screen(ConfigScreen(self.shown))
+        self.views.config()
 
     def action_findings(self) -> None:
-        """The findings view (tui/findings_view.py): evidence, knob and command of each."""
-        if not isinstance(self.screen, SnapshotScreen):
-            self.push_screen(FindingsScreen(self.shown))
+        self.views.findings()
 
     def on_jump_to(self, message: JumpTo) -> None:
-        """A finding's subject: select its row in the TX queue or CPU panel, focused."""
-        subject = message.subject
-        panel: HistoryRowsView
-        target: Target | None
-        if subject.kind in ("queue", "device"):
-            panel = self.query_one(QueuesPanel)
-            mine = [t for t in panel.targets if isinstance(t, QueueTarget) and t.dev == subject.dev]
-            if subject.kind == "queue":
-                target = QueueTarget(str(subject.dev), subject.queue or 0)
-            else:  # the device row is not selectable: its first queue
-                target = mine[0] if mine else None
-        elif subject.kind == "cpu":
-            panel, target = self.query_one(CpusPanel), CpuTarget(subject.cpu or 0)
-        else:
-            self.notify("the probes' state is on the header's second line", timeout=3)
-            return
-        if target is None or target not in panel.targets:
-            self.notify(f"{subject.label} has no row on screen now", timeout=3)
-            return
-        panel.selected = target
-        panel.focus()
-        panel.action_move_selection(0)  # draw and scroll to it
-
-    # ---- history (core/history.py, tui/history_view.py) ------------------------------------------
-    def _rows_panel(self) -> HistoryRowsView:
-        """The focused queue or CPU panel, else the queues panel."""
-        focused = self.focused
-        return focused if isinstance(focused, HistoryRowsView) else self.query_one(QueuesPanel)
+        self.views.jump_to(message.subject)
 
     def action_history(self) -> None:
-        """The history view of the selected queue or CPU (of the focused panel)."""
-        if isinstance(self.screen, HistoryScreen):
-            return
-        targets = self.history.targets()
-        if not targets:
-            self.notify("no history yet", timeout=2)
-            return
-        target = self._rows_panel().current_target()
-        index = targets.index(target) if target in targets else 0
-        self.push_screen(HistoryScreen(self.history, targets, index))
+        self.views.history()
 
     def action_cycle_graph(self) -> None:
-        """The next metric of the history column (of the focused panel)."""
-        title = self._rows_panel().cycle_metric()
-        if title:
-            self.notify(f"history column: {title}", timeout=1.5)
+        self.views.cycle_graph()
