@@ -265,6 +265,23 @@ def _arg(text: object) -> str:
     return shlex.quote("".join(c if c.isprintable() else "?" for c in str(text)))
 
 
+def _dev(dev: str) -> str:
+    """The device's own name for a command: a device of another namespace is "<netns>/<name>"
+    in the snapshot (--netns); the command then runs inside it (``_ns``)."""
+    return _arg(dev.partition("/")[2] if "/" in dev else dev)
+
+
+def _ns(dev: str, command: str) -> str:
+    """``command`` about ``dev``, run in the device's network namespace when it is another's
+    (its label: an ``ip netns`` name, or "pid<N>" for a namespace named by a process)."""
+    if "/" not in dev:
+        return command
+    label = dev.partition("/")[0]
+    if label.startswith("pid") and label[3:].isdigit():
+        return f"nsenter -t {label[3:]} -n {command}"
+    return f"ip netns exec {_arg(label)} {command}"
+
+
 def _round(value: float, digits: int = 2) -> float:
     return round(float(value), digits)
 
@@ -312,7 +329,7 @@ def _qdiscs(ctx: Context) -> Iterator[_QdiscView]:
 def _where(view: _QdiscView) -> str:
     qd = view.row.qdisc
     parent = qd.parent if qd is not None else ""
-    return f"dev {_arg(view.dev)} " + ("root" if parent in ("root", "") else f"parent {parent}")
+    return f"dev {_dev(view.dev)} " + ("root" if parent in ("root", "") else f"parent {parent}")
 
 
 def _from_txqueuelen(view: _QdiscView) -> bool:
@@ -374,7 +391,7 @@ def qdisc_drops(ctx: Context) -> Iterator[Finding]:
             summary=f"{view.subject.label}: {what} drops {_rate(drops)}/s",
             evidence=evidence,
             knob=f"the {qd.kind} limit (or the rate that fills it): tc qdisc ... {qd.kind} limit N",
-            command=f"tc -s qdisc show {_where(view)}",
+            command=_ns(view.dev, f"tc -s qdisc show {_where(view)}"),
         )
 
 
@@ -395,7 +412,7 @@ def txqueuelen_drops(ctx: Context) -> Iterator[Finding]:
         txqlen = evidence["txqueuelen"]
         bigger = int(txqlen) * 4 if isinstance(txqlen, int) and txqlen > 0 else 1000
         if qd.kind == "pfifo_fast":
-            command = f"ip link set dev {_arg(view.dev)} txqueuelen {bigger}"
+            command = f"ip link set dev {_dev(view.dev)} txqueuelen {bigger}"
             knob = "txqueuelen (pfifo_fast's queue follows it)"
         else:
             command = f"tc qdisc replace {_where(view)} pfifo limit {bigger}"
@@ -407,7 +424,7 @@ def txqueuelen_drops(ctx: Context) -> Iterator[Finding]:
             summary=f"{view.subject.label}: {qd.kind} (txqueuelen {txqlen if txqlen is not None else '?'}) drops {_rate(drops)}/s",
             evidence=evidence,
             knob=knob,
-            command=command,
+            command=_ns(view.dev, command),
         )
 
 
@@ -432,7 +449,7 @@ def qdisc_wait(ctx: Context) -> Iterator[Finding]:
         kind = q.qdisc.kind if q.qdisc is not None else "?"
         qc = q.config.qdisc if q.config is not None else None
         parent = q.qdisc.parent if q.qdisc is not None else "root"
-        where = f"dev {_arg(q.dev)} " + ("root" if parent == "root" else f"parent {parent}")
+        where = f"dev {_dev(q.dev)} " + ("root" if parent == "root" else f"parent {parent}")
         if kind in FIFO_QDISCS:
             why = "a plain FIFO: a standing queue (bufferbloat)"
             knob = "the qdisc: fq_codel (or fq) keeps the queue short where a FIFO lets it grow"
@@ -468,7 +485,7 @@ def qdisc_wait(ctx: Context) -> Iterator[Finding]:
                 "limit_unit": qc.limit_unit if qc else None,
             },
             knob=knob,
-            command=command,
+            command=_ns(q.dev, command),
         )
 
 
@@ -497,7 +514,7 @@ def requeues(ctx: Context) -> Iterator[Finding]:
                 "tx_ring_max": dc.tx_ring_max if dc else None,
             },
             knob="the TX ring size (ethtool -G tx), and BQL's limit_max",
-            command=f"ethtool -g {_arg(view.dev)}",
+            command=_ns(view.dev, f"ethtool -g {_dev(view.dev)}"),
         )
 
 
@@ -550,7 +567,7 @@ def bql_limits(ctx: Context) -> Iterator[Finding]:
             "limit_max": q.bql.limit_max,
         }
         hold = BQL_AT_LIMIT_HOLD if active_max else BQL_AT_LIMIT_RAISE
-        base = f"/sys/class/net/{_arg(q.dev)}/queues/tx-{q.queue}/byte_queue_limits"
+        base = f"/sys/class/net/{_dev(q.dev)}/queues/tx-{q.queue}/byte_queue_limits"
         if capped and pinned_share >= hold and share >= hold:
             yield Finding(
                 id="bql_limit_max",
@@ -562,7 +579,7 @@ def bql_limits(ctx: Context) -> Iterator[Finding]:
                 ),
                 evidence=evidence,
                 knob="BQL limit_max (someone capped it below the default)",
-                command=f"cat {base}/limit_max",
+                command=_ns(q.dev, f"cat {base}/limit_max"),
             )
             continue
         if share >= (BQL_AT_LIMIT_HOLD if active_at else BQL_AT_LIMIT_RAISE):
@@ -576,7 +593,7 @@ def bql_limits(ctx: Context) -> Iterator[Finding]:
                 ),
                 evidence=evidence,
                 knob="BQL limit_min/limit_max; the link rate; the qdisc in front of it",
-                command=f"grep . {base}/*",
+                command=_ns(q.dev, f"grep . {base}/*"),
             )
 
 
@@ -612,7 +629,10 @@ def bql_stalls(ctx: Context) -> Iterator[Finding]:
                 "stall_thrs_ms": q.bql.stall_thrs,
             },
             knob="the NIC's TX completion interrupt (coalescing, affinity), the driver",
-            command=f"grep . /sys/class/net/{_arg(q.dev)}/queues/tx-{q.queue}/byte_queue_limits/stall_*",
+            command=_ns(
+                q.dev,
+                f"grep . /sys/class/net/{_dev(q.dev)}/queues/tx-{q.queue}/byte_queue_limits/stall_*",
+            ),
         )
     a, b = first.probes.bql_stalls, ctx.snap.probes.bql_stalls
     if (
@@ -697,7 +717,7 @@ def tx_queue_concentration(ctx: Context) -> Iterator[Finding]:
                 "xps_cpus": configs[hot].xps_cpus if hot in configs else None,
             },
             knob=knob,
-            command=f"grep . /sys/class/net/{_arg(dev)}/queues/tx-*/xps_cpus",
+            command=_ns(dev, f"grep . /sys/class/net/{_dev(dev)}/queues/tx-*/xps_cpus"),
         )
 
 
@@ -854,7 +874,7 @@ def slow_completion(ctx: Context) -> Iterator[Finding]:
                 "irq_cpus": q.config.irq_cpus if q.config else None,
             },
             knob="interrupt coalescing (ethtool -C tx-usecs/tx-frames); the CPU taking the TX interrupt",
-            command=f"ethtool -c {_arg(q.dev)}",
+            command=_ns(q.dev, f"ethtool -c {_dev(q.dev)}"),
         )
 
 

@@ -636,6 +636,20 @@ def test_commands_quote_odd_device_names() -> None:
     assert f and all("'a b;rm'" in x.command for x in f.values())
 
 
+def test_commands_for_devices_of_other_namespaces() -> None:
+    for dev, prefix, name in (
+        ("labns/veth0", "ip netns exec labns ", "veth0"),
+        ("pid4242/eth0", "nsenter -t 4242 -n ", "eth0"),
+    ):
+        qd = qdisc("tbf", 0, drops=50.0)
+        row = dataclasses.replace(queue(0, 100.0, qd=qd), dev=dev)
+        found = conditions(
+            fd.Context([snap(0, queues=[row], devices=[dataclasses.replace(device(1), dev=dev)])])
+        )
+        f = found[("qdisc_drops", Subject("queue", dev, 0))]
+        assert f.command == f"{prefix}tc -s qdisc show dev {name} parent 1:1"
+
+
 def test_rule_ids_listed() -> None:
     assert len(set(fd.RULE_IDS)) == len(fd.RULE_IDS) == 15
     for rule in fd.RULES:

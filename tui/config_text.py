@@ -72,7 +72,10 @@ OFFLOAD_SHORT = (
     ("scatter-gather", "sg"),
     ("tx-checksumming", "csum"),
 )
-NOT_READ = "configuration not read (a recording made before txtop read it, or a test source)"
+NOT_READ = (
+    "configuration not read (a device of another namespace, a recording made before txtop "
+    "read it, or a test source)"
+)
 
 
 def _frags(*parts: tuple[str, str]) -> Line:
@@ -307,21 +310,9 @@ def _maxrate(qc: QueueConfig) -> str:
     return f"{qc.tx_maxrate} Mbit/s" if qc.tx_maxrate else "none"
 
 
-def queue_detail(snapshot: Snapshot | None, subject: Subject) -> list[Line]:
-    """The inspector of one TX queue: knobs, live numbers, latency, findings."""
-    if snapshot is None:
-        return [[("waiting for the first sample...", "dim")]]
-    q = next(
-        (r for r in snapshot.queues if r.dev == subject.dev and r.queue == subject.queue), None
-    )
-    d = next((r for r in snapshot.devices if r.dev == subject.dev), None)
-    if q is None:
-        return [[(f"{subject.label}: not in this snapshot", "dim")]]
-    lines: list[Line] = [
-        [(f"{q.dev} tx-{q.queue}", "group"), ("  (configuration beside the live numbers)", "dim")],
-        [],
-    ]
-    lines.append([("Configuration", "heading")])
+def _detail_config(q: QueueRow, d: DeviceRow | None) -> list[Line]:
+    """The queue's knobs (and its device's), or why they were not read."""
+    lines: list[Line] = [[("Configuration", "heading")]]
     qc = q.config
     if qc is None:
         lines.append([("  " + NOT_READ, "dim")])
@@ -363,7 +354,12 @@ def queue_detail(snapshot: Snapshot | None, subject: Subject) -> list[Line]:
             lines.append(_kv("TX ring", f"{dc.tx_ring} of max {dc.tx_ring_max}"))
         if dc.irq_match:
             lines.append(_kv("IRQ match", dc.irq_match, "dim"))
-    lines += [[], [("Live", "heading")]]
+    return lines
+
+
+def _detail_live(q: QueueRow) -> list[Line]:
+    """The queue's live numbers: BQL, qdisc, transmit rates, sampled latencies."""
+    lines: list[Line] = [[("Live", "heading")]]
     if q.bql is not None:
         b = q.bql
         peak = f", peak {fmt_bytes(b.inflight_peak)}" if b.inflight_peak is not None else ""
@@ -396,12 +392,17 @@ def queue_detail(snapshot: Snapshot | None, subject: Subject) -> list[Line]:
                     f"p50 {format_ns(lat.p50)}  p99 {format_ns(lat.p99)}  max {format_ns(lat.max)}  ({lat.count} samples)",
                 )
             )
+    return lines
+
+
+def _detail_findings(snapshot: Snapshot, subject: Subject) -> list[Line]:
+    """The findings on the queue or its device, with their knob and command."""
     mine = [
         f
         for f in snapshot.findings or ()
         if f.subject == subject or (f.subject.kind == "device" and f.subject.dev == subject.dev)
     ]
-    lines += [[], [("Findings", "heading")]]
+    lines: list[Line] = [[("Findings", "heading")]]
     if not mine:
         lines.append([("  none", "dim")])
     for f in mine:
@@ -410,3 +411,27 @@ def queue_detail(snapshot: Snapshot | None, subject: Subject) -> list[Line]:
         lines.append([("        knob: ", "dim"), (f.knob, "text")])
         lines.append([("        try:  ", "dim"), (f.command, "text")])
     return lines
+
+
+def queue_detail(snapshot: Snapshot | None, subject: Subject) -> list[Line]:
+    """The inspector of one TX queue: knobs, live numbers, latency, findings."""
+    if snapshot is None:
+        return [[("waiting for the first sample...", "dim")]]
+    q = next(
+        (r for r in snapshot.queues if r.dev == subject.dev and r.queue == subject.queue), None
+    )
+    d = next((r for r in snapshot.devices if r.dev == subject.dev), None)
+    if q is None:
+        return [[(f"{subject.label}: not in this snapshot", "dim")]]
+    head: list[Line] = [
+        [(f"{q.dev} tx-{q.queue}", "group"), ("  (configuration beside the live numbers)", "dim")],
+        [],
+    ]
+    return [
+        *head,
+        *_detail_config(q, d),
+        [],
+        *_detail_live(q),
+        [],
+        *_detail_findings(snapshot, subject),
+    ]
