@@ -135,7 +135,9 @@ class ConfigReader:
         if self.live:
             info = self._ethtool.read(dev.name)
         else:
-            info = EthtoolInfo(unavailable=dict.fromkeys(("rings", "coalesce", "offloads"), NOT_LIVE))
+            info = EthtoolInfo(
+                unavailable=dict.fromkeys(("rings", "coalesce", "offloads"), NOT_LIVE)
+            )
         unavailable.update(info.unavailable)
         msi, virtio_name = irqs.read_msi_irqs(dev.name, self.sysfs_root)
         mine = irqs.device_irqs(lines, dev.name, msi, info.bus_info, virtio_name)
