@@ -33,7 +33,7 @@ from txtop.recordings.recording import Recorder, RecordingError, read_recording
 REPO = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", ".git", "__pycache__", "__snapshots__", "txtop.egg-info", "node_modules"}
 # Code that ships (runs as root); tests and helper scripts only obey the universal rules.
-PRODUCT_DIRS = ("probes", "tui", "themes", "core", "recordings", "lab")
+PRODUCT_DIRS = ("probes", "tui", "themes", "core", "recordings", "lab", "exporters")
 
 # Writes with the builtin open() that are not user files: (file, reason).
 WRITE_OPEN_ALLOWED = {
@@ -41,7 +41,12 @@ WRITE_OPEN_ALLOWED = {
 }
 # The only code allowed to accept connections / bind ports: the traffic sink, which the demo
 # runs inside the lab network namespace (checked below).
-LISTENER_ALLOWED = {"lab/trafficgen.py"}
+# file -> why it may bind or listen
+LISTENER_ALLOWED = {
+    "lab/trafficgen.py": "the lab sink, inside the lab's own network namespace",
+    "exporters/server.py": "the /metrics server: 127.0.0.1 unless the user names an address",
+    "probes/readers/qdisc_options.py": "an AF_NETLINK socket bound to the kernel (no network)",
+}
 
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output"}
 SHELL_FUNCS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"),
