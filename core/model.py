@@ -137,13 +137,14 @@ class Talker:
     """A flow or a process carrying traffic through one TX queue over the recent window: an
     estimate from the sampled packets, each counted 1/p times for the probability p it had to
     be sampled (core/talkers.py). Rates are per second of the window; bytes are the skbs'
-    lengths at net_dev_queue (the L2 frame, a GSO super-packet whole), packets are skbs."""
+    lengths at net_dev_queue (the L2 frame, a GSO super-packet whole), packets are skbs; both
+    count what went through (not dropped), drops what was dropped instead."""
 
     kind: str  # "flow" | "process"
     name: str  # the flow as text ("10.0.0.1:43512>10.0.0.2:5201 tcp") or "comm[pid]"
     packets_per_s: float
     bytes_per_s: float
-    drops_per_s: float  # ended in kfree_skb (a qdisc drop, ...)
+    drops_per_s: float  # ended in kfree_skb instead (a qdisc drop, ...)
     share_pct: float  # of the queue's estimated bytes
     samples: int  # sampled packets behind the estimate
     wait_p50_ns: int | None = None  # qdisc wait (qdisc_enqueue -> qdisc_dequeue) of its samples

@@ -17,9 +17,10 @@ So a sampled packet stands for N / A packets of the traced time, and a group's r
 
     packets/s ~= sum(N_i) / A / T          bytes/s ~= sum(N_i * len_i) / A / T
 
-over its samples i in the window (a ratio estimator: unbiased for steady traffic, with a
-relative error of about 1/sqrt(samples)). Drops are the same sum over the samples that ended in
-kfree_skb. The qdisc wait percentiles are those of the samples themselves (every sample of one
+over its samples i in the window that went through (a ratio estimator: unbiased for steady
+traffic, with a relative error of about 1/sqrt(samples)). Drops are the same sum over the
+samples that ended in kfree_skb instead (a drop is not traffic through the queue: what a flow
+offered is packets/s + drops/s). The qdisc wait percentiles are those of the samples themselves (every sample of one
 window carries about the same weight). What the flow filter or the interface/pid filters keep
 out is not sampled at all: the estimates then cover the matching traffic only.
 
@@ -193,7 +194,8 @@ class TalkerWindow:
         self, kind: str, groups: Mapping[Any, _Group], inv_admit: float, traced_s: float
     ) -> tuple[Talker, ...]:
         total = sum(g.bytes for g in groups.values()) or 1.0
-        ranked = sorted(groups.values(), key=lambda g: (-g.bytes, -g.samples))[: self.top]
+        ranked = sorted(groups.values(), key=lambda g: (-g.bytes, -g.drops, -g.samples))
+        ranked = ranked[: self.top]
         out = []
         for g in ranked:
             waits = sorted(g.waits)
@@ -227,10 +229,11 @@ class TalkerWindow:
 
 
 def _count(group: _Group, s: _Sample) -> None:
-    group.every += s.every
-    group.bytes += s.every * s.length
     if s.dropped:
         group.drops += s.every
+    else:
+        group.every += s.every
+        group.bytes += s.every * s.length
     group.samples += 1
     if s.wait_ns is not None:
         group.waits.append(s.wait_ns)

@@ -6,7 +6,7 @@ Run as a script, one process per sender (its pid is the sender's):
   identity_senders.py sendfile DST PORT --bytes N [--linger S] [--cgroup DIR]
   identity_senders.py sink     ANY PORT [--seconds S] [--rcvbuf B] [--read-delay S]
 The senders print ``sent <bytes> pid <pid> done_ns <CLOCK_MONOTONIC ns when the last send
-returned> lport <local port>``; the sink (TCP and UDP on IPv4 and IPv6, run inside the lab namespace) "ready".
+returned> lport <local port>``, then ``closed_ns <when the socket was closed>``; the sink (TCP and UDP on IPv4 and IPv6, run inside the lab namespace) "ready".
 Destinations: loopback, the lab's 10.253.0.0/16 and its IPv6 ULA range fd00:253::/32 only
 (lab/netns.py): nothing leaves the machine. Every mode stops by itself.
 """
@@ -162,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"sent {sent} pid {os.getpid()} done_ns {done_ns} lport {lport}", flush=True)
     time.sleep(linger)
     s.close()
+    # after close the kernel ends the connection alone (the last ACK from TIME_WAIT): not ours
+    print(f"closed_ns {time.monotonic_ns()}", flush=True)
     return 0
 
 

@@ -71,6 +71,7 @@ def test_window_expiry_drops_and_restart() -> None:
     (flow,), _ = w.per_queue()[("eth0", 1)]
     assert flow.samples == 6  # 3 ticks of 2 kept, the older ones expired
     assert flow.drops_per_s == pytest.approx(2.0) and flow.wait_p50_ns == 1000
+    assert flow.packets_per_s == 0 == flow.bytes_per_s  # dropped: not traffic through the queue
     # the tracer restarted: its counters begin again, no negative deltas
     w.add([drop], status(1, 0), 1.0, 7 * 10**9, None)
     assert w.scale()[0] == pytest.approx(1.0)

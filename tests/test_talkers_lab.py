@@ -101,7 +101,7 @@ def test_udp_rates_set_with_iperf3_b_are_estimated_within_25_percent(lab6: Lab) 
 def test_a_tcp_flow_held_to_a_tbf_rate_is_estimated_within_25_percent(lab6: Lab) -> None:  # noqa: F811
     _skip_unless_iperf3()
     lab6.set_tbf(rate="16mbit", burst="32k", limit="200k")
-    collector = collector_for(lab6, sample_every=2, max_samples_per_s=100_000, trace_duty=0.5)
+    collector = collector_for(lab6, sample_every=1, max_samples_per_s=100_000, trace_duty=0.5)
     try:
         with Iperf3Server(lab6):
             collector.collect()

@@ -67,7 +67,9 @@ FL_TCP = 0x8  # tcp_flags set
 FL_VLAN = 0x10  # vlan holds the 802.1Q TCI
 FL_ENCAP = 0x20  # the outer headers of a tunnel
 FL_FRAG = 0x40  # an IP fragment without its L4 header
-FLOW_FILTER_SLOTS = 4  # port ranges, prefixes and ethertypes the kernel-side flow filter holds
+# txtop_flow_filter.l3_mask (#define L3_* in C): network headers the flow filter wants
+L3_IPV4, L3_IPV6, L3_ARP, L3_VLAN = 0x1, 0x2, 0x4, 0x8
+L3_BITS = {"ipv4": L3_IPV4, "ipv6": L3_IPV6, "arp": L3_ARP, "vlan": L3_VLAN}
 
 # ---- probe ids (enum P_*): index of each probe's ring-buffer loss counter ---------------------
 
@@ -229,7 +231,10 @@ VALUES: dict[str, int] = {
     "FL_VLAN": FL_VLAN,
     "FL_ENCAP": FL_ENCAP,
     "FL_FRAG": FL_FRAG,
-    "FLOW_FILTER_SLOTS": FLOW_FILTER_SLOTS,
+    "L3_IPV4": L3_IPV4,
+    "L3_IPV6": L3_IPV6,
+    "L3_ARP": L3_ARP,
+    "L3_VLAN": L3_VLAN,
     "P_SYS_EXIT": P_SYS_EXIT,
     "P_DEV_QUEUE": P_DEV_QUEUE,
     "P_QDISC_ENQUEUE": P_QDISC_ENQUEUE,

@@ -130,8 +130,12 @@ class Hook:
     feature: str
 
 
-def hook_table(probes: Iterable[Probe], defines: Iterable[str]) -> list[Hook]:
-    """Every attachment the compiled program offers (probes whose -D symbol was passed)."""
+def hook_table(
+    probes: Iterable[Probe], defines: Iterable[str], classic_dev_queue: bool = True
+) -> list[Hook]:
+    """Every attachment the compiled program offers (probes whose -D symbol was passed).
+    ``classic_dev_queue``: the classic net_dev_queue form is compiled (not with BTF offsets:
+    then the raw form filters by interface itself)."""
     compiled = set(defines)
     hooks = []
     for p in probes:
@@ -139,6 +143,8 @@ def hook_table(probes: Iterable[Probe], defines: Iterable[str]) -> list[Hook]:
             continue  # this kernel lacks the tracepoint: not compiled in
         if p.raw_fn is not None:
             hooks.append(Hook("raw", p.event.encode(), p.raw_fn.encode(), p.group, p.feature))
+        if p.name == CLASSIC_DEV_QUEUE and not classic_dev_queue:
+            continue
         if p.raw_fn is None or p.name == CLASSIC_DEV_QUEUE:
             fn = f"tracepoint__{p.category}__{p.event}".encode()
             hooks.append(Hook("classic", p.name.encode(), fn, p.group, p.feature))
@@ -158,10 +164,15 @@ class Hooks:
         self._attached: set[tuple[str, bytes]] = {("classic", tp) for tp in bpf.tracepoint_fds}
         self._closer = Closer()  # classic detaches in progress
         self._raw_dev_queue_ok = True
+        classic = CLASSIC_DEV_QUEUE.encode()
+        self._has_classic_dev_queue = any(h.tp == classic for h in self._hooks)
 
     def dev_queue_classic(self, filter_dev: bool) -> bool:
         """Classic net_dev_queue when filtering by interface (it carries the name, so the
-        filter acts before any per-packet work), else the cheaper raw one."""
+        filter acts before any per-packet work), else the cheaper raw one. Where the classic
+        form is not compiled (BTF offsets: the raw form reads skb->dev->ifindex), always raw."""
+        if not self._has_classic_dev_queue:
+            return False
         return filter_dev or not self._raw_dev_queue_ok
 
     def _wanted(self, hook: Hook, late: bool, sampling: bool, filter_dev: bool) -> bool:

@@ -68,6 +68,9 @@ IDENTITY_SIZES = {
     "sk_buff.vlan_tci": 2,
     "sk_buff.vlan_proto": 2,
     "sk_buff.queue_mapping": 2,
+    "sk_buff.len": 4,
+    "sk_buff.dev": 8,
+    "net_device.ifindex": 4,
 }
 IDENTITY_BITS = ("sk_buff.encapsulation", "sk_buff.vlan_present")  # 1-bit flags, 1-byte window
 

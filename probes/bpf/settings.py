@@ -5,21 +5,23 @@
 ``tx_completion`` set (devices whose driver frees skbs after sending) up to date.
 
 The flow filter (protocols, ports, hosts: ``core.filters.FlowFilter``) is checked by the kernel
-side on the packet headers at the sampling decision, as far as it fits ``flow_filter``
-(FLOW_FILTER_SLOTS port ranges, prefixes and network-header names); a part that does not fit is
-left out there, and the tracer applies the whole filter to what it reads (``Settings.flow``).
+side on the packet headers at the sampling decision: protocols as bitmaps in ``flow_filter``,
+ports as a 65536-bit map (``port_filter``), prefixes in an LPM trie (``host_filter``), so any
+number of ranges and prefixes is exact there; the tracer applies the same filter to what it
+reads as well (``Settings.flow``), which costs nothing and keeps the two in step.
 """
 
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from txtop.core.filters import FlowFilter
-from txtop.probes.bpf.abi import FLOW_FILTER_SLOTS
+from txtop.probes.bpf.abi import L3_BITS
 from txtop.probes.bpf.duty import OPEN, TraceWindows
 from txtop.probes.bpf.ifnames import IfNames
 from txtop.probes.bpf.tracks import TrackCounts
@@ -55,8 +57,8 @@ def check_filters(
     return check_ifindexes(ifindexes), check_pids(pids)
 
 
-# Network-header names of a FlowFilter -> the ethertype txtop.bpf.c compares (0x8100: tagged).
-L3_ETHERTYPES = {"ipv4": 0x0800, "ipv6": 0x86DD, "arp": 0x0806, "vlan": 0x8100}
+PORT_WORDS = 1024  # port_filter: 65536 bits in u64 words
+MAX_HOSTS = 1024  # host_filter entries (txtop.bpf.c)
 
 
 def check_flow(flow: FlowFilter | None) -> FlowFilter | None:
@@ -65,9 +67,11 @@ def check_flow(flow: FlowFilter | None) -> FlowFilter | None:
         return None
     if not isinstance(flow, FlowFilter):
         raise ValueError(f"flow filter must be a FlowFilter, got {type(flow).__name__}")
-    unknown = [n for n in flow.l3 if n not in L3_ETHERTYPES]
+    unknown = [n for n in flow.l3 if n not in L3_BITS]
     if unknown or any(not 0 <= p <= 255 for p in flow.l4):
         raise ValueError(f"flow filter: unknown protocol {unknown or sorted(flow.l4)}")
+    if len(flow.hosts) > MAX_HOSTS:
+        raise ValueError(f"flow filter: at most {MAX_HOSTS} host prefixes")
     return flow
 
 
@@ -148,6 +152,7 @@ class ConfigMaps:
         self._counts = counts
         self.generation = 0
         self._completion_devs: set[str] = set()
+        self._port_words: set[int] = set()  # port_filter words set by the last flow filter
         self._last_dev_scan = 0.0
 
     @property
@@ -193,10 +198,23 @@ class ConfigMaps:
         self.write_flow_filter()
 
     def write_flow_filter(self) -> None:
-        """The flow filter's kernel part (see the module docstring)."""
-        table = self._bpf[b"flow_filter"]
-        leaf = table.Leaf()  # zeroed: nothing restricts
+        """The flow filter's kernel part (see the module docstring): the port and host maps
+        first, then the switches that use them."""
+        bpf = self._bpf
         flow = self._settings.flow
+        words = port_words(flow.ports) if flow is not None else {}
+        ports = bpf[b"port_filter"]
+        for i in set(words) | self._port_words:  # set the wanted words, clear the old ones
+            ports[ctypes.c_int(i)] = ctypes.c_uint64(words.get(i, 0))
+        self._port_words = set(words)
+        hosts = bpf[b"host_filter"]
+        hosts.clear()
+        for net in flow.hosts if flow is not None else ():
+            key = hosts.Key()
+            fill_host_key(key, net)
+            hosts[key] = ctypes.c_uint8(1)
+        table = bpf[b"flow_filter"]
+        leaf = table.Leaf()  # zeroed: nothing restricts
         if flow is not None:
             fill_flow_leaf(leaf, flow)
         table[ctypes.c_int(0)] = leaf
@@ -232,24 +250,28 @@ class ConfigMaps:
 
 
 def fill_flow_leaf(leaf: Any, flow: FlowFilter) -> None:
-    """Write ``flow`` into a zeroed struct txtop_flow_filter (a part that does not fit stays
-    empty: the kernel then lets it through and user space filters it)."""
+    """Write ``flow``'s switches and protocol bitmaps into a zeroed struct txtop_flow_filter."""
     leaf.any_proto = 0 if (flow.l4 or flow.l3) else 1
     for proto in flow.l4:
         leaf.l4_mask[proto >> 6] |= 1 << (proto & 63)
-    ethertypes = sorted(L3_ETHERTYPES[name] for name in flow.l3)
-    for i, ethertype in enumerate(ethertypes[:FLOW_FILTER_SLOTS]):
-        leaf.ethertypes[i] = ethertype
-    leaf.n_ethertypes = min(len(ethertypes), FLOW_FILTER_SLOTS)
-    if len(flow.ports) <= FLOW_FILTER_SLOTS:
-        for i, (lo, hi) in enumerate(flow.ports):
-            leaf.port_lo[i], leaf.port_hi[i] = lo, hi
-        leaf.n_ports = len(flow.ports)
-    if len(flow.hosts) <= FLOW_FILTER_SLOTS:
-        for i, net in enumerate(flow.hosts):
-            packed = net.network_address.packed
-            for j, byte in enumerate(packed):
-                leaf.host_addr[i][j] = byte
-            leaf.host_l3[i] = 0x0800 if net.version == 4 else 0x86DD
-            leaf.host_bits[i] = net.prefixlen
-        leaf.n_hosts = len(flow.hosts)
+    for name in flow.l3:
+        leaf.l3_mask |= L3_BITS[name]
+    leaf.use_ports = 1 if flow.ports else 0
+    leaf.use_hosts = 1 if flow.hosts else 0
+
+
+def port_words(ranges: Sequence[tuple[int, int]]) -> dict[int, int]:
+    """The port ranges as port_filter's u64 words (index -> bits), only the non-zero ones."""
+    words: dict[int, int] = {}
+    for lo, hi in ranges:
+        for port in range(lo, hi + 1):
+            words[port >> 6] = words.get(port >> 6, 0) | 1 << (port & 63)
+    return words
+
+
+def fill_host_key(key: Any, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
+    """A struct txtop_host_key for ``net``: the family byte, then the address prefix."""
+    key.prefixlen = 8 + net.prefixlen
+    key.data[0] = 4 if net.version == 4 else 6
+    for i, byte in enumerate(net.network_address.packed):
+        key.data[1 + i] = byte

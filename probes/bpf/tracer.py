@@ -213,7 +213,7 @@ class Tracer:
                 bpf.cleanup()
                 raise TracerError("tracer closed while starting")
             try:
-                table = hook_table(probes, found.defines)
+                table = hook_table(probes, found.defines, not identity.available)
                 self._loaded = loaded = self._parts(bpf, table, drop_reasons)
             except BaseException:
                 bpf.cleanup()

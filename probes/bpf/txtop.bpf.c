@@ -235,22 +235,26 @@ struct txtop_flow {
 	u8 pad;
 };
 
-#define FLOW_FILTER_SLOTS 4
-/* The flow filter (map flow_filter), each part OR-ed inside and AND-ed with the others; a part
- * with nothing in it does not restrict. User space keeps what does not fit and filters it. */
+/* The flow filter (map flow_filter; ports in port_filter, prefixes in host_filter): each part
+ * ORs its alternatives, the parts AND; a part that is off does not restrict. Maps, not loops:
+ * any number of port ranges and prefixes, and little for the verifier to walk. */
 struct txtop_flow_filter {
 	u64 l4_mask[4];        /* bit n: IP protocol n is wanted */
-	u32 n_ethertypes;      /* ethertypes wanted (any IP protocol of that l3, ARP, ...) */
-	u32 n_ports;           /* port ranges: the source or the destination port in one */
-	u32 n_hosts;           /* prefixes: the source or the destination address in one */
+	u32 l3_mask;           /* L3_* bits: network headers wanted whatever their L4 */
 	u32 any_proto;         /* 1: no protocol part */
-	u16 ethertypes[FLOW_FILTER_SLOTS];
-	u16 port_lo[FLOW_FILTER_SLOTS];
-	u16 port_hi[FLOW_FILTER_SLOTS];
-	u8 host_addr[FLOW_FILTER_SLOTS][16];
-	u16 host_l3[FLOW_FILTER_SLOTS];    /* ETH_P_IP / ETH_P_IPV6 */
-	u8 host_bits[FLOW_FILTER_SLOTS];   /* prefix length */
-	u8 pad[4];
+	u32 use_ports;         /* 1: the source or the destination port must be in port_filter */
+	u32 use_hosts;         /* 1: the source or the destination address in host_filter */
+};
+#define L3_IPV4 0x1
+#define L3_IPV6 0x2
+#define L3_ARP 0x4
+#define L3_VLAN 0x8       /* a tagged packet */
+#define ETH_P_ARP 0x0806
+
+/* host_filter key: prefixlen counts the family byte's 8 bits, then the address's. */
+struct txtop_host_key {
+	u32 prefixlen;
+	u8 data[17];           /* 4 or 6, then the address (network order; IPv4 in 4 bytes) */
 };
 
 struct txtop_devname {
@@ -324,6 +328,8 @@ BPF_TABLE("lru_hash", u64, struct txtop_record, tracks, TXTOP_TRACK_ENTRIES);
 BPF_TABLE("lru_hash", u32, struct txtop_pending, sys_pending, 1024);
 BPF_TABLE("lru_hash", u64, struct txtop_owner, owners, TXTOP_OWNER_ENTRIES);
 BPF_ARRAY(flow_filter, struct txtop_flow_filter, 1);
+BPF_ARRAY(port_filter, u64, 1024); /* 65536 bits: port p wanted */
+BPF_LPM_TRIE(host_filter, struct txtop_host_key, u8, 1024);
 BPF_PERCPU_ARRAY(scratch, struct txtop_record, 1); /* a record being built (too big for the stack) */
 BPF_PERCPU_HASH(txq_stats, struct txtop_qkey, struct txtop_qval, TXTOP_QUEUE_ENTRIES);
 BPF_PERCPU_HASH(xmit_errors, struct txtop_ekey, u64, 1024);
@@ -410,6 +416,22 @@ static __always_inline u32 next_countdown(u32 every)
 	if (every <= 1)
 		return 1;
 	return 1 + bpf_get_prandom_u32() % (2 * every - 1);
+}
+
+/* The sampling decision: the 1-in-N countdown, then the token bucket. Sets *now when picked. */
+static __always_inline int picked(struct txtop_config *c, struct txtop_cpu *pc, u64 *now)
+{
+	if (pc->countdown > 1) {
+		pc->countdown--;
+		return 0;
+	}
+	pc->countdown = next_countdown(c->sample_every);
+	*now = bpf_ktime_get_ns();
+	if (!take_token(c, *now)) {
+		stat_inc(S_RATE_LIMITED);
+		return 0;
+	}
+	return 1;
 }
 
 /* End a track: copy it to the ring buffer, then delete it. Whoever deletes it owns the end,
@@ -664,67 +686,45 @@ static __always_inline int read_flow(u64 skb, struct txtop_flow *f)
 	return 1;
 }
 
-static __always_inline int in_prefix(const u8 *addr, const u8 *want, u32 bits)
+static __always_inline int port_wanted(u16 port)
 {
-#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		if (bits == 0)
-			return 1;
-		u8 mask = bits >= 8 ? 0xFF : (u8)(0xFF << (8 - bits));
-		if ((addr[i] ^ want[i]) & mask)
-			return 0;
-		bits = bits >= 8 ? bits - 8 : 0;
-	}
-	return 1;
+	u32 idx = port >> 6;
+	u64 *bits = port_filter.lookup(&idx);
+	return bits && (*bits >> (port & 63)) & 1;
 }
 
-/* The flow filter (user space leaves a part empty when it does not fit here). */
+static __always_inline int host_wanted(u8 family, const u8 *addr)
+{
+	struct txtop_host_key k = {.prefixlen = 8 + 128};
+	k.data[0] = family;
+	__builtin_memcpy(&k.data[1], addr, 16);
+	return host_filter.lookup(&k) != 0;
+}
+
+/* The flow filter at the sampling decision. */
 static __always_inline int flow_matches(struct txtop_flow *f)
 {
 	u32 zero = 0;
 	struct txtop_flow_filter *ff = flow_filter.lookup(&zero);
 	if (!ff)
 		return 1;
-	int ip = f->l3_proto == ETH_P_IP || f->l3_proto == ETH_P_IPV6;
+	u32 kind = f->l3_proto == ETH_P_IP ? L3_IPV4 : f->l3_proto == ETH_P_IPV6 ? L3_IPV6 :
+		   f->l3_proto == ETH_P_ARP ? L3_ARP : 0;
+	int ip = kind & (L3_IPV4 | L3_IPV6);
 	if (!ff->any_proto) {
-		int ok = ip && (ff->l4_mask[(f->l4_proto >> 6) & 3] >> (f->l4_proto & 63)) & 1;
-#pragma unroll
-		for (int i = 0; i < FLOW_FILTER_SLOTS; i++) {
-			if (i < ff->n_ethertypes) {
-				u16 e = ff->ethertypes[i];
-				if (e == f->l3_proto || (e == ETH_P_8021Q && (f->flags & FL_VLAN)))
-					ok = 1;
-			}
-		}
+		u32 tagged = f->flags & FL_VLAN ? L3_VLAN : 0;
+		int ok = (ff->l3_mask & (kind | tagged)) != 0;
+		if (ip && (ff->l4_mask[(f->l4_proto >> 6) & 3] >> (f->l4_proto & 63)) & 1)
+			ok = 1;
 		if (!ok)
 			return 0;
 	}
-	if (ff->n_ports) {
-		int ok = 0;
-		if (f->flags & FL_PORTS) {
-#pragma unroll
-			for (int i = 0; i < FLOW_FILTER_SLOTS; i++) {
-				if (i < ff->n_ports &&
-				    ((f->sport >= ff->port_lo[i] && f->sport <= ff->port_hi[i]) ||
-				     (f->dport >= ff->port_lo[i] && f->dport <= ff->port_hi[i])))
-					ok = 1;
-			}
-		}
-		if (!ok)
-			return 0;
-	}
-	if (ff->n_hosts) {
-		int ok = 0;
-		if (ip) {
-#pragma unroll
-			for (int i = 0; i < FLOW_FILTER_SLOTS; i++) {
-				if (i < ff->n_hosts && ff->host_l3[i] == f->l3_proto &&
-				    (in_prefix(f->saddr, ff->host_addr[i], ff->host_bits[i]) ||
-				     in_prefix(f->daddr, ff->host_addr[i], ff->host_bits[i])))
-					ok = 1;
-			}
-		}
-		if (!ok)
+	if (ff->use_ports && !((f->flags & FL_PORTS) &&
+			       (port_wanted(f->sport) || port_wanted(f->dport))))
+		return 0;
+	if (ff->use_hosts) {
+		u8 family = kind == L3_IPV4 ? 4 : 6;
+		if (!ip || !(host_wanted(family, f->saddr) || host_wanted(family, f->daddr)))
 			return 0;
 	}
 	return 1;
@@ -951,31 +951,27 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 #ifdef TXTOP_BTF
 	if (c->filter_pid && !tied && !owner_in_pid_filter(skb))
 		return 0;
-	/* The flow filter needs the headers of every packet; without it only sampled packets
-	 * pay for reading them. */
+	/* The flow filter needs the headers of every packet, before the pick; without it only
+	 * sampled packets pay for reading them, after it. (One read_flow call site: it is big.) */
 	struct txtop_flow f = {};
-	int have_flow = 0;
-	if (c->filter_flow) {
-		have_flow = read_flow(skb, &f);
+	int filtered = c->filter_flow;
+	if (!filtered && !picked(c, pc, &now))
+		return 0;
+	int have_flow = read_flow(skb, &f);
+	if (filtered) {
 		if (!have_flow || !flow_matches(&f)) {
 			stat_inc(S_FLOW_FILTERED);
 			return 0;
 		}
+		if (!picked(c, pc, &now))
+			return 0;
 	}
 #else
 	if (c->filter_pid && !tied)
 		return 0;
+	if (!picked(c, pc, &now))
+		return 0;
 #endif
-	if (pc->countdown > 1) {
-		pc->countdown--;
-		return 0;
-	}
-	pc->countdown = next_countdown(c->sample_every);
-	now = bpf_ktime_get_ns();
-	if (!take_token(c, now)) {
-		stat_inc(S_RATE_LIMITED);
-		return 0;
-	}
 
 	u32 zero = 0;
 	struct txtop_record *t = scratch.lookup(&zero);
@@ -991,8 +987,6 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		__builtin_memcpy(t->dev, dev, IFNAMSIZ);
 	set_stage(t, ST_DEV_QUEUE, now);
 #ifdef TXTOP_BTF
-	if (!have_flow)
-		have_flow = read_flow(skb, &f);
 	if (have_flow) {
 		__builtin_memcpy(t->saddr, f.saddr, 16);
 		__builtin_memcpy(t->daddr, f.daddr, 16);
@@ -1011,6 +1005,12 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		t->queue = qmap;
 		t->flags |= F_QMAP;
 	}
+	if (!len)
+		KREAD(t->len, skb, SK_BUFF_LEN); /* the raw form: a packet dropped before the
+						  * driver still has its length */
+	u64 netdev = 0;
+	if (!t->ifindex && KREAD(netdev, skb, SK_BUFF_DEV) == 0 && netdev)
+		KREAD(t->ifindex, netdev, NET_DEVICE_IFINDEX);
 	/* The owner: the syscall tie when there is one, else whoever last sent on skb->sk. (A
 	 * tie wins over the map: the map may still hold the previous owner of a reused socket
 	 * address until the new owner's first send is noted.) */
@@ -1066,7 +1066,10 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 }
 
 #ifdef TXTOP_HAVE_DEV_QUEUE
-/* Classic form: carries the device name, so an interface filter can act first. */
+#ifndef TXTOP_BTF
+/* Classic form: carries the device name, so an interface filter can act first. (With BTF
+ * offsets the raw form reads skb->dev->ifindex itself: only it is compiled, which also keeps
+ * the program small.) */
 TRACEPOINT_PROBE(net, net_dev_queue)
 {
 	struct txtop_config *c = get_config();
@@ -1079,10 +1082,26 @@ TRACEPOINT_PROBE(net, net_dev_queue)
 	return on_dev_queue((u64)args->skbaddr, dev.name, args->len);
 }
 
-/* Raw form (no filter by interface): TP_PROTO(struct sk_buff *skb); the pointer is our key. */
+#endif
+
+/* Raw form: TP_PROTO(struct sk_buff *skb); the pointer is our key. Filters by interface only
+ * with BTF offsets (skb->dev->ifindex), else the classic form does that. */
 int txtop_raw_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 {
-	return on_dev_queue(ctx->args[0], 0, 0);
+	u64 skb = ctx->args[0];
+#ifdef TXTOP_BTF
+	struct txtop_config *c = get_config();
+	if (c && c->filter_dev) {
+		u64 dev = 0;
+		s32 ifindex = 0;
+		if (KREAD(dev, skb, SK_BUFF_DEV) != 0 || !dev)
+			return 0;
+		KREAD(ifindex, dev, NET_DEVICE_IFINDEX);
+		if (!ifindex_filter.lookup(&ifindex))
+			return 0;
+	}
+#endif
+	return on_dev_queue(skb, 0, 0);
 }
 #endif
 
