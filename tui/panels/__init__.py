@@ -1,10 +1,10 @@
 """The dashboard's panels: header, TX queues and per-CPU softirqs, one module each.
 
 Each panel is split in two:
-- pure builders (``queues``, ``cpus``, ``header``, on top of ``format`` and the glyph table
-  ``txtop.tui.glyphs``): a Snapshot plus view options (width, sort key, ...) in, lines of
-  ``(text, role)`` fragments out; they never import Textual, so they are tested without a
-  terminal;
+- pure builders (``queues`` with its ``queue_groups`` and ``queue_cells``, ``cpus``,
+  ``header``, on top of ``format`` and the glyph table ``txtop.tui.glyphs``): a Snapshot plus
+  view options (width, sort key, ...) in, lines of ``(text, role)`` fragments out; they never
+  import Textual, so they are tested without a terminal;
 - thin Line-API widgets (``widgets``, on ``base``) that turn roles into styles (theme
   variables via component classes, see app.tcss) and draw only the visible lines.
 
