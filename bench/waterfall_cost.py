@@ -45,9 +45,66 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def synthetic_packet(
+    rng: random.Random, senders: list[tuple[str, int]], end_ns: int, tick_ns: int, rate_per_s: int
+) -> Any:
+    """One sampled packet of the tick ending at ``end_ns``: a random sender, stages and fate
+    (2% dropped in the qdisc, 2% lost after the first stage)."""
+    from txtop.core.model import PacketTrace
+
+    comm, pid = rng.choice(senders)
+    dev, ifindex = rng.choice((("eth0", 2), ("txl0", 7)))
+    t = end_ns - rng.randrange(tick_ns)
+    stages = {} if pid == 0 else {"sendto": t}
+    deltas = (
+        ("dev_queue", rng.lognormvariate(8.5, 0.6)),
+        ("qdisc_enqueue", rng.lognormvariate(6.2, 0.3)),
+        ("qdisc_dequeue", rng.lognormvariate(7.0, 1.5)),
+        ("start_xmit", rng.lognormvariate(5.8, 0.3)),
+        ("xmit", rng.lognormvariate(7.8, 0.4)),
+        ("free", rng.lognormvariate(10.5 if dev == "eth0" else 9.0, 0.7)),
+    )
+    track, reason = "complete", None
+    free_kind: str | None = "consume"
+    roll = rng.random()
+    cut = len(deltas)
+    if roll < 0.02:
+        cut, free_kind, reason = 1, "drop", "QDISC_DROP"
+    elif roll < 0.04:
+        cut, track, free_kind = 1, "lost", None
+    for name, delta in deltas[:cut]:
+        t += int(delta)
+        stages[name] = t
+    if free_kind == "drop":
+        stages["free"] = t + int(rng.lognormvariate(7, 0.3))
+    segs = rng.choice((1, 1, 1, 2, 45))
+    return PacketTrace(
+        pid=pid,
+        tid=pid,
+        comm=comm,
+        dev=dev,
+        ifindex=ifindex,
+        queue=rng.randrange(4) if cut > 3 else None,
+        len=1448 * segs + 66,
+        gso_segs=segs,
+        stages=stages,
+        cpus=dict.fromkeys(stages, 0),
+        track=track,
+        protocol=0x0800,
+        l4_proto=rng.choice((6, 17)),
+        free_kind=free_kind,
+        drop_reason=reason,
+        xmit_rc=0,
+        sport=rng.randrange(1024, 65535),
+        dport=5201,
+        sample_every=100,
+        sample_max_per_s=rate_per_s,
+    )
+
+
 def synthetic_snapshots(n_ticks: int, rate_per_s: int, hz: float, seed: int = 1) -> list[Any]:
     """``n_ticks`` snapshots of ``rate_per_s / hz`` packets each, with varied stages."""
-    from txtop.core.model import DeviceRow, PacketTrace, ProbeStatus, Snapshot
+    from txtop.core.model import DeviceRow, ProbeStatus, Snapshot
 
     rng = random.Random(seed)
     per_tick = max(1, round(rate_per_s / hz))
@@ -63,58 +120,9 @@ def synthetic_snapshots(n_ticks: int, rate_per_s: int, hz: float, seed: int = 1)
     snaps = []
     for tick in range(n_ticks):
         end_ns = mono0 + (tick + 1) * tick_ns
-        packets = []
-        for _ in range(per_tick):
-            comm, pid = rng.choice(senders)
-            dev, ifindex = rng.choice((("eth0", 2), ("txl0", 7)))
-            t = end_ns - rng.randrange(tick_ns)
-            stages = {} if pid == 0 else {"sendto": t}
-            deltas = (
-                ("dev_queue", rng.lognormvariate(8.5, 0.6)),
-                ("qdisc_enqueue", rng.lognormvariate(6.2, 0.3)),
-                ("qdisc_dequeue", rng.lognormvariate(7.0, 1.5)),
-                ("start_xmit", rng.lognormvariate(5.8, 0.3)),
-                ("xmit", rng.lognormvariate(7.8, 0.4)),
-                ("free", rng.lognormvariate(10.5 if dev == "eth0" else 9.0, 0.7)),
-            )
-            track, reason = "complete", None
-            free_kind: str | None = "consume"
-            roll = rng.random()
-            cut = len(deltas)
-            if roll < 0.02:
-                cut, free_kind, reason = 1, "drop", "QDISC_DROP"
-            elif roll < 0.04:
-                cut, track, free_kind = 1, "lost", None
-            for name, delta in deltas[:cut]:
-                t += int(delta)
-                stages[name] = t
-            if free_kind == "drop":
-                stages["free"] = t + int(rng.lognormvariate(7, 0.3))
-            segs = rng.choice((1, 1, 1, 2, 45))
-            packets.append(
-                PacketTrace(
-                    pid=pid,
-                    tid=pid,
-                    comm=comm,
-                    dev=dev,
-                    ifindex=ifindex,
-                    queue=rng.randrange(4) if cut > 3 else None,
-                    len=1448 * segs + 66,
-                    gso_segs=segs,
-                    stages=stages,
-                    cpus=dict.fromkeys(stages, 0),
-                    track=track,
-                    protocol=0x0800,
-                    l4_proto=rng.choice((6, 17)),
-                    free_kind=free_kind,
-                    drop_reason=reason,
-                    xmit_rc=0,
-                    sport=rng.randrange(1024, 65535),
-                    dport=5201,
-                    sample_every=100,
-                    sample_max_per_s=rate_per_s,
-                )  # fmt: skip
-            )
+        packets = [
+            synthetic_packet(rng, senders, end_ns, tick_ns, rate_per_s) for _ in range(per_tick)
+        ]
         snaps.append(
             Snapshot(
                 host="bench",
