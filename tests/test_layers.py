@@ -7,6 +7,7 @@ through importlib, a plugin, a re-export), so a violation cannot hide from both.
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -90,3 +91,54 @@ def test_every_package_folder_is_installed() -> None:
         for init in (REPO / folder).rglob("__init__.py"):
             dotted = ".".join(("txtop",) + init.parent.relative_to(REPO).parts)
             assert f'"{dotted}"' in text, f"{dotted} is missing from [tool.setuptools] packages"
+
+
+# ---- sizes (issue 11: no module over ~600 lines, no class over ~25 methods) -------------------
+
+MAX_MODULE_LINES = 650
+MAX_CLASS_METHODS = 26
+SOURCE_FOLDERS = ("core", "probes", "recordings", "lab", "themes", "tui", "exporters")
+SOURCE_FOLDERS += ("bench", "scripts")
+# Over the limits today and being split by the owner in progress (the findings work): not
+# ours to cut mid-change. Drop an entry when its split lands (the second test insists).
+SIZE_EXEMPT = {
+    "core/findings.py",  # being split by the owner in progress
+}
+
+
+def _oversize(path: Path) -> list[str]:
+    """What in ``path`` is over the limits: its length, and each class with too many
+    methods (properties and async methods count)."""
+    rel = path.relative_to(REPO).as_posix()
+    text = path.read_text()
+    out = []
+    if len(text.splitlines()) > MAX_MODULE_LINES:
+        out.append(f"{rel}: {len(text.splitlines())} lines")
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ClassDef):
+            defs = (ast.FunctionDef, ast.AsyncFunctionDef)
+            methods = sum(isinstance(item, defs) for item in node.body)
+            if methods > MAX_CLASS_METHODS:
+                out.append(f"{rel}: class {node.name} has {methods} methods")
+    return out
+
+
+def test_no_module_or_class_is_too_big() -> None:
+    """Every module outside tests/ (bench and scripts included) is at most MAX_MODULE_LINES
+    lines and every class has at most MAX_CLASS_METHODS methods, SIZE_EXEMPT apart."""
+    paths = sorted(p for folder in SOURCE_FOLDERS for p in (REPO / folder).rglob("*.py"))
+    assert len(paths) > 50
+    too_big = [
+        line
+        for path in paths
+        if path.relative_to(REPO).as_posix() not in SIZE_EXEMPT
+        for line in _oversize(path)
+    ]
+    assert not too_big, "split these: " + "; ".join(too_big)
+
+
+def test_size_exemptions_are_still_needed() -> None:
+    """The exemption list stays short: a file back within the limits leaves it."""
+    for rel in sorted(SIZE_EXEMPT):
+        assert (REPO / rel).is_file(), f"{rel} is gone: drop it from SIZE_EXEMPT"
+        assert _oversize(REPO / rel), f"{rel} is within the limits now: drop it from SIZE_EXEMPT"
