@@ -3,7 +3,8 @@ packets, kept in memory and written as a normal recording when someone asks.
 
 Memory: each snapshot is kept as its encoded recording frame (compressed JSON, the bytes a
 recording holds), so the memory is what the recording of that window would weigh on disk, plus
-``FRAME_OVERHEAD_BYTES`` a frame; it is bounded by the window and by ``max_bytes`` (default
+``FRAME_OVERHEAD_BYTES`` a frame; it is bounded by the window (while a finding's write waits,
+the window plus the ``FINDING_AFTER_S`` after it) and by ``max_bytes`` (default
 ``DEFAULT_MAX_BYTES``), whichever is smaller: past the cap the oldest frames go first and the
 write says the window was cut.
 
@@ -150,6 +151,9 @@ class _Pending:
     finding: str
     severity: str
     due: float  # clock() when the frames to write are all in
+    # A finding's write: frames from here on (snapshot clock, ns) are kept until it is written,
+    # so it holds the whole window up to the finding and the seconds after it.
+    keep_from_ns: int | None = None
 
 
 class FlightRecorder:
@@ -227,6 +231,9 @@ class FlightRecorder:
             self._bytes += len(frame) + FRAME_OVERHEAD_BYTES
             self._host = snapshot.host
             oldest_start = end - int(self.window_s * 1e9)
+            pending = self._pending
+            if pending is not None and pending.keep_from_ns is not None:
+                oldest_start = min(oldest_start, pending.keep_from_ns)
             while len(self._frames) > 1 and self._frames[0][0] < oldest_start:
                 self._pop()
             while len(self._frames) > 1 and self._bytes > self.max_bytes:
@@ -284,7 +291,11 @@ class FlightRecorder:
                 return "a flight recording is being written; try again in a moment"
             if not self._frames and after_s <= 0:
                 return "nothing recorded yet"
-            self._pending = _Pending(trigger, finding, severity, self._clock() + after_s)
+            keep_from = None
+            if after_s > 0 and self._frames:  # the window up to now stays in the write
+                keep_from = self._frames[-1][1] - int(self.window_s * 1e9)
+            due = self._clock() + after_s
+            self._pending = _Pending(trigger, finding, severity, due, keep_from)
             self._writer = threading.Thread(
                 target=self._write_pending, name="txtop-flight", daemon=True
             )

@@ -406,10 +406,11 @@ def test_a_flight_dir_that_is_a_file_is_bad_input(tmp_path):
 
 
 class Headless:
-    """``txtop --synthetic 2x2 --headless --flight ...`` as a process; stderr collected."""
+    """``txtop --synthetic 2x2 --headless --flight ...`` (or another ``source``) as a process;
+    stderr collected."""
 
-    def __init__(self, *args: str) -> None:
-        argv = [*TXTOP, "--synthetic", "2x2", "--headless", *args]
+    def __init__(self, *args: str, source: tuple[str, ...] = ("--synthetic", "2x2")) -> None:
+        argv = [*TXTOP, *source, "--headless", *args]
         self.proc = subprocess.Popen(  # noqa: S603
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
