@@ -141,13 +141,14 @@ class ConfigReading:
 
 
 def parse_cpu_list(text: str | None) -> frozenset[int]:
-    """The CPUs of a kernel CPU list ("0-3,8,10-11"; "" = none). Raises ValueError on junk."""
+    """The CPUs of a kernel CPU list ("0-3,8,10-11"; "" = none; ASCII digits only, no empty
+    part). Raises ValueError on junk."""
     out: set[int] = set()
     if not text or not text.strip():
         return frozenset()
     for part in text.strip().split(","):
         lo, sep, hi = part.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
+        if not (lo.isdigit() and lo.isascii()) or (sep and not (hi.isdigit() and hi.isascii())):
             raise ValueError(f"not a CPU list: {text[:40]!r}")
         first, last = int(lo), int(hi) if sep else int(lo)
         if last < first or last - first > 1 << 16:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from txtop.core.config import parse_cpu_list
 from txtop.core.merge import softirq_time_pct
 from txtop.core.readings import CpuTimes, SoftnetRow
 from txtop.probes.readers.softirq import (
-    parse_cpu_list,
     parse_proc_softirqs,
     parse_proc_stat_cpus,
     parse_softnet_stat,
@@ -106,8 +106,8 @@ def test_softnet_malformed() -> None:
 
 
 def test_cpu_list() -> None:
-    assert parse_cpu_list("0-3,8,10-11\n") == [0, 1, 2, 3, 8, 10, 11]
-    assert parse_cpu_list("0\n") == [0]
+    assert parse_cpu_list("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
+    assert parse_cpu_list("0\n") == {0}
     for bad in ("3-1", "a", "1-", "-1"):
         with pytest.raises(ValueError):
             parse_cpu_list(bad)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from txtop.core.config import parse_cpu_list
 from txtop.core.readings import CpuTimes, SoftnetRow
 from txtop.probes.readers.files import read_text
 
@@ -106,21 +107,6 @@ def parse_proc_stat_cpus(text: str) -> dict[int, CpuTimes]:
     return out
 
 
-def parse_cpu_list(text: str) -> list[int]:
-    """A kernel cpulist ("0-3,8,10-11", e.g. /sys/devices/system/cpu/online) -> ids."""
-    cpus: set[int] = set()
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        first = _dec(lo)
-        last = _dec(hi) if sep else first
-        if last < first or last - first > 65536:
-            raise ValueError(f"bad cpu range {part!r}")
-        cpus.update(range(first, last + 1))
-    return sorted(cpus)
-
-
 def _cpu_number(text: str) -> int:
     if not text.isdigit() or not text.isascii():
         raise ValueError(f"bad CPU number {text[:16]!r}")
@@ -161,6 +147,6 @@ def read_cpu_times(proc_root: Path = PROC) -> dict[int, CpuTimes]:
 
 def read_online_cpus(path: Path = Path("/sys/devices/system/cpu/online")) -> list[int] | None:
     try:
-        return parse_cpu_list(read_text(path))
+        return sorted(parse_cpu_list(read_text(path)))
     except (OSError, ValueError):
         return None
