@@ -6,7 +6,9 @@ Queue layout (mq root 1:, tx-N served by 1:N+1):
     tx-2 pfifo_fast   tx-3 tbf 40mbit burst-limited
 XPS pins CPUs to queues (tx-1 <- the last CPU, the other queues <- the other CPUs) and the
 bulk/burst sender runs on the last CPU, so the rate-limited queue reliably gets traffic.
-Traffic: several UDP flows (different sizes, sinusoidal rates, periodic bursts) and a TCP stream,
+Traffic: several UDP flows (different sizes, sinusoidal rates, periodic bursts), a TCP stream
+sent with send() and two smaller ones sent with write() and sendfile() (named udpgen, tcpsend,
+tcpwrite, tcpsendfile: the waterfall names the TCP senders through their sockets),
 from this namespace to the lab peer. Everything is removed on stop, and a lab left behind by a
 killed run is cleaned before a new one is built.
 """
@@ -68,6 +70,17 @@ GENERATORS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
         ),
     ),
     ("tcp", False, ("--port", "5201", "--mbit", "30", "--swing", "20", "--period", "23")),
+    # write() and sendfile(): no send syscall to tie their packets to, named via the socket
+    (
+        "tcp",
+        True,
+        tuple("--port 5201 --mbit 6 --swing 3 --period 13 --api write --chunk 1400".split()),
+    ),
+    (
+        "tcp",
+        False,
+        tuple("--port 5201 --mbit 4 --swing 2 --period 19 --api sendfile --chunk 1400".split()),
+    ),
 )
 
 

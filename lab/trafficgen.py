@@ -1,11 +1,17 @@
 """Bounded traffic generators for the demo lab and tests.
 
     python -m txtop.lab.trafficgen udp  --dst 10.253.1.2 --port 9000 --size 200 --pps 2000
-    python -m txtop.lab.trafficgen tcp  --dst 10.253.1.2 --port 5201 --mbit 20
+    python -m txtop.lab.trafficgen tcp  --dst 10.253.1.2 --port 5201 --mbit 20 [--api write]
     python -m txtop.lab.trafficgen sink --port 5201 --udp-port 9000   (inside the lab netns)
 
 Destinations are restricted to the lab range (10.253.0.0/16) and loopback: these programs
 can never send anywhere else. Each stops after --duration seconds and when its parent dies.
+
+The TCP sender writes with ``send()`` (a send syscall txtop ties packets to), ``write()`` or
+``sendfile()`` (``--api``: no send syscall; txtop names their packets through the socket).
+Each generator names itself (``--name``, the comm the dashboard shows; short, so that the
+names stay apart in an 80-column waterfall: ``udpgen``, ``tcpsend``, ``tcpwrite``,
+``tcpsendfile``, ``labsink``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ LAB_NS_PREFIX = "txtop-lab-"  # lab/netns.py NS_PREFIX (not imported: keep this 
 LAB_NET = ipaddress.ip_network("10.253.0.0/16")
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+TCP_APIS = ("send", "write", "sendfile")
 
 
 def allowed_destination(addr: str) -> bool:
@@ -43,6 +51,15 @@ def _die_with_parent(parent_pid: int) -> None:
         pass
     if parent_pid and os.getppid() != parent_pid:  # parent died before prctl took effect
         sys.exit(0)
+
+
+def set_name(name: str) -> None:
+    """The process's comm (what txtop shows as the sender): at most 15 bytes."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def rate_at(t_s: float, base: float, swing: float, period_s: float) -> float:
@@ -81,13 +98,42 @@ def run_udp(args: argparse.Namespace) -> None:
         time.sleep(max(0.0, 0.01 - (time.monotonic() - now)))
 
 
+class _Writer:
+    """Sends one chunk on a connected socket with the API asked for."""
+
+    def __init__(self, api: str, chunk: bytes) -> None:
+        self.api = api
+        self.chunk = chunk
+        self._file = None
+        if api == "sendfile":
+            import tempfile
+
+            self._file = tempfile.TemporaryFile()
+            self._file.write(chunk)
+            self._file.flush()
+
+    def send(self, s: socket.socket) -> None:
+        if self.api == "write":
+            view = memoryview(self.chunk)
+            while view:
+                view = view[os.write(s.fileno(), view) :]
+        elif self.api == "sendfile" and self._file is not None:
+            s.sendfile(self._file, 0, len(self.chunk))
+        else:
+            s.sendall(self.chunk)
+
+
 def run_tcp(args: argparse.Namespace) -> None:
-    chunk = os.urandom(64 * 1024)
+    chunk = os.urandom(max(1, min(args.chunk, 1 << 20)))
+    writer = _Writer(args.api, chunk)
     start = time.monotonic()
     end = start + args.duration
     while time.monotonic() < end:
         try:
             s = socket.create_connection((args.dst, args.port), timeout=2)
+            s.settimeout(None)  # blocking: os.write() on a socket with a timeout gets EAGAIN
+            if len(chunk) < 16 * 1024:  # small writes: one segment each, not coalesced
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             time.sleep(0.5)  # the sink may not be up yet
             continue
@@ -100,7 +146,7 @@ def run_tcp(args: argparse.Namespace) -> None:
                     mbit = rate_at(now - start, args.mbit, args.swing, args.period)
                     budget = mbit * 1e6 / 8 * (now - t0) - sent_bytes
                     if budget >= len(chunk):
-                        s.sendall(chunk)
+                        writer.send(s)
                         sent_bytes += len(chunk)
                     else:
                         time.sleep(0.005)
@@ -176,6 +222,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=3600.0)
     p.add_argument("--parent-pid", type=int, default=0)
     p.add_argument("--netns", default="", help="sink: the lab namespace it must be running in")
+    p.add_argument("--api", choices=TCP_APIS, default="send", help="tcp: how the data is sent")
+    p.add_argument("--chunk", type=int, default=64 * 1024, help="tcp: bytes per send")
+    p.add_argument("--name", default="", help="the process name (comm) to show")
     p.add_argument(
         "--cpu",
         type=int,
@@ -195,6 +244,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _die_with_parent(args.parent_pid)
+    default = {"udp": "udpgen", "sink": "labsink"}.get(args.mode, f"tcp{args.api}")
+    set_name(args.name or default)
     if args.cpu >= 0:
         try:
             os.sched_setaffinity(0, {args.cpu})

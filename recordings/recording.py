@@ -13,6 +13,11 @@ frame. Reading never evaluates anything: frames are JSON, decoded into dataclass
 What a file is (a part of a rotated set, a flight recording and why it was written) rides in
 the first frame's JSON object under ``"recording_info"`` (``RecordingInfo``): readers before it
 ignore unknown keys, so this needed no new format version and old recordings read as before.
+
+Format 2 (issue 12): snapshots carry each packet's ``flow`` and ``owner`` and each queue's top
+talkers (``flows``, ``processes``). Format 1 files read as before (those fields are absent:
+``None`` / empty); a txtop that reads only format 1 refuses a format 2 file with its version
+instead of showing packets without their identity.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ if TYPE_CHECKING:
     from txtop.recordings.flight import FlightRecorder
 
 MAGIC = b"TXTOPREC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what is written
+READABLE_VERSIONS = (1, 2)  # what is read
 _HEADER = struct.Struct(">8sHH")
 _FRAME = struct.Struct(">II")
 MAX_FRAME_BYTES = 64 << 20  # compressed; a bigger length means a corrupt file
@@ -381,9 +387,10 @@ def _parse_header(head: bytes, path: Path | str) -> int:
     if len(head) < _HEADER.size or not head.startswith(MAGIC):
         raise RecordingError(f"{path}: not a txtop recording")
     version = int(_HEADER.unpack(head)[1])
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
+        known = f"{READABLE_VERSIONS[0]} to {READABLE_VERSIONS[-1]}"
         raise RecordingError(
-            f"{path}: recording format {version} is not supported (this txtop reads {FORMAT_VERSION})"
+            f"{path}: recording format {version} is not supported (this txtop reads {known})"
         )
     return version
 

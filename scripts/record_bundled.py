@@ -5,7 +5,8 @@ lab (private namespace, veth with 4 TX queues, mq with tbf on two of them, bound
 generators that send only to the lab peer), the real collector and BPF probes - into a
 temporary file, then keeps the frames from the first one with the probes running and traffic
 flowing (the warm-up ticks show nothing) and writes them to the bundled file with the same
-Recorder. Checks the size stays under the budget (the file ships in the package).
+Recorder. Checks the size stays under the budget (the file ships in the package) and that the
+packets carry their senders and flows (issue 12: the demo shows owners, flows, top talkers).
 
 Usage (root):
     .venv/bin/python scripts/record_bundled.py [--duration 30] [--interval 1] [--sample 16]
@@ -32,6 +33,19 @@ def live(snap) -> bool:
     """Probes running and packets on the lab's queues: the dashboard has something to show."""
     moving = any(q.tx is not None and q.tx.pps > 0 for q in snap.queues)
     return snap.probes.state == "running" and moving and bool(snap.packets)
+
+
+def identity_problem(frames) -> str:
+    """Why the recording would not show whose packets they are ("" when it does)."""
+    packets = [p for s in frames for p in s.packets]
+    named = [p for p in packets if p.owner is not None and p.owner.pid]
+    if not packets or len(named) < 0.9 * len(packets):
+        return f"only {len(named)} of {len(packets)} packets have a named sender"
+    if not any(p.flow is not None for p in packets):
+        return "no packet has a flow (identity unavailable?)"
+    if not any(q.flows for s in frames for q in s.queues):
+        return "no queue has top talkers"
+    return ""
 
 
 def main() -> int:
@@ -75,6 +89,10 @@ def main() -> int:
         with Recorder(new) as rec:
             for snap in kept:
                 rec.write(snap)
+        why = identity_problem(kept)
+        if why:
+            print(f"record_bundled: {why}", file=sys.stderr)
+            return 1
         size = new.stat().st_size
         if size > MAX_BYTES:
             print(f"record_bundled: {size} bytes is over {MAX_BYTES}", file=sys.stderr)
@@ -88,6 +106,12 @@ def main() -> int:
             f"{span:.1f} s, {sum(len(s.packets) for s in kept)} packets, {size} bytes; "
             f"recorded in {took:.1f} s"
         )
+        senders: dict[str, int] = {}
+        for p in (p for s in kept for p in s.packets):
+            via = p.owner.via if p.owner is not None else "unknown"
+            key = f"{p.comm or '-'} via {via}"
+            senders[key] = senders.get(key, 0) + 1
+        print("senders: " + ", ".join(f"{k}: {n}" for k, n in sorted(senders.items())))
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return 0

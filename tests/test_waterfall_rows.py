@@ -407,3 +407,22 @@ def test_stats_lines_from_the_shown_rows() -> None:
     assert lines[0].startswith(" Stage latency · shown rows, last 10 s")
     assert any(line.startswith(" █ qdisc (qdisc_enqueue→qdisc_dequeue)") for line in lines)
     assert any(line.startswith(" eth0:") for line in lines)  # p99 by queue
+
+
+def test_sender_column_keeps_the_name_when_name_and_pid_do_not_fit() -> None:
+    from txtop.core.model import FlowInfo
+
+    base = by_comm("ping")
+    flow = FlowInfo("ipv4", "10.253.250.1", "10.253.250.2", 6, 43512, 5201, 0x18)
+    rows = RowBuffer()
+    packets = [
+        dataclasses.replace(base, comm="tcpsendfile", pid=12345, tid=12345, flow=flow),
+        dataclasses.replace(base, comm="udpgen", pid=6759, tid=6759, flow=flow),
+        dataclasses.replace(base, comm="a-very-long-process-name", pid=7, tid=7, flow=flow),
+    ]
+    rows.add(make_snapshot(packets, 10**9, 1_750_000_000.0))
+    cols = layout_columns(80, rows.dev_chars)
+    texts = [text_of(row_frags(e, cols, False, Look(), 0)) for e in rows.entries]
+    who = [t[1 + cols.time + 1 :][: cols.who] for t in texts]
+    assert [w.rstrip() for w in who] == ["tcpsendfile", "udpgen[6759]", "a-very-l…[7]"]
+    assert all(">:5201 tcp" in t for t in texts)  # the flow column at 80 columns

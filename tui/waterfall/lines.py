@@ -65,12 +65,12 @@ class Columns:
 
 def layout_columns(width: int, dev_chars: int = 0) -> Columns:
     """Column widths for a panel ``width`` wide; ``dev_chars``: longest "dev:queue" seen.
-    The flow column holds ``>:5201 tcp`` at 80 columns and the whole flow from 160; below 72
-    it is left out (the inspector shows the flow)."""
+    The flow column holds ``>:5201 tcp`` at 80 columns and the whole flow from 150 (a 160-column
+    terminal); below 72 it is left out (the inspector shows the flow)."""
     wide = width >= 100
     time_w = 12 if wide else 9
-    who_w = 22 if width >= 160 else 18 if wide else 12
-    flow_w = 44 if width >= 160 else 24 if wide else 10 if width >= 72 else 0
+    who_w = 22 if width >= 150 else 18 if wide else 12
+    flow_w = 44 if width >= 150 else 24 if wide else 10 if width >= 72 else 0
     dev_w = max(10, min(dev_chars, 18)) if wide else max(8, min(dev_chars, 10))
     len_w = 8
     total_w = 8
@@ -205,7 +205,12 @@ def row_frags(entry: Entry, cols: Columns, selected: bool, look: Look, hi: int) 
         pid = f"[{p.pid}]"
         comm = p.comm or "?"
         room = cols.who - len(pid)
-        who = (comm if len(comm) <= room else comm[: max(1, room - 1)] + g.ellipsis) + pid
+        if len(comm) <= room:
+            who = comm + pid
+        elif len(comm) <= cols.who or room < 6:
+            who = comm  # the name tells senders apart; the inspector has the pid
+        else:
+            who = comm[: max(1, room - 1)] + g.ellipsis + pid
     else:
         who = owner_text(p)  # kernel context, or no identity to name a sender with
     dev = format_dev(p.dev, p.queue, cols.dev, asc)
