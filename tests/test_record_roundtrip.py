@@ -121,7 +121,10 @@ def test_sigkill_leaves_a_stale_lab_that_the_next_demo_removes_and_says_so(tmp_p
     result = read_recording(rec)
     assert len(result.snapshots) >= 3
     assert not result.damage or result.damage.startswith("truncated")
-    res = txtop("--demo", "--demo-tag", tag, "--headless", "--duration", "1", timeout=120)
+    # -d 0.5 --duration 3: the first --headless line comes after one whole interval
+    res = txtop(
+        "--demo", "--demo-tag", tag, "--headless", "--duration", "3", "-d", "0.5", timeout=120
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "demo: removed a stale lab left by a killed run" in res.stderr
     assert stale_ns[0] in res.stderr
