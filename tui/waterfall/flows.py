@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from txtop.core.filters import PROTOCOLS
 from txtop.core.model import FlowInfo, PacketOwner, PacketTrace
 from txtop.core.text import fit_text
+from txtop.tui.glyphs import UNICODE
 
 IP_PROTOCOLS = {v: k for k, (f, v) in PROTOCOLS.items() if f == "l4"}
 TCP_FLAGS = "FSRPAUEC"  # FIN SYN RST PSH ACK URG ECE CWR, bit 0 first
@@ -75,7 +76,7 @@ def flow_forms(flow: FlowInfo) -> Iterator[str]:
     yield proto
 
 
-def flow_text(flow: FlowInfo | None, width: int, ellipsis: str = "…") -> str:
+def flow_text(flow: FlowInfo | None, width: int, ellipsis: str = UNICODE.ellipsis) -> str:
     """The longest form of ``flow`` that fits ``width`` cells, or the shortest one cut to it;
     "-" when no headers were read. Not padded."""
     if flow is None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from txtop.core.model import QueueRow, Snapshot, Talker
 from txtop.core.text import fit_text, format_ns
+from txtop.tui.glyphs import glyphs_for
 
 Frag = tuple[str, str]
 Line = list[Frag]
@@ -51,7 +52,7 @@ def talker_line(t: Talker, width: int, ascii: bool = False, who: bool = True) ->
     if who and t.kind == "flow" and t.owner is not None:
         sender = f"{t.owner.comm}[{t.owner.pid}]" if t.owner.pid else "(kernel)"
         name = f"{name}  {sender}"
-    ellipsis = "~" if ascii else "…"
+    ellipsis = glyphs_for(ascii).ellipsis
     values = (
         estimate(t.bytes_per_s * 8),
         estimate(t.packets_per_s),
@@ -69,7 +70,7 @@ def talker_line(t: Talker, width: int, ascii: bool = False, who: bool = True) ->
 
 def header_line(title: str, width: int, ascii: bool = False) -> Line:
     name_w = max(8, width - NUMBERS_W - 2)
-    text = "  " + fit_text(title, name_w, ellipsis="~" if ascii else "…")
+    text = "  " + fit_text(title, name_w, ellipsis=glyphs_for(ascii).ellipsis)
     text += "".join(" " + fit_text(t, w, a) for t, w, a in COLUMNS)
     return [(text, "dim")]
 
@@ -95,7 +96,7 @@ def talkers_lines(snapshot: Snapshot | None, width: int, ascii: bool = False) ->
         f"~ estimates: {samples} sampled packets over {window:.1f} s of traced time, "
         "each counted 1/p times (1-in-N, the sample cap, trace windows)"
     )
-    lines: list[Line] = [[(fit_text(note, width, ellipsis="~" if ascii else "…").rstrip(), "dim")]]
+    lines: list[Line] = [[(fit_text(note, width, ellipsis=glyphs_for(ascii).ellipsis).rstrip(), "dim")]]
     for row in rows:
         total = _queue_bytes(row)
         pps = sum(t.packets_per_s for t in row.flows)
