@@ -151,6 +151,7 @@ class ConfigMaps:
         self._windows = windows
         self._counts = counts
         self.generation = 0
+        self.filter_gen = 1  # bumped by write_filters: per-CPU filter verdicts start again
         self._completion_devs: set[str] = set()
         self._port_words: set[int] = set()  # port_filter words set by the last flow filter
         self._last_dev_scan = 0.0
@@ -171,12 +172,14 @@ class ConfigMaps:
         cfg.filter_dev = 1 if s.ifindexes else 0
         cfg.filter_pid = 1 if s.pids else 0
         cfg.filter_flow = 1 if s.flow is not None else 0
+        cfg.filter_gen = self.filter_gen & 0xFFFFFFFF
         cfg.track_timeout_ns = s.timeout_ns
         cfg.user_ended = self._counts.ended
         cfg.generation = self.generation & 0xFFFFFFFF
         table[ctypes.c_int(0)] = cfg
 
     def write_filters(self) -> None:
+        self.filter_gen += 1  # config.filter_gen (written by write(), which follows)
         bpf = self._bpf
         one = ctypes.c_uint8(1)
         names = bpf[b"dev_filter"]

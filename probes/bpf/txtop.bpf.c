@@ -49,6 +49,7 @@
 #define TCP_SYN_SENT 2 /* include/net/tcp_states.h */
 #define TCP_CLOSE 7
 #define OWNER_REFRESH_SENDS 256 /* a socket's owner entry is refreshed every this many sends */
+#define DEV_RECHECK_PACKETS 1024 /* the interface filter's per-CPU verdict is re-read this often */
 
 /* Stage indexes, in txtop.core.model.STAGES order (abi.py ST_*). */
 enum {
@@ -177,7 +178,7 @@ struct txtop_config {
 	u32 filter_pid;        /* 1: only packets tied to a send syscall of a pid_filter tgid */
 	u32 generation;        /* bumped by user space each time a trace window opens */
 	u32 filter_flow;       /* 1: only packets matching flow_filter (read at the decision) */
-	u32 pad;
+	u32 filter_gen;        /* bumped by user space each time the filters are written */
 	u64 track_timeout_ns;  /* older tracks are ended as aged at their next touch */
 	u64 user_ended;        /* entries user space removed (aging, evictions): see tracks_live */
 };
@@ -209,6 +210,11 @@ struct txtop_cpu {
 	u64 own_sk;            /* the socket owner this CPU noted last, and by which thread: */
 	u32 own_tid;           /* repeated sends skip the map until OWNER_REFRESH_SENDS */
 	u32 own_sends;
+	u64 dev_ptr;           /* the raw net_dev_queue's interface filter, per CPU: the last */
+	u32 dev_verdict;       /* skb->dev seen and whether it passed, valid for dev_gen's */
+	u32 dev_gen;           /* filters and DEV_RECHECK_PACKETS packets (a device re-made */
+	u32 dev_uses;          /* at the same address gets a new ifindex) */
+	u32 pad_dev;
 };
 
 /* Who last sent on a socket (map owners, keyed by the struct sock address): filled in process
@@ -1091,13 +1097,23 @@ int txtop_raw_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 	u64 skb = ctx->args[0];
 #ifdef TXTOP_BTF
 	struct txtop_config *c = get_config();
-	if (c && c->filter_dev) {
+	struct txtop_cpu *pc = get_cpu_state();
+	if (c && pc && c->filter_dev) {
 		u64 dev = 0;
-		s32 ifindex = 0;
 		if (KREAD(dev, skb, SK_BUFF_DEV) != 0 || !dev)
 			return 0;
-		KREAD(ifindex, dev, NET_DEVICE_IFINDEX);
-		if (!ifindex_filter.lookup(&ifindex))
+		/* The same device as the last packet on this CPU (the common case): its verdict,
+		 * without reading its ifindex and looking it up again. */
+		if (dev != pc->dev_ptr || pc->dev_gen != c->filter_gen ||
+		    ++pc->dev_uses >= DEV_RECHECK_PACKETS) {
+			s32 ifindex = 0;
+			KREAD(ifindex, dev, NET_DEVICE_IFINDEX);
+			pc->dev_ptr = dev;
+			pc->dev_gen = c->filter_gen;
+			pc->dev_uses = 0;
+			pc->dev_verdict = ifindex_filter.lookup(&ifindex) != 0;
+		}
+		if (!pc->dev_verdict)
 			return 0;
 	}
 #endif
