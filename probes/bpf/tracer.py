@@ -15,6 +15,9 @@ when the process dies, however it dies.
   counters.py       per-queue and per-CPU counters, stats slots, lost and skipped -> status
   settings.py       the validated settings, written into the config and filter maps
   ifnames.py        interface name <-> ifindex, cached
+  btf.py            kernel struct offsets from the running kernel's BTF (flow and owner identity;
+                    prerequisites.identity_cflags turns them into -D flags, or one reason)
+  cgroups.py        the owners' cgroup ids -> cgroup v2 paths, cached
 """
 
 from __future__ import annotations
