@@ -5,9 +5,10 @@ real collector and BPF probes on a private veth with 4 TX queues under mq, tbf o
 them, bounded UDP/TCP traffic to the lab peer). This script feeds a fixed window of its frames
 to the real dashboard, headless, at 80x24 and 160x50: the dashboard in every theme, the
 waterfall (log scale, a row selected), its stage percentiles, the packet inspector, the help
-screen, the findings view and the replay header (findings are computed from
-the recorded frames when a recording without them is loaded, so the strip shows them too). The same frames give the same pictures (time zone pinned to
-UTC), so a change in the screenshots is a change in the UI. PNGs come from rsvg-convert
+screen, the findings view and the replay header (a recording without findings gets them
+computed from its frames when loaded, so the findings strip shows them too). The same frames
+give the same pictures (time zone pinned to UTC), so a change in the screenshots is a change
+in the UI. PNGs come from rsvg-convert
 (Debian: apt-get install librsvg2-bin). Needs neither root nor a kernel.
 
 Usage:
