@@ -21,6 +21,7 @@ from txtop.core.findings.thresholds import (
     MAX_GAP_S,
     RAISE_AFTER_S,
     WINDOW_S,
+    WINDOW_SPACING_S,
 )
 from txtop.core.model import Snapshot
 
@@ -118,7 +119,11 @@ class FindingsEngine:
             last = self._window[-1].mono_ns
             if now < last or now - last > MAX_GAP_S * 1e9:
                 self.reset()
-        self._window.append(snap)
+        window = self._window
+        if len(window) >= 2 and window[-1].mono_ns - window[-2].mono_ns < WINDOW_SPACING_S * 1e9:
+            window[-1] = snap  # the last newest was too close to its predecessor to keep
+        else:
+            self._window.append(snap)
         while self._window and now - self._window[0].mono_ns > WINDOW_S * 1e9:
             self._window.popleft()
         active = frozenset(k for k, t in self._tracks.items() if t.active)

@@ -15,6 +15,11 @@ KEEP_CLEARED_S = 60.0
 # single interval's rate is too jumpy to hold a threshold against).
 WINDOW_S = 10.0
 RATE_WINDOW_S = 5.0
+# The window keeps a snapshot at most every WINDOW_SPACING_S (and always the newest): rates come
+# from cumulative counters at the window's ends and series use at most SERIES_MAX points, so
+# denser snapshots add nothing but memory (at 10 Hz a 10 s window held 100 whole snapshots;
+# now at most 41, whatever the refresh).
+WINDOW_SPACING_S = 0.25
 # Gauges and per-tick rates over the window are averaged from at most this many snapshots
 # spread over it (counters use the first and the last): bounded work per tick at any refresh.
 SERIES_MAX = 10
