@@ -78,7 +78,9 @@ def txtop_bpf_names() -> tuple[frozenset[str], frozenset[str]]:
     progs |= set(re.findall(r"^int (txtop_\w+)\(", text, re.M))
     maps = set(
         re.findall(
-            r"^BPF_(?:ARRAY|PERCPU_ARRAY|HASH|PERCPU_HASH|RINGBUF_OUTPUT)\((\w+)", text, re.M
+            r"^BPF_(?:ARRAY|PERCPU_ARRAY|HASH|PERCPU_HASH|RINGBUF_OUTPUT|LPM_TRIE)\((\w+)",
+            text,
+            re.M,
         )
     )
     maps |= set(re.findall(r'^BPF_TABLE\("\w+",[^,]+,[^,]+,\s*(\w+)', text, re.M))
