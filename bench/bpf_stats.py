@@ -95,15 +95,22 @@ def stats_round(traffic: Traffic, make: Callable[[], Observer], seconds: float) 
         total_ns += dt
         if dc:
             progs.append({
-                "name": a["name"], "runs": dc, "ns_per_run": round(dt / dc, 1),
+                "id": i, "name": a["name"], "runs": dc, "ns_per_run": round(dt / dc, 1),
                 "runs_per_packet": round(dc / packets, 3) if packets else None,
                 "ns_per_packet": round(dt / packets, 1) if packets else None,
             })  # fmt: skip
     progs.sort(key=lambda p: -(p["ns_per_packet"] or 0))
+    by_name: dict[str, float] = {}  # where each nanosecond goes (same names summed)
+    for prog in progs:
+        by_name[prog["name"]] = round(
+            by_name.get(prog["name"], 0.0) + (prog["ns_per_packet"] or 0), 1
+        )
     return {
         "observer": obs.name,
         "pps": round(pps),
         "programs": progs,
+        "ns_per_packet_by_program": by_name,
+        "programs_loaded": len(after),
         "bpf_ns_per_packet": round(total_ns / packets, 1) if packets else None,
         "bpf_cpu_pct_of_packet_time": round(100 * total_ns / 1e9 / elapsed, 2),
         "observer_cpu_s": obs.info.get("cpu_s"),

@@ -2,6 +2,8 @@
 
 - ``TxtopHeadless``: the real txtop as a user leaves it running (``txtop --headless -i DEV``);
 - ``BpftraceFloor``: the cheapest observer, one tracepoint and a per-CPU count per queue;
+- ``BpftracePeer``: what a user would write by hand with bpftrace to follow every packet
+  through the same stages (a map per stage keyed by skb address, deleted at the free);
 - ``Netqtop``: bcc's netqtop, with the header tree txtop itself uses.
 
 Each is a context manager whose ``start`` returns once its probes are attached; on exit it is
@@ -19,13 +21,31 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from procs import TXTOP, bpf_prog_ids, perf_event_fds, proc_cpu_s, stop_process
 
 FLOOR_PROGRAM = "tracepoint:net:net_dev_start_xmit { @[args->queue_mapping] = count(); }"
+# The peer: every stage per packet, by hand (BpftracePeer). The free probes fire for every skb
+# the machine frees; the predicate keeps them to the packets net_dev_queue saw.
+_FORGET = "".join(
+    f" delete(@{m}[args->skbaddr]);"
+    for m in ("queued", "enqueued", "dequeued", "started", "xmitted")
+)
+PEER_PROGRAM = f"""
+tracepoint:net:net_dev_queue {{ @queued[args->skbaddr] = nsecs; }}
+tracepoint:qdisc:qdisc_enqueue /@queued[args->skbaddr]/ {{ @enqueued[args->skbaddr] = nsecs; }}
+tracepoint:qdisc:qdisc_dequeue /@queued[args->skbaddr]/ {{ @dequeued[args->skbaddr] = nsecs; }}
+tracepoint:net:net_dev_start_xmit /@queued[args->skbaddr]/ {{ @started[args->skbaddr] = nsecs; }}
+tracepoint:net:net_dev_xmit /@queued[args->skbaddr]/ {{
+  @queue_to_xmit_ns = hist(nsecs - @queued[args->skbaddr]);
+  @xmitted[args->skbaddr] = nsecs;
+}}
+tracepoint:skb:consume_skb /@queued[args->skbaddr]/ {{{_FORGET} @freed = count(); }}
+tracepoint:skb:kfree_skb /@queued[args->skbaddr]/ {{{_FORGET} @dropped = count(); }}
+"""
 NETQTOP = Path("/usr/sbin/netqtop-bpfcc")
 
 
@@ -75,9 +95,16 @@ class TxtopHeadless(Observer):
     """The real txtop as a user leaves it running: ``txtop --headless -i DEV [extra]``, JSON
     lines on stdout (read and kept: the last one has the loss counters)."""
 
-    def __init__(self, dev: str, extra: Sequence[str] = (), name: str = "txtop") -> None:
+    def __init__(
+        self,
+        dev: str,
+        extra: Sequence[str] = (),
+        name: str = "txtop",
+        on_line: Callable[[float, dict[str, Any]], None] | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
+        self.on_line = on_line  # called with (monotonic time, snapshot) for every JSON line
         self.argv = [str(TXTOP), "--headless", "-i", dev, *extra]
         self.last: dict[str, Any] | None = None
         self._running = threading.Event()
@@ -93,7 +120,11 @@ class TxtopHeadless(Observer):
                 snap = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(snap, dict):
+                continue
             self.last = snap
+            if self.on_line is not None:
+                self.on_line(time.monotonic(), snap)
             if snap.get("probes", {}).get("state") == "running" and not self._running.is_set():
                 self.ready_s = time.monotonic() - t0
                 self._running.set()
@@ -126,41 +157,106 @@ class TxtopHeadless(Observer):
         )
 
 
-class BpftraceFloor(Observer):
-    """The cheapest observer: one tracepoint, a per-CPU count per queue (bpftrace)."""
+class Bpftrace(Observer):
+    """A bpftrace script as an observer. ``start`` returns once bpftrace printed "Attaching N
+    probes" and holds N programs and N perf events (the attachments), within a deadline; stop
+    is SIGINT (bpftrace prints its maps and exits), the output kept in ``text``."""
 
-    name = "floor"
+    name = "bpftrace"
+    program = ""
+    probes = 1
+    START_S = 20.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self._attaching = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._err = tempfile.TemporaryFile()
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith("Attaching"):
+                self._attaching.set()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def _why(self) -> str:
+        self._err.seek(0)
+        return self._err.read().decode(errors="replace").strip()[-300:]
 
     def start(self) -> None:
         t0 = time.monotonic()
+        deadline = t0 + self.START_S
         self.proc = subprocess.Popen(
-            ["bpftrace", "-e", FLOOR_PROGRAM],
+            ["bpftrace", "-e", self.program],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._err,
             text=True,
+            bufsize=1,
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # "Attaching 1 probe..." once attached
-        if "Attaching" not in line:
-            raise RuntimeError(f"bpftrace did not attach: {line!r}")
-        # bpftrace prints that line before it loads and attaches: wait for the program and
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        while not self._attaching.wait(0.02):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: bpftrace did not attach: {self._why()!r}")
+        # bpftrace prints that line before it loads and attaches: wait for every program and
         # its perf event (the attachment) to show up among its file descriptors.
-        deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            if bpf_prog_ids(self.proc.pid) and perf_event_fds(self.proc.pid):
+            pid = self.proc.pid
+            if len(bpf_prog_ids(pid)) >= self.probes and perf_event_fds(pid) >= self.probes:
                 break
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name}: bpftrace exited: {self._why()!r}")
             time.sleep(0.02)
         else:
-            raise RuntimeError("bpftrace did not load its program within 15 s")
+            raise RuntimeError(f"{self.name}: {self.probes} probes not attached in time")
         time.sleep(0.05)
         self.ready_s = time.monotonic() - t0
         self.info["ready_s"] = round(self.ready_s, 3)
 
     def stop(self) -> None:
         self._stop(signal.SIGINT)
-        if self.proc is not None and self.proc.stdout is not None:
-            counts = re.findall(r"@\[(\d+)\]: (\d+)", self.proc.stdout.read())
-            self.info["start_xmit_by_queue"] = {q: int(n) for q, n in counts}
+        if self._reader is not None:
+            self._reader.join(10)
+        self.parse(self.text)
+
+    def parse(self, text: str) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class BpftraceFloor(Bpftrace):
+    """The cheapest observer: one tracepoint, a per-CPU count per queue (bpftrace)."""
+
+    name = "floor"
+    program = FLOOR_PROGRAM
+
+    def parse(self, text: str) -> None:
+        counts = re.findall(r"@\[(\d+)\]: (\d+)", text)
+        self.info["start_xmit_by_queue"] = {q: int(n) for q, n in counts}
+
+
+class BpftracePeer(Bpftrace):
+    """What a user would write by hand to follow every packet through the same stages as
+    txtop: classic tracepoints, a map per stage keyed by skb address holding its timestamp,
+    every entry deleted at the free, a histogram of net_dev_queue -> net_dev_xmit."""
+
+    name = "peer"
+    program = PEER_PROGRAM
+    probes = 7
+
+    def parse(self, text: str) -> None:
+        for key in ("freed", "dropped"):
+            m = re.search(rf"^@{key}: (\d+)", text, re.M)
+            self.info[key] = int(m.group(1)) if m else 0
+        hist = re.findall(r"^\[(\d+)([KMG]?), (\d+)([KMG]?)\)\s+(\d+)", text, re.M)
+        self.info["queue_to_xmit_hist"] = [
+            (f"[{a}{ua}, {b}{ub})", int(n)) for a, ua, b, ub, n in hist
+        ]
 
 
 class Netqtop(Observer):

@@ -2,8 +2,8 @@
 
 pps of a bounded UDP flood (64- and 1400-byte frames) and throughput of one TCP stream over the
 veth lab, without any observer (A) and with observers (B, bench/observers.py): the real txtop
-at defaults, with ``--sample 1`` and with ``--trace-duty 100``, a bpftrace floor, and netqtop
-where it runs. A and the Bs are interleaved, the order rotating each round; ratios are per round
+at defaults, with ``--sample 1`` and with ``--trace-duty 100``, the bpftrace peer (every stage
+per packet, as a user would write it by hand), a bpftrace floor, and netqtop where it runs. A and the Bs are interleaved, the order rotating each round; ratios are per round
 (B / A of the same round), reported as median with min/max over rounds. Then one extra flood
 per observer with BPF statistics on (bench/bpf_stats.py).
 """
@@ -14,7 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 import bpf_stats
-from observers import NETQTOP, BpftraceFloor, Netqtop, Observer, TxtopHeadless, header_tree
+from observers import (
+    NETQTOP,
+    BpftraceFloor,
+    BpftracePeer,
+    Netqtop,
+    Observer,
+    TxtopHeadless,
+    header_tree,
+)
 from procs import log
 from stats import cell, ratio_summary, rotate, summary
 from traffic import Traffic
@@ -28,6 +36,7 @@ def observer_makers(dev: str) -> tuple[dict[str, Callable[[], Observer]], str]:
         "txtop_sample1": lambda: TxtopHeadless(dev, ["--sample", "1"], name="txtop_sample1"),
         # the probes always attached (no trace windows): what the windows save
         "txtop_always": lambda: TxtopHeadless(dev, ["--trace-duty", "100"], name="txtop_always"),
+        "peer": BpftracePeer,
         "floor": BpftraceFloor,
     }
     netqtop_status = "not installed"
@@ -45,8 +54,8 @@ def observer_makers(dev: str) -> tuple[dict[str, Callable[[], Observer]], str]:
 def plans(quick: bool, rounds: int, netqtop: bool) -> list[tuple[str, list[str], int]]:
     """(workload, sides, rounds) to run."""
     if quick:
-        return [("udp64", ["A", "txtop", "floor"], rounds)]
-    udp_sides = ["A", "txtop", "txtop_always", "txtop_sample1", "floor"] + (
+        return [("udp64", ["A", "txtop", "txtop_always", "peer", "floor"], rounds)]
+    udp_sides = ["A", "txtop", "txtop_always", "txtop_sample1", "peer", "floor"] + (
         ["netqtop"] if netqtop else []
     )
     return [
@@ -54,6 +63,24 @@ def plans(quick: bool, rounds: int, netqtop: bool) -> list[tuple[str, list[str],
         ("udp1400", ["A", "txtop"], max(3, rounds * 3 // 4)),
         ("tcp", ["A", "txtop"], max(3, rounds * 3 // 4)),
     ]
+
+
+def _got(values: list[float | None]) -> list[float]:
+    """The rounds a side ran in (an observer that did not start leaves None)."""
+    return [v for v in values if v is not None]
+
+
+def _zeros(values: list[float | None]) -> list[float]:
+    """None (did not run) as 0.0, which round_ratios skips as a base."""
+    return [0.0 if v is None else v for v in values]
+
+
+def _fmt_side(side: str, v: float | None, a: float | None) -> str:
+    if v is None:
+        return f"{side} -"
+    if side == "A" or not a:
+        return f"{side} {v:,.0f}"
+    return f"{side} {v:,.0f} ({v / a:.3f})"
 
 
 class Tally:
@@ -74,22 +101,29 @@ def run_workload(
     tally: Tally,
 ) -> dict[str, Any]:
     """``n`` rounds of ``workload``, every side once per round in rotated order."""
-    per: dict[str, list[float]] = {s: [] for s in sides}
+    per: dict[str, list[float | None]] = {s: [] for s in sides}
+    failed: dict[str, list[str]] = {}
     foreign: list[list[int]] = []
     stable: list[int] = []  # rounds in which that count did not change
     extra: dict[str, list[dict[str, Any]]] = {s: [] for s in sides if s != "A"}
     unit = "bytes/s" if workload == "tcp" else "pps"
     log(f"  {workload}: {n} rounds x {len(sides)} sides x {seconds:g}s ({unit})")
     for r in range(n):
-        row: dict[str, float] = {}
+        row: dict[str, float | None] = {}
         seen: list[int] = []  # other people's tracing programs, before each side
         for side in rotate(sides, r):
             seen.append(len(bpf_stats.tracing_programs()))
             if side == "A":
                 row[side] = traffic.run(workload, seconds)
                 continue
-            with makers[side]() as obs:
-                row[side] = traffic.run(workload, seconds)
+            try:
+                with makers[side]() as obs:
+                    row[side] = traffic.run(workload, seconds)
+            except RuntimeError as exc:  # it did not start: this round goes without it
+                row[side] = None
+                failed.setdefault(side, []).append(f"round {r}: {exc}")
+                log(f"    {side} did not start: {exc}")
+                continue
             extra[side].append(obs.info)
             if side == "txtop":
                 if obs.ready_s is not None:
@@ -102,14 +136,11 @@ def run_workload(
             stable.append(r)
         log(
             f"    round {r} (foreign tracing programs {'/'.join(map(str, seen))}): "
-            + "  ".join(
-                f"{s} {row[s]:,.0f}" + ("" if s == "A" else f" ({row[s] / row['A']:.3f})")
-                for s in sides
-            )
+            + "  ".join(_fmt_side(s, row[s], row["A"]) for s in sides)
         )
     w: dict[str, Any] = {
         "unit": unit,
-        "A": summary(per["A"], 1),
+        "A": summary(_got(per["A"]), 1),
         "foreign_tracing_programs": foreign,
         "stable_rounds": stable,
     }
@@ -117,13 +148,18 @@ def run_workload(
         if side == "A":
             continue
         w[side] = {
-            "value": summary(per[side], 1),
-            "ratio": ratio_summary(per["A"], per[side]),
-            "ratio_stable_rounds": ratio_summary(per["A"], per[side], stable),
+            "value": summary(_got(per[side]), 1),
+            "ratio": ratio_summary(_zeros(per["A"]), per[side]),
+            "ratio_stable_rounds": ratio_summary(_zeros(per["A"]), per[side], stable),
             "observer": extra[side],
         }
-    if "floor" in sides:
-        w["txtop_vs_floor"] = ratio_summary(per["floor"], per["txtop"])
+    # observer against observer, within the same round (txtop_always vs the hand-written
+    # bpftrace peer: both follow every packet through every stage)
+    for b, base in (("txtop", "floor"), ("txtop", "peer"), ("txtop_always", "peer")):
+        if b in sides and base in sides:
+            w[f"{b}_vs_{base}"] = ratio_summary(_zeros(per[base]), per[b])
+    if failed:
+        w["failed_starts"] = failed
     log(
         f"    {workload}: "
         + "  ".join(
@@ -145,9 +181,9 @@ def run_overhead(traffic: Traffic, quick: bool, rounds: int, seconds: float) -> 
             traffic, workload, sides, n, seconds, makers, tally
         )
     # Precise figure: per-program BPF run time, one round per observer with stats on.
-    stats_sides = (
-        ["txtop", "floor"] if quick else ["txtop", "txtop_always", "txtop_sample1", "floor"]
-    )
+    stats_sides = ["txtop", "txtop_always", "peer", "floor"]
+    if not quick:
+        stats_sides.insert(2, "txtop_sample1")
     out["bpf_stats"] = {}
     for side in stats_sides:
         try:
@@ -158,7 +194,13 @@ def run_overhead(traffic: Traffic, quick: bool, rounds: int, seconds: float) -> 
         log(
             f"  bpf_stats {side}: {s.get('bpf_ns_per_packet')} ns of BPF per packet "
             f"({s.get('bpf_cpu_pct_of_packet_time')}% of the sender's time)"
+            + (f" error: {s['error']}" if "error" in s else "")
         )
+        for prog in s.get("programs", []):
+            log(
+                f"    {prog['name']:<16} {prog['ns_per_packet']:>7} ns/packet "
+                f"({prog['runs_per_packet']} runs/packet x {prog['ns_per_run']} ns)"
+            )
     out["probes_ready_headless_s"] = summary(tally.ready, 3)
     out["lost_events_default"] = tally.lost
     return out
@@ -178,8 +220,10 @@ def report(ov: dict[str, Any]) -> list[str]:
                 f"| {wname} ({w['unit']}) | {cell(w['A'], 0)} | {side} | {cell(v['ratio'])} "
                 f"| {cell(v.get('ratio_stable_rounds'))} |"
             )
-        if "txtop_vs_floor" in w:
-            out.append(f"| {wname} | | txtop / floor | {cell(w['txtop_vs_floor'])} | |")
+        for key in ("txtop_vs_floor", "txtop_vs_peer", "txtop_always_vs_peer"):
+            if key in w:
+                b, base = key.split("_vs_")
+                out.append(f"| {wname} | | {b} / {base} | {cell(w[key])} | |")
     out += ["", f"netqtop: {ov.get('netqtop')}", ""]
     out += bpf_stats.report(ov.get("bpf_stats", {}))
     out.append("")

@@ -42,7 +42,7 @@ def round_ratios(base: Sequence[float], other: Sequence[float | None]) -> list[f
 
 
 def ratio_summary(
-    base: Sequence[float], other: Sequence[float], rounds: Sequence[int] | None = None
+    base: Sequence[float], other: Sequence[float | None], rounds: Sequence[int] | None = None
 ) -> Summary:
     """summary() of the per-round ratios other / base, over ``rounds`` only when given."""
     if rounds is not None:

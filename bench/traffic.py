@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,34 @@ class Traffic:
         self.ready()
         secs = max(1, min(600, round(seconds)))
         return subprocess.Popen(self._udp_argv(frame_bytes, secs), stdout=subprocess.DEVNULL)
+
+    def udp_senders(
+        self, frame_bytes: int, seconds: float, cpus: Sequence[int]
+    ) -> list[subprocess.Popen[bytes]]:
+        """One bounded UDP flood (600 s at most) per entry of ``cpus``, each pinned to that
+        CPU (each its own socket, so the flows hash to their own TX queues); left running:
+        stop each with stop_process."""
+        self.ready()
+        secs = max(1, min(600, round(seconds)))
+        procs = []
+        try:
+            for cpu in cpus:
+                proc = subprocess.Popen(
+                    self._udp_argv(frame_bytes, secs), stdout=subprocess.DEVNULL
+                )
+                procs.append(proc)
+                # pinned right after the spawn: at most its first few packets go elsewhere
+                os.sched_setaffinity(proc.pid, {cpu})
+        except BaseException:
+            for proc in procs:
+                proc.kill()
+                proc.wait(5)
+            raise
+        return procs
+
+    def tx_packets(self) -> int:
+        """The lab device's own tx_packets counter (sysfs)."""
+        return int(Path(f"/sys/class/net/{self.dev}/statistics/tx_packets").read_text())
 
     def tcp(self, seconds: float) -> float:
         """One bounded TCP stream; returns bytes/s."""
