@@ -28,24 +28,35 @@ from typing import Any
 from procs import TXTOP, bpf_prog_ids, perf_event_fds, proc_cpu_s, stop_process
 
 FLOOR_PROGRAM = "tracepoint:net:net_dev_start_xmit { @[args->queue_mapping] = count(); }"
-# The peer: every stage per packet, by hand (BpftracePeer). The free probes fire for every skb
-# the machine frees; the predicate keeps them to the packets net_dev_queue saw.
+# The peer: every stage per packet, by hand (BpftracePeer), for one device (as txtop -i DEV).
+# The later probes fire for every skb of the machine; their predicate keeps them to the
+# packets net_dev_queue took.
 _FORGET = "".join(
     f" delete(@{m}[args->skbaddr]);"
     for m in ("queued", "enqueued", "dequeued", "started", "xmitted")
 )
-PEER_PROGRAM = f"""
-tracepoint:net:net_dev_queue {{ @queued[args->skbaddr] = nsecs; }}
-tracepoint:qdisc:qdisc_enqueue /@queued[args->skbaddr]/ {{ @enqueued[args->skbaddr] = nsecs; }}
-tracepoint:qdisc:qdisc_dequeue /@queued[args->skbaddr]/ {{ @dequeued[args->skbaddr] = nsecs; }}
-tracepoint:net:net_dev_start_xmit /@queued[args->skbaddr]/ {{ @started[args->skbaddr] = nsecs; }}
-tracepoint:net:net_dev_xmit /@queued[args->skbaddr]/ {{
+DEV_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # a device name as it may reach a script
+PEER_TEMPLATE = """
+tracepoint:net:net_dev_queue /str(args->name) == "DEV"/ { @queued[args->skbaddr] = nsecs; }
+tracepoint:qdisc:qdisc_enqueue /@queued[args->skbaddr]/ { @enqueued[args->skbaddr] = nsecs; }
+tracepoint:qdisc:qdisc_dequeue /@queued[args->skbaddr]/ { @dequeued[args->skbaddr] = nsecs; }
+tracepoint:net:net_dev_start_xmit /@queued[args->skbaddr]/ { @started[args->skbaddr] = nsecs; }
+tracepoint:net:net_dev_xmit /@queued[args->skbaddr]/ {
   @queue_to_xmit_ns = hist(nsecs - @queued[args->skbaddr]);
   @xmitted[args->skbaddr] = nsecs;
-}}
-tracepoint:skb:consume_skb /@queued[args->skbaddr]/ {{{_FORGET} @freed = count(); }}
-tracepoint:skb:kfree_skb /@queued[args->skbaddr]/ {{{_FORGET} @dropped = count(); }}
+}
+tracepoint:skb:consume_skb /@queued[args->skbaddr]/ { FORGET @freed = count(); }
+tracepoint:skb:kfree_skb /@queued[args->skbaddr]/ { FORGET @dropped = count(); }
 """
+
+
+def peer_program(dev: str) -> str:
+    """The peer's script for device ``dev`` (a validated name: it is pasted into the script)."""
+    if not DEV_RE.match(dev):
+        raise ValueError(f"bad device name {dev!r}")
+    return PEER_TEMPLATE.replace("FORGET", _FORGET).replace("DEV", dev)
+
+
 NETQTOP = Path("/usr/sbin/netqtop-bpfcc")
 
 
@@ -246,8 +257,11 @@ class BpftracePeer(Bpftrace):
     every entry deleted at the free, a histogram of net_dev_queue -> net_dev_xmit."""
 
     name = "peer"
-    program = PEER_PROGRAM
     probes = 7
+
+    def __init__(self, dev: str) -> None:
+        super().__init__()
+        self.program = peer_program(dev)
 
     def parse(self, text: str) -> None:
         for key in ("freed", "dropped"):

@@ -36,7 +36,7 @@ def observer_makers(dev: str) -> tuple[dict[str, Callable[[], Observer]], str]:
         "txtop_sample1": lambda: TxtopHeadless(dev, ["--sample", "1"], name="txtop_sample1"),
         # the probes always attached (no trace windows): what the windows save
         "txtop_always": lambda: TxtopHeadless(dev, ["--trace-duty", "100"], name="txtop_always"),
-        "peer": BpftracePeer,
+        "peer": lambda: BpftracePeer(dev),
         "floor": BpftraceFloor,
     }
     netqtop_status = "not installed"

@@ -20,12 +20,11 @@ import threading
 import time
 from typing import Any
 
-from observers import Bpftrace, TxtopHeadless
+from observers import DEV_RE, Bpftrace, TxtopHeadless
 from procs import log, stop_process
 from stats import dig, summary
 from traffic import Traffic
 
-DEV_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 SENDERS = 4  # the lab has 4 TX queues
 CALIBRATE_S = 1.0
 MIN_PAIR_SHARE = 0.01  # a (queue, CPU) pair "carries traffic" from this share of the packets
