@@ -199,7 +199,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "< 50 ms and < 2% of a core at a 15 s interval. See bench/README.md."
         ),
     )
-    ap.add_argument("--quick", action="store_true", help="short version (under 2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="short version (about 4 minutes)")
     ap.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}"
     )
