@@ -87,7 +87,8 @@ def test_inspection_labels_hand_off_and_decodes_bits() -> None:
     assert "receiver" in veth["completion"]
     arp = inspect_packet(next(p for p in trace_packets() if p.pid == 0), 0.0)
     assert arp.origin.startswith("first stage (dev_queue)")
-    assert "no syscall" in dict(arp.fields)["sender"]
+    assert dict(arp.fields)["sender"].startswith("sender not known")
+    assert "(not known)" in arp.title
 
 
 def test_inspection_shows_the_flow_and_the_owner() -> None:
@@ -111,7 +112,7 @@ def test_inspection_shows_the_flow_and_the_owner() -> None:
     assert fields["vlan"] == "802.1Q VLAN 100" and "outer headers" in fields["tunnel"]
     kernel = dataclasses.replace(base, pid=0, comm="", owner=PacketOwner(0, 0, "", None, "kernel"))
     k = dict(inspect_packet(kernel, 0.0).fields)
-    assert k["sender"].startswith("none: kernel context") and "cgroup" not in k
+    assert k["sender"].startswith("kernel: no socket sender seen") and "cgroup" not in k
     assert k["flow"].startswith("headers not read")
 
 
@@ -129,8 +130,8 @@ async def test_rows_newest_first_with_drops_lost_and_gso() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         wf = app.waterfall
-        # Newest first in the order the traces finished (last stage), as a rolling log.
-        expected = sorted(trace_packets(), key=lambda p: p.last_ns, reverse=True)
+        # Newest first by start (first stage), the time the rows show.
+        expected = sorted(trace_packets(), key=lambda p: p.first_ns, reverse=True)
         assert wf.shown_packets() == expected
         text = "\n".join(screen_lines(wf))
         assert "✗ QDISC_DROP" in text
@@ -138,7 +139,7 @@ async def test_rows_newest_first_with_drops_lost_and_gso() -> None:
         assert "lost after dev_queue" in text
         assert "63.7K×45" in text
         assert "≥22.0µs" in text  # a lost track's span is a lower bound
-        assert "(no syscall)" in text  # pid 0: sent from softirq/kernel context
+        assert "(not known)" in text  # pid 0 and no identity: nothing names a sender
         assert "7.80µs" in text and " hand-off " in text  # veth track complete at xmit
         lines = screen_lines(wf)
         assert lines[2].startswith("›15:06:39.980 nginx[812]")  # newest first, selected
@@ -456,3 +457,126 @@ def test_inspector_says_hand_off_not_free_on_devices_without_tx_completion():
         track="complete",
     )
     assert "free was seen" in _track_meaning(nic)
+
+
+# --- issue 17 -----------------------------------------------------------------------------
+
+
+def _tbf_segmented(**kw: object) -> PacketTrace:
+    """A 64 KB GSO skb that tbf segmented (tbf_segment) and freed: the track never got past
+    the qdisc as this skb."""
+    base: dict[str, object] = dict(
+        pid=900, tid=900, comm="iperf3", dev="eth0", ifindex=2, queue=1, len=65226,
+        gso_segs=0, stages={"sendto": 1_000, "dev_queue": 4_000, "free": 9_000},
+        cpus={"sendto": 1, "dev_queue": 1, "free": 1}, track="complete", free_kind="consume",
+        free_location="tbf_segment+0x1c4 [sch_tbf]", syscall="sendmsg",
+    )  # fmt: skip
+    base.update(kw)
+    return PacketTrace(**base)  # type: ignore[arg-type]
+
+
+def test_a_gso_skb_segmented_at_the_qdisc_is_named() -> None:
+    from txtop.tui.waterfall.bars import bar_parts, bar_suffix
+    from txtop.tui.waterfall.endings import segmented_at_qdisc
+
+    seg = _tbf_segmented()
+    fields = dict(inspect_packet(seg, 0.0, has_bql=True).fields)
+    assert fields["track"] == (
+        "complete: segmented at the qdisc (the segments are new skbs; not traced)"
+    )
+    assert bar_suffix(seg, bar_parts(seg), False) == ("segmented at qdisc", "warn")
+    # Also with qdisc_enqueue seen, and with the generic segmenting function.
+    assert segmented_at_qdisc(
+        _tbf_segmented(stages={"dev_queue": 1, "qdisc_enqueue": 2, "free": 3})
+    )
+    assert segmented_at_qdisc(_tbf_segmented(free_location="__skb_gso_segment+0x10"))
+    # Not segmented: a drop, a skb that reached the driver, a free elsewhere, no location.
+    assert not segmented_at_qdisc(_tbf_segmented(free_kind="drop"))
+    assert not segmented_at_qdisc(
+        _tbf_segmented(stages={"dev_queue": 1, "qdisc_dequeue": 2, "start_xmit": 3, "free": 4})
+    )
+    assert not segmented_at_qdisc(_tbf_segmented(free_location="__dev_queue_xmit+0x7b1"))
+    assert not segmented_at_qdisc(_tbf_segmented(free_location=None))
+    assert not segmented_at_qdisc(_tbf_segmented(stages={"sendto": 1, "free": 2}))
+
+
+@sync
+async def test_the_segmented_row_is_marked() -> None:
+    snap = make_snapshot(
+        [_tbf_segmented(stages={"dev_queue": 10**12 - 9_000, "free": 10**12 - 1_000})],
+        10**12,
+        1_750_000_000.0,
+    )
+    app = WaterfallApp(snap)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        assert "segmented at qdisc" in "\n".join(screen_lines(app.waterfall))
+
+
+def test_inspector_names_the_send_syscall_tracepoint() -> None:
+    sent = _tbf_segmented(syscall="sendto")
+    rows = {r.stage: r for r in inspect_packet(sent, 0.0).stages}
+    assert rows["sendto"].tracepoint == "syscalls:sys_enter_sendto"
+    mmsg = {r.stage: r for r in inspect_packet(_tbf_segmented(syscall="sendmmsg"), 0.0).stages}
+    assert mmsg["sendto"].tracepoint == "syscalls:sys_enter_sendmmsg"
+    untied = {r.stage: r for r in inspect_packet(_tbf_segmented(syscall=None), 0.0).stages}
+    assert "<" not in untied["sendto"].tracepoint  # no placeholder: the ones attached
+    assert untied["sendto"].tracepoint == "syscalls:sys_enter_sendto|sendmsg|sendmmsg"
+
+
+def test_inspector_says_sender_not_known_unless_it_is_the_kernel() -> None:
+    from txtop.core.model import PacketOwner
+
+    unknown = _tbf_segmented(pid=0, tid=0, comm="bash", owner=None, syscall=None)
+    ins = inspect_packet(unknown, 0.0)
+    sender = dict(ins.fields)["sender"]
+    assert sender.startswith("sender not known")
+    assert "kernel context" not in sender and "softirq" not in sender
+    assert "(not known)" in ins.title
+    kernel = _tbf_segmented(
+        pid=0, tid=0, comm="", syscall=None, owner=PacketOwner(0, 0, "", None, "kernel")
+    )
+    k = inspect_packet(kernel, 0.0)
+    assert dict(k.fields)["sender"] == (
+        "kernel: no socket sender seen (forwarded, kernel-generated or ARP)"
+    )
+    assert "(kernel)" in k.title
+
+
+@sync
+async def test_an_empty_waterfall_says_the_probes_are_starting() -> None:
+    app = WaterfallApp(make_snapshot([], 10**12, 1_750_000_000.0, state="starting"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = screen_lines(app.waterfall)
+        assert lines[3].startswith("  probes starting: compiling")
+        # The next snapshot: running, traffic flowing, none sampled yet.
+        app.waterfall.update_snapshot(make_snapshot([], 2 * 10**12, 1_750_000_001.0))
+        await pilot.pause()
+        text = "\n".join(screen_lines(app.waterfall))
+        assert "probes running, no packet sampled yet (1 in 100 is traced)" in text or (
+            "no traffic on the watched devices" in text
+        )
+
+
+@sync
+async def test_a_selection_that_left_the_buffer_follows_the_newest_with_a_notice() -> None:
+    app = WaterfallApp(trace_snapshot(), max_rows=30)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wf = app.waterfall
+        await pilot.press("down", "down", "down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, InspectorScreen)
+        await pilot.press("escape")
+        for i in range(1, 6):  # more rows than the buffer holds
+            wf.update_snapshot(later_snapshot(18, after_s=float(i)))
+        await pilot.pause()
+        assert wf.rows.cursor == 0 and wf.rows.top == 0
+        lines = screen_lines(wf)
+        assert "newer" not in lines[0] and "Home: follow" not in lines[0]
+        assert lines[2].startswith("›")  # the newest row, selected
+        assert all(line.strip() for line in lines[2:-1])  # rows fill the panel
+        notices = [n.message for n in app._notifications]  # noqa: SLF001
+        assert any("left the buffer" in m and "following the newest" in m for m in notices)
+        await pilot.press("down")
+        assert wf.rows.cursor == 1

@@ -69,8 +69,13 @@ def test_owner_text_and_line() -> None:
     assert "via socket" in owner_line(sock, named) and "thread 813" in owner_line(sock, named)
     kernel = PacketOwner(0, 0, "", None, "kernel")
     assert owner_text(pkt(owner=kernel)) == "(kernel)"
-    assert owner_line(kernel, pkt(owner=kernel)).startswith("none: kernel context")
-    assert owner_text(pkt()) == "(no syscall)"  # no identity: only a tie could name it
-    assert owner_line(None, pkt(comm="bash")).endswith("(bash was running)")
+    assert owner_line(kernel, pkt(owner=kernel)) == (
+        "kernel: no socket sender seen (forwarded, kernel-generated or ARP)"
+    )
+    assert owner_text(pkt()) == "(not known)"  # no identity: only a tie could name it
+    unknown = owner_line(None, pkt(comm="bash"))
+    # Not known is not "the kernel sent it": nothing says who did.
+    assert unknown.startswith("sender not known") and "kernel:" not in unknown
+    assert unknown.endswith("bash was running on the CPU")
     old = pkt(pid=5, tid=6, comm="dig", syscall="sendmsg")  # recorded before owners existed
     assert owner_line(None, old) == "dig pid 5, thread 6"

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from waterfall_data import by_comm, later_snapshot, make_snapshot, trace_packets, trace_snapshot
 
 from txtop.core.filters import FilterSpec
+from txtop.core.model import PacketTrace
 from txtop.core.text import fit_text, format_ns
 from txtop.tui.glyphs import UNICODE
 from txtop.tui.waterfall.bars import (
@@ -30,6 +31,7 @@ from txtop.tui.waterfall.bars import (
 )
 from txtop.tui.waterfall.lines import (
     Look,
+    column_frags,
     format_dev,
     frame,
     header_frags,
@@ -383,12 +385,12 @@ def test_header_says_frozen_held_and_pending() -> None:
 
 def test_messages_of_an_empty_panel() -> None:
     rows = RowBuffer()
-    assert text_of(message_frags(rows)) == "  waiting for the first snapshot"
+    assert text_of(message_frags(rows)[0]) == "  waiting for the first snapshot"
     rows.add(make_snapshot([], 10**12, 1.0e9, state="unavailable", reason="no BTF"))
-    assert text_of(message_frags(rows)) == "  no packet traces: probes unavailable (no BTF)"
+    assert text_of(message_frags(rows)[0]) == "  no packet traces: probes unavailable (no BTF)"
     rows = RowBuffer(filter=FilterSpec.parse("dev=nothere"))
     rows.add(trace_snapshot())
-    assert "no packet matches the filter: dev=nothere" in text_of(message_frags(rows))
+    assert "no packet matches the filter: dev=nothere" in text_of(message_frags(rows)[0])
 
 
 def test_legend_and_frame() -> None:
@@ -426,3 +428,89 @@ def test_sender_column_keeps_the_name_when_name_and_pid_do_not_fit() -> None:
     who = [t[1 + cols.time + 1 :][: cols.who] for t in texts]
     assert [w.rstrip() for w in who] == ["tcpsendfile", "udpgen[6759]", "a-very-l…[7]"]
     assert all(">:5201 tcp" in t for t in texts)  # the flow column at 80 columns
+
+
+# --- issue 17: row order under shaping, a held selection that leaves the buffer ----------
+
+
+def _shaped(seq: int, start_ns: int, wait_ns: int) -> PacketTrace:
+    """A packet sent at ``start_ns`` that a shaping qdisc held for ``wait_ns``."""
+    base = by_comm("iperf3")
+    stages = {
+        "sendto": start_ns,
+        "dev_queue": start_ns + 1_000,
+        "qdisc_enqueue": start_ns + 2_000,
+        "qdisc_dequeue": start_ns + 2_000 + wait_ns,
+        "start_xmit": start_ns + 3_000 + wait_ns,
+        "xmit": start_ns + 4_000 + wait_ns,
+    }
+    return dataclasses.replace(base, pid=1000 + seq, stages=stages, track="complete")
+
+
+def test_rows_are_ordered_by_start_whatever_order_they_completed_in() -> None:
+    t0 = 10**12
+    ms = 1_000_000
+    # Sent 0, 1, 2, 3 ms apart; the first two waited 50 ms in a tbf, so they end last.
+    a = _shaped(1, t0, 50 * ms)
+    b = _shaped(2, t0 + 1 * ms, 50 * ms)
+    c = _shaped(3, t0 + 2 * ms, 0)
+    d = _shaped(4, t0 + 3 * ms, 0)
+    rows = RowBuffer()
+    # c and d finish first and arrive in one snapshot; a and b in the next one.
+    rows.add(make_snapshot([d, c], t0 + 10 * ms, 1.0e9))
+    rows.add(make_snapshot([b, a], t0 + 60 * ms, 1.0e9 + 0.05))
+    assert [p.pid for p in rows.shown_packets()] == [1004, 1003, 1002, 1001]  # newest start on top
+    starts = [p.first_ns for p in rows.shown_packets()]
+    assert starts == sorted(starts, reverse=True)
+    # The same rows after a filter change (rebuilt from the buffer) keep that order.
+    rows.set_filter(FilterSpec.parse("dev=eth0"))
+    rows.set_filter(FilterSpec())
+    assert [p.pid for p in rows.shown_packets()] == [1004, 1003, 1002, 1001]
+
+
+def test_the_time_column_names_the_order() -> None:
+    cols = layout_columns(80)
+    head = text_of(column_frags(cols, Look(), 0))
+    assert head.startswith(" start ▼ ")
+    assert text_of(column_frags(cols, Look(ascii=True), 0)).startswith(" start v ")
+
+
+def test_a_held_selection_that_leaves_the_buffer_falls_back_to_the_newest() -> None:
+    rows = RowBuffer(max_rows=30)
+    rows.add(trace_snapshot())
+    rows.navigate("line", 5, 3)  # select the fourth row: the view now holds it
+    held = rows.selected_packet
+    assert rows.cursor == 3 and held is not None
+    assert rows.take_notice() == ""
+    for i in range(1, 6):  # 5 x 18 newer packets: more than the buffer keeps
+        rows.add(later_snapshot(18, after_s=float(i)))
+    assert held not in rows.shown_packets()
+    assert rows.cursor == 0 and rows.top == 0  # following the newest again
+    assert rows.selected_packet == rows.shown_packets()[0]
+    notice = rows.take_notice()
+    assert "left the buffer" in notice and "following the newest" in notice
+    assert rows.take_notice() == ""  # said once
+    _, right = header_frags(rows, Look())
+    assert "newer" not in text_of(right)
+
+
+def test_a_held_selection_still_kept_is_not_moved() -> None:
+    rows = RowBuffer(max_rows=200)
+    rows.add(trace_snapshot())
+    rows.navigate("line", 5, 3)
+    held = rows.selected_packet
+    rows.add(later_snapshot(18, after_s=1.0))
+    assert rows.selected_packet is held and rows.cursor == 3 + 18
+    assert rows.take_notice() == ""
+
+
+def test_a_frozen_selection_that_left_the_buffer_falls_back_on_resume() -> None:
+    rows = RowBuffer(max_rows=30)
+    rows.add(trace_snapshot())
+    rows.set_frozen(True)
+    rows.navigate("line", 5, 2)
+    for i in range(1, 4):
+        rows.add(later_snapshot(18, after_s=float(i)))
+    rows.set_frozen(False)
+    assert rows.cursor == 0 and rows.top == 0
+    assert "left the buffer" in rows.take_notice()

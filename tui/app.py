@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 
 from textual import events
 from textual.app import App, ComposeResult
@@ -66,17 +67,20 @@ def next_interval(current_s: float, direction: int) -> float:
     )
 
 
-def new_waterfall(spec: FilterSpec | None, ascii_only: bool) -> Waterfall:
+def new_waterfall(
+    spec: FilterSpec | None, ascii_only: bool, missing_pids: Sequence[int] = ()
+) -> Waterfall:
+    """``missing_pids``: --pid values no process had (the empty waterfall says so)."""
     if spec is None or spec.empty:
-        return Waterfall(id="waterfall", ascii=ascii_only)
-    return Waterfall(id="waterfall", ascii=ascii_only, filter=spec)
+        return Waterfall(id="waterfall", ascii=ascii_only, missing_pids=missing_pids)
+    return Waterfall(id="waterfall", ascii=ascii_only, filter=spec, missing_pids=missing_pids)
 
 
 async def reset_waterfall(app: App[int], ascii_only: bool) -> None:
     """A new waterfall in place of the old one, with its filter, size, scale and focus."""
     old = app.query_one(Waterfall)
     focused = app.focused is old
-    new = new_waterfall(old.filter, ascii_only)
+    new = new_waterfall(old.filter, ascii_only, tuple(old.rows.missing_pids))
     new.max_rows = old.max_rows
     await old.remove()
     await app.query_one("#wf-box").mount(new)
@@ -138,6 +142,7 @@ class TxtopApp(App[int]):
         duration_s: float | None = None,
         waterfall_filter: FilterSpec | None = None,
         notices: list[str] | tuple[str, ...] = (),
+        missing_pids: Sequence[int] = (),
     ) -> None:
         """``handle_signals`` and ``guard_terminal`` are for the real terminal (tui/cli.py):
         stop signals end the app, and so does the terminal going away. ``control`` changes
@@ -159,6 +164,7 @@ class TxtopApp(App[int]):
         self.recording = recording
         self.duration_s = duration_s
         self.waterfall_filter = waterfall_filter
+        self.missing_pids = tuple(missing_pids)
         self.notices = [n for n in notices if n]
         self.theme_names = register_themes(self)
         self.theme = theme
@@ -194,7 +200,7 @@ class TxtopApp(App[int]):
                 yield QueuesPanel(id="queues")
                 yield CpusPanel(id="cpus")
             with Container(id="wf-box"):
-                yield new_waterfall(self.waterfall_filter, self.ascii_only)
+                yield new_waterfall(self.waterfall_filter, self.ascii_only, self.missing_pids)
         yield Static("", id="too-small")
         yield KeyHints(key_hints(self.BINDINGS, self.replay is not None), id="keys")
 

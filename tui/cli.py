@@ -99,6 +99,7 @@ def run_dashboard(opts: Options, theme: str) -> int:
             duration_s=opts.duration,
             waterfall_filter=opts.filter_spec,
             notices=notices,
+            missing_pids=session.missing_pids,
         )
         app.run(mouse=not opts.no_mouse)
         return int(app.return_code or 0)

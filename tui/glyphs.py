@@ -45,6 +45,7 @@ class Glyphs:
     at_least: str  # before a total that is only a lower bound
     times: str  # "length x GSO segments"
     up: str  # there are newer rows above the view
+    down: str  # a column sorted from the newest down
     pointer: str  # the selected row
     enter_key: str  # the name of the Enter key in the key hints
     # The waterfall's bars.
@@ -85,6 +86,7 @@ UNICODE = Glyphs(
     at_least="≥",
     times="×",
     up="▲",
+    down="▼",
     pointer="›",
     enter_key="⏎",
     thin="▏",
@@ -140,6 +142,7 @@ ASCII = Glyphs(
     at_least=">=",
     times="x",
     up="^",
+    down="v",
     pointer=">",
     enter_key="Enter",
     thin="",

@@ -26,10 +26,13 @@ from txtop.core.model import STAGES, PacketTrace
 from txtop.core.text import format_ns
 
 from .waterfall.bars import interval_name
-from .waterfall.flows import flow_forms, owner_line, proto_name, tcp_flags_text
+from .waterfall.endings import SEGMENTED_TEXT, segmented_at_qdisc
+from .waterfall.flows import flow_forms, owner_line, owner_text, proto_name, tcp_flags_text
 
 TRACEPOINTS = {
-    "sendto": "syscalls:sys_enter_<syscall>",
+    # The send syscall's own tracepoint is named per packet (syscall_tracepoint); a packet
+    # tied to no syscall shows the ones txtop attaches.
+    "sendto": "syscalls:sys_enter_sendto|sendmsg|sendmmsg",
     "dev_queue": "net:net_dev_queue",
     "qdisc_enqueue": "qdisc:qdisc_enqueue",
     "qdisc_dequeue": "qdisc:qdisc_dequeue",
@@ -46,6 +49,8 @@ XMIT_RC = {0x00: "NETDEV_TX_OK", 0x10: "NETDEV_TX_BUSY", 0x01: "NET_XMIT_DROP", 
 
 
 def _track_meaning(packet: PacketTrace) -> str:
+    if segmented_at_qdisc(packet):
+        return SEGMENTED_TEXT
     if packet.track == "complete" and "free" not in packet.stages and "xmit" in packet.stages:
         return TRACK_MEANING["handed_on"]
     return TRACK_MEANING.get(packet.track, "")
@@ -138,8 +143,8 @@ def inspect_packet(
     prev: tuple[str, int] | None = None
     for stage in STAGES:
         tracepoint = TRACEPOINTS[stage]
-        if stage == "sendto" and packet.syscall:
-            tracepoint = f"syscalls:sys_enter_{packet.syscall}"
+        if stage == "sendto":
+            tracepoint = syscall_tracepoint(packet)
         elif stage == "free" and packet.free_kind in ("consume", "drop"):
             tracepoint = "skb:kfree_skb" if packet.free_kind == "drop" else "skb:consume_skb"
         t = stages.get(stage)
@@ -168,7 +173,7 @@ def inspect_packet(
         )
         prev = (stage, t)
 
-    who = f"{packet.comm or '?'}[{packet.pid}]" if packet.pid else "(no syscall)"
+    who = owner_text(packet)
     queue = "?" if packet.queue is None else str(packet.queue)
     fields: list[tuple[str, str]] = [
         ("sender", owner_line(packet.owner, packet)),
@@ -194,6 +199,13 @@ def inspect_packet(
         fields.insert(1, ("syscall", f"{packet.syscall}()"))
     title = f"{who} {packet.dev}:{queue} {packet.len} bytes"
     return Inspection(title=title, origin=origin, stages=tuple(rows), fields=tuple(fields))
+
+
+def syscall_tracepoint(packet: PacketTrace) -> str:
+    """The tracepoint of the packet's send syscall (``syscalls:sys_enter_sendto``, ...)."""
+    if packet.syscall:
+        return f"syscalls:sys_enter_{packet.syscall}"
+    return TRACEPOINTS["sendto"]
 
 
 def _first_stage(packet: PacketTrace) -> str:

@@ -218,6 +218,7 @@ class Session:
     recording: RecordingSink | None = None
     exporter: Exporter | None = None
     warnings: tuple[str, ...] = ()
+    missing_pids: tuple[int, ...] = ()  # --pid values no process had at the start
 
     def stop(self) -> None:
         """Stop the source (detaches the probes, removes the demo lab), close the recording
@@ -257,10 +258,11 @@ def start(
     if exporter is not None:
         source = ExportingSource(source, exporter.publish)
     live = recording is None and opts.synthetic is None and source.replay_controls is None
-    warnings = tuple(start_warnings(opts, live))
+    missing = tuple(missing_pids(opts.pids)) if live and opts.pids else ()
+    warnings = tuple(start_warnings(opts, live, missing))
     for line in warnings:
         warn(line)
-    return Session(source, built.tracer, sink, exporter, warnings)
+    return Session(source, built.tracer, sink, exporter, warnings, missing)
 
 
 def missing_pids(pids: Sequence[int]) -> list[int]:
@@ -276,16 +278,17 @@ def missing_pids(pids: Sequence[int]) -> list[int]:
     return out
 
 
-def start_warnings(opts: Options, live: bool) -> list[str]:
+def start_warnings(opts: Options, live: bool, missing: Sequence[int] | None = None) -> list[str]:
     """What is worth a warning line before the data starts: a --pid no process has (its
     packets cannot be sampled; a later process with that id would be). Only for live data:
-    a recording was filtered when it was made."""
+    a recording was filtered when it was made. ``missing``: those pids, when already looked
+    up."""
     if not live or not opts.pids:
         return []
     return [
         f"warning: --pid {pid}: no such process now; no packet of it can be sampled "
         "(the waterfall stays empty for it)"
-        for pid in missing_pids(opts.pids)
+        for pid in (missing_pids(opts.pids) if missing is None else missing)
     ]
 
 

@@ -22,6 +22,8 @@ from txtop.core.model import STAGES, PacketTrace
 from txtop.core.text import fit_text, format_ns
 from txtop.tui.glyphs import glyphs_for
 
+from .endings import SEGMENTED_MARK, segmented_at_qdisc
+
 Frag = tuple[str, str]  # (text, style name: a segment kind, "text", "dim", "bold", ...)
 
 SCALES = ("row", "linear", "log")
@@ -196,6 +198,8 @@ def bar_suffix(packet: PacketTrace, parts: Sequence[BarPart], ascii: bool) -> Fr
     if packet.free_kind == "drop":
         mark = glyphs_for(ascii).drop_mark
         return f"{mark} {packet.drop_reason or 'drop'}", "drop"
+    if segmented_at_qdisc(packet):  # "complete", but only as far as the qdisc (endings.py)
+        return SEGMENTED_MARK, "warn"
     if packet.track == "lost":
         last = parts[-1].end if parts else next(iter(packet.stages), "?")
         return f"lost after {last}", "warn"

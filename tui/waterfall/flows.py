@@ -96,7 +96,10 @@ def owner_text(packet: PacketTrace) -> str:
     owner = packet.owner
     if owner is not None and owner.via == "kernel":
         return "(kernel)"  # forwarded, kernel-made, or a socket nobody was seen sending on
-    return "(no syscall)"  # identity unavailable: only a syscall tie names a sender
+    return "(not known)"  # identity unavailable: only a syscall tie could have named one
+
+
+KERNEL_SENDER = "kernel: no socket sender seen (forwarded, kernel-generated or ARP)"
 
 
 def owner_line(owner: PacketOwner | None, packet: PacketTrace) -> str:
@@ -105,13 +108,14 @@ def owner_line(owner: PacketOwner | None, packet: PacketTrace) -> str:
         thread = f", thread {packet.tid}" if packet.tid and packet.tid != packet.pid else ""
         return f"{packet.comm} pid {packet.pid}{thread}"
     if owner is None:
-        running = f" ({packet.comm} was running)" if packet.comm else ""
+        # Nothing was read that could name a sender: not the same as "the kernel sent it".
+        running = f"; {packet.comm} was running on the CPU" if packet.comm else ""
         return (
-            "unknown: no syscall tied to this skb and no identity (kernel offsets unavailable)"
-            + running
+            "sender not known (no send syscall tied to this skb, and its socket could not "
+            "be read: kernel offsets unavailable, or an older recording)" + running
         )
     if owner.via == "kernel":
-        return "none: kernel context (forwarded, kernel-made, or no sender seen on its socket)"
+        return KERNEL_SENDER
     thread = f", thread {owner.tid}" if owner.tid and owner.tid != owner.pid else ""
     how = {
         "syscall": "left inside its send syscall",

@@ -8,6 +8,7 @@ again only when what the line depends on changed.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from txtop.core.text import fit_text, format_ns
 from txtop.tui.glyphs import UNICODE, Glyphs, glyphs_for
 
 from .bars import SCALE_LABELS, SEGMENT_KINDS, Frag, axis_text, bar_frags
+from .empty import empty_reason
 from .flows import flow_text, owner_text
-from .rows import Entry, RowBuffer
+from .rows import ROW_ORDER, Entry, RowBuffer
 
 LEGEND_NAMES = {
     "stack": "stack",
@@ -138,7 +140,7 @@ def column_frags(cols: Columns, look: Look, hi: int) -> list[Frag]:
     """The column titles over the rows, with the axis over the bar region."""
     head = (
         " "
-        + fit_text("time", cols.time)
+        + fit_text(f"{ROW_ORDER} {look.glyphs.down}", cols.time)
         + " "
         + fit_text("comm[pid]", cols.who)
         + " "
@@ -175,21 +177,14 @@ def legend_frags(width: int, look: Look) -> list[Frag]:
     return parts
 
 
-def message_frags(rows: RowBuffer) -> list[Frag]:
-    """What the empty panel says instead of rows (on its second row line)."""
-    snap = rows.snapshot
-    if snap is None:
-        text = "waiting for the first snapshot"
-    elif snap.probes.state != "running":
-        text = f"no packet traces: probes {snap.probes.state}"
-        if snap.probes.reason:
-            text += f" ({snap.probes.reason})"
-    elif rows.received and not rows.filter.empty:
-        text = f"no packet matches the filter: {rows.filter.to_string()}  (/ to change)"
-    else:
-        every = rows.effective_every()
-        text = "waiting for sampled packets" + (f" (1 in {every} is traced)" if every else "")
-    return [("  " + text, "dim")]
+def message_frags(rows: RowBuffer, width: int = 0) -> list[list[Frag]]:
+    """What the empty panel says instead of rows, from its second row line on: why it is
+    empty, wrapped to ``width`` (0: one line)."""
+    reason = empty_reason(rows.snapshot, rows.filter, rows.received, rows.missing_pids)
+    if width <= 4:
+        return [[("  " + reason, "dim")]]
+    lines = textwrap.wrap(reason, width - 2, subsequent_indent="  ", break_on_hyphens=False)
+    return [[("  " + line, "dim")] for line in lines]
 
 
 def row_frags(entry: Entry, cols: Columns, selected: bool, look: Look, hi: int) -> list[Frag]:

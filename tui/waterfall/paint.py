@@ -137,7 +137,8 @@ class Painter:
     def _row(self, line: int, width: int, rows: RowBuffer, look: Look) -> Strip:
         view = rows.entries
         if not view:
-            return self.strip(message_frags(rows)) if line == 1 else Strip([])
+            message = message_frags(rows, width)
+            return self.strip(message[line - 1]) if 1 <= line <= len(message) else Strip([])
         index = rows.top + line
         if index >= len(view):
             return Strip([])

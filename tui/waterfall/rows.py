@@ -3,8 +3,13 @@
 ``RowBuffer`` keeps every packet received (bounded) so a new filter can be applied to the past,
 the matching rows, a frozen copy while the view is frozen, and the cursor and scroll position
 as display indexes (0 = newest). When the user has moved away from the newest row, the
-position is held on the same packets while new ones arrive (the "anchor"). The widget asks it
-what to draw and tells it the visible height; nothing here knows about Textual.
+position is held on the same packets while new ones arrive (the "anchor"); when the held packet
+leaves the buffer, the view follows the newest rows again and says so (``take_notice``). The
+widget asks it what to draw and tells it the visible height; nothing here knows about Textual.
+
+Rows are ordered by their packet's start (its first stage, the time the row shows), not by
+when its trace ended: a shaping qdisc that holds a packet for 200 ms must not put it above
+packets sent after it. A packet whose trace ends late is inserted where its start belongs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,15 @@ from .bars import BarPart, bar_parts, nice_ceiling_ns
 
 SAMPLING_STEPS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 100_000)
 PENDING_TICKS = 5  # snapshots to wait for the tracer to confirm a new sampling rate
+# What the rows are ordered by (Entry.key), as the time column's title names it.
+ROW_ORDER = "start"
+LEFT_BUFFER_NOTICE = (
+    "the selected packet left the buffer (the newest {n} rows are kept): following the newest"
+)
+
+
+def _key(entry: Entry) -> tuple[int, int]:
+    return entry.key
 
 
 def step_sampling(every: int, direction: int) -> int:
@@ -31,10 +45,11 @@ def step_sampling(every: int, direction: int) -> int:
 class Entry:
     """One buffered packet with what its row needs, computed once."""
 
-    __slots__ = ("seq", "packet", "wall_offset_s", "total_ns", "_parts")
+    __slots__ = ("seq", "key", "packet", "wall_offset_s", "total_ns", "_parts")
 
     def __init__(self, seq: int, packet: PacketTrace, wall_offset_s: float) -> None:
-        self.seq = seq  # arrival order; identifies the row (cache keys, anchors)
+        self.seq = seq  # arrival order; identifies the row (cache keys)
+        self.key = (packet.first_ns, seq)  # the rows' order: the packet's start (ROW_ORDER)
         self.packet = packet
         self.wall_offset_s = wall_offset_s
         stamps = packet.stages.values()
@@ -73,6 +88,9 @@ class RowBuffer:
         self._frozen_buffer: list[Entry] = []
         self._frozen_seq = 0
         self._axis_hi_ns: int | None = None
+        self._notice = ""
+        # --pid values no process had at start (the empty panel's reason; set by the app).
+        self.missing_pids: frozenset[int] = frozenset()
 
     def add(self, snapshot: Snapshot) -> bool:
         """Take one snapshot's packets (call once per snapshot, also while frozen).
@@ -89,35 +107,40 @@ class RowBuffer:
                 self.pending_every = None
         if previous is not None and (snapshot is previous or snapshot.mono_ns == previous.mono_ns):
             return False  # a repeated snapshot (replay's last one): no new packets
-        # Rows appear in the order the packets' traces finished (a rolling log); sorting the
-        # batch by last stage keeps that order across CPUs and across batches.
-        packets = sorted(snapshot.packets, key=lambda p: p.last_ns)
+        # Rows are ordered by their packets' start (Entry.key): a batch sorted by it is
+        # appended; a packet that started before the newest row is inserted in its place.
+        packets = sorted(snapshot.packets, key=lambda p: p.first_ns)
         if not packets:
             return False
         offset_s = snapshot.time - snapshot.mono_ns / 1e9
         anchor = self._anchor()
         matched = 0
+        inserted = False
         match = self._filter.matches
         dev_chars = self.dev_chars
+        rows = self._rows
         for packet in packets:
             dev_chars = max(dev_chars, len(packet.dev) + 1 + len(str(packet.queue)))
             self._seq += 1
             entry = Entry(self._seq, packet, offset_s)
             self._buffer.append(entry)
             if match(packet):
-                self._rows.append(entry)
+                if rows and entry.key < rows[-1].key:
+                    bisect.insort(rows, entry, key=_key)
+                    inserted = True  # among the rows already shown, maybe on screen
+                else:
+                    rows.append(entry)
                 matched += 1
         self.received += len(packets)
         widened = dev_chars != self.dev_chars  # the column widths changed
         self.dev_chars = dev_chars
-        if len(self._rows) > self.max_rows:
-            del self._rows[: len(self._rows) - self.max_rows]
+        if len(rows) > self.max_rows:
+            del rows[: len(rows) - self.max_rows]
         if self._frozen or matched == 0:
             return widened
         self._axis_hi_ns = None
-        if anchor is not None:
-            self._restore(anchor)
-            return widened  # the rows on screen did not move
+        if anchor is not None and self._restore(anchor):
+            return widened or inserted  # the rows on screen did not move, unless inserted
         return True
 
     @property
@@ -171,8 +194,8 @@ class RowBuffer:
         """Packets matching the current filter that arrived since the view was frozen."""
         if not self._frozen:
             return 0
-        rows = self._rows
-        return len(rows) - bisect.bisect_right(rows, self._frozen_seq, key=lambda e: e.seq)
+        after = self._frozen_seq
+        return sum(1 for e in self._rows if e.seq > after)
 
     @property
     def filter(self) -> FilterSpec:
@@ -181,9 +204,10 @@ class RowBuffer:
     def set_filter(self, spec: FilterSpec) -> None:
         """Show only packets matching ``spec``, the ones already received included."""
         self._filter = spec
-        self._rows = [e for e in self._buffer if spec.matches(e.packet)]
+        self._rows = sorted((e for e in self._buffer if spec.matches(e.packet)), key=_key)
         if self._frozen:
-            self._frozen_rows = [e for e in self._frozen_buffer if spec.matches(e.packet)]
+            kept = (e for e in self._frozen_buffer if spec.matches(e.packet))
+            self._frozen_rows = sorted(kept, key=_key)
         self.cursor = self.top = 0
         self._axis_hi_ns = None
 
@@ -254,24 +278,40 @@ class RowBuffer:
         else:
             self.top = max(0, self.top + lines)
 
-    def _display_index(self, seq: int) -> int:
-        """Display index of the packet with ``seq``, or of the nearest one still kept."""
+    def take_notice(self) -> str:
+        """A notice for the user since the last call ("" for none), once."""
+        notice, self._notice = self._notice, ""
+        return notice
+
+    def _find(self, key: tuple[int, int]) -> tuple[int, bool]:
+        """(display index of the row with ``key`` or of the nearest one kept, found)."""
         view = self.entries
         if not view:
-            return 0
-        pos = bisect.bisect_left(view, seq, key=lambda e: e.seq)
-        return len(view) - 1 - min(pos, len(view) - 1)
+            return 0, False
+        pos = bisect.bisect_left(view, key, key=_key)
+        found = pos < len(view) and view[pos].key == key
+        return len(view) - 1 - min(pos, len(view) - 1), found
 
-    def _anchor(self) -> tuple[int, int] | None:
-        """(cursor seq, top seq) when the user has scrolled away from the newest row."""
+    def _anchor(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """(cursor key, top key) when the user has scrolled away from the newest row."""
         if self.cursor == 0 and self.top == 0:
             return None  # following the newest packets
         cur = self.entry_at(self.cursor)
         top = self.entry_at(self.top)
         if cur is None or top is None:
             return None
-        return (cur.seq, top.seq)
+        return (cur.key, top.key)
 
-    def _restore(self, anchor: tuple[int, int]) -> None:
-        self.cursor = self._display_index(anchor[0])
-        self.top = self._display_index(anchor[1])
+    def _restore(self, anchor: tuple[tuple[int, int], tuple[int, int]]) -> bool:
+        """Put the cursor and the top back on their packets; False when the selected one
+        has left the buffer and the view follows the newest rows instead."""
+        cursor, found = self._find(anchor[0])
+        if not found:
+            # The selected packet is no longer kept: holding the view on the oldest row left
+            # would show one row under "N newer"; follow the newest again instead.
+            self.cursor = self.top = 0
+            self._notice = LEFT_BUFFER_NOTICE.format(n=self.max_rows)
+            return False
+        self.cursor = cursor
+        self.top = min(self._find(anchor[1])[0], cursor)
+        return True

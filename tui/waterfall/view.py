@@ -14,6 +14,8 @@ screenshots.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from textual import events, on
 from textual.binding import Binding
 from textual.geometry import Region
@@ -77,12 +79,14 @@ class Waterfall(Widget, can_focus=True):
         ascii: bool = False,
         mono: bool | None = None,
         filter: FilterSpec = EMPTY_FILTER,
+        missing_pids: Collection[int] = (),
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.rows = RowBuffer(max_rows, filter)
+        self.rows.missing_pids = frozenset(missing_pids)  # --pid of no process: the empty text
         self._mono_setting = mono  # None: decide from the theme's colours
         self._painter = Painter()
         self.set_reactive(Waterfall.ascii, ascii)
@@ -103,6 +107,9 @@ class Waterfall(Widget, can_focus=True):
             self.refresh()
         else:
             self.refresh(Region(0, 0, self.size.width, 1))  # the header line only
+        notice = self.rows.take_notice()  # the selected packet left the buffer
+        if notice:
+            self.notify(notice, timeout=4)
 
     @property
     def frozen(self) -> bool:
@@ -113,6 +120,9 @@ class Waterfall(Widget, can_focus=True):
         if self.rows.set_frozen(frozen):
             self._painter.invalidate_stats()
             self.refresh()
+            notice = self.rows.take_notice()
+            if notice:
+                self.notify(notice, timeout=4)
 
     @property
     def filter(self) -> FilterSpec:
