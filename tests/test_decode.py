@@ -310,3 +310,44 @@ def test_exit_record_pack_round_trip() -> None:
     buf = EXIT_RECORD.pack(1, 2, 3, 4)
     assert decode_any(buf) == ExitRecord(1, 2, 3, 4)
     assert struct.calcsize("<QQQI4x") == len(buf)
+
+
+def test_every_field_lands_where_the_layout_puts_it() -> None:
+    """decode_record builds RawRecord positionally from the unpacked tuple: each field, given a
+    value no other field has, must come back under its own name."""
+    values: dict[str, object] = {}
+    n = 1
+    for name, fmt in abi.RECORD_FIELDS:
+        if fmt.endswith("x"):
+            continue
+        if name in ("comm", "dev"):
+            values[name] = f"{name}{n}".encode()
+        elif fmt.endswith("s"):
+            values[name] = bytes(range(n, n + 16))
+        elif fmt[:-1]:
+            values[name] = tuple(range(n, n + int(fmt[:-1])))
+            n += int(fmt[:-1]) - 1
+        else:
+            values[name] = n
+        n += 1
+    # Codes within their tables, so the record is valid.
+    values.update(end=1, free_kind=2, syscall=3, via=2)
+    r = decode_record(build(**values))
+    for name, want in values.items():
+        got = getattr(r, name)
+        assert got == (want.decode() if name in ("comm", "dev") else want), name  # type: ignore[union-attr]
+
+
+def test_flows_and_owners_are_shared_and_the_caches_stay_bounded() -> None:
+    a = to_packet_trace(rec("udp-05"))
+    b = to_packet_trace(rec("udp-05"))
+    assert a.flow is b.flow and a.owner is b.owner  # immutable: one object per flow / sender
+    for i in range(decode._FLOWS_MAX + 10):  # a scan of many ports: bounded, still right
+        ip4 = bytes([10, 0, i >> 8 & 0xFF, i & 0xFF]) + bytes(12)
+        f = to_packet_trace(decode_record(build(
+            l3_proto=0x0800, saddr=ip4, flow_flags=abi.FL_L3 | abi.FL_PORTS, sport=i & 0xFFFF
+        ))).flow  # fmt: skip
+        assert f is not None and f.sport == i & 0xFFFF
+        assert f.saddr == f"10.0.{i >> 8 & 0xFF}.{i & 0xFF}"
+    assert len(decode._FLOWS) <= decode._FLOWS_MAX
+    assert len(decode._IPV4) <= 4096

@@ -18,7 +18,6 @@ Only ``items()`` and ``del`` of the maps are used, so the tests drive this with 
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -116,6 +115,10 @@ class Tracks:
     def add(self, buf: bytes) -> None:
         """A ring-buffer record, decoded at the next collect()."""
         self._records.append(buf)
+
+    def add_many(self, bufs: list[bytes]) -> None:
+        """Ring-buffer records in the order they were committed, decoded at the next collect()."""
+        self._records.extend(bufs)
 
     def live(self) -> int:
         """Entries in tracks + sys_pending now (as the kernel side's gate counts them)."""
@@ -217,7 +220,7 @@ class Tracks:
                 counts.cut += 1
             else:
                 counts.aged += 1
-            rec = dataclasses.replace(rec, end=END_AGED)
+            rec = rec._replace(end=END_AGED)
             if rec.syscall and not rec.sys_exit_ns:
                 self._waiting.append((self._now_s(), rec))  # its return may still come
             else:

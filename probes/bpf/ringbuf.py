@@ -1,0 +1,206 @@
+"""The ``events`` ring buffer (BPF_MAP_TYPE_RINGBUF), read directly through mmap of its fd.
+
+bcc's ``open_ring_buffer`` calls a Python ctypes callback per record, on the thread that polls;
+that is ~1 us of Python per record before any decoding, and nothing drains while that thread
+decodes. Here the map is mapped as libbpf's ``ring_buffer__add`` maps it (kernel/bpf/ringbuf.c,
+``ringbuf_map_mmap``):
+  - offset 0, one page, read-write: ``consumer_pos`` (the only thing user space writes);
+  - offset page_size, read-only: one page with ``producer_pos``, then the data area, which the
+    kernel maps twice in a row, so a record that wraps past the end reads contiguously.
+Each record starts with an 8-byte header (u32 len with BPF_RINGBUF_BUSY_BIT while the producer
+still writes it and BPF_RINGBUF_DISCARD_BIT when it was discarded, u32 pg_off) and records are
+8-byte aligned. ``walk`` (pure, tested on constructed bytes in tests/test_ringbuf.py) finds the
+committed records from the consumer position up to the first busy one; ``RingReader`` copies
+them out in one slice, advances ``consumer_pos`` and queues the slice for the decode side.
+
+Threading: ``RingReader.start`` runs the drain on its own thread, woken by epoll on the map fd
+(the kernel's ``ringbuf_map_poll_kern`` reports EPOLLIN while data is available, and
+``bpf_ringbuf_submit`` wakes the wait queue when the consumer had caught up). ``drain()`` may
+also be called from another thread (the tracer's read, so a read sees everything committed
+before it); a lock keeps one consumer at a time. ``take()`` hands the queued chunks over under
+a second, short lock; the decode side never holds the drain up for longer than a list swap.
+"""
+
+from __future__ import annotations
+
+import mmap
+import select
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+BPF_RINGBUF_BUSY_BIT = 1 << 31  # include/uapi/linux/bpf.h: record reserved, not committed
+BPF_RINGBUF_DISCARD_BIT = 1 << 30  # committed with bpf_ringbuf_discard: skip it
+BPF_RINGBUF_HDR_SZ = 8  # struct bpf_ringbuf_hdr {u32 len; u32 pg_off;}
+_LEN_MASK = ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT) & 0xFFFFFFFF
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+# The drain stops copying when this much is queued and not yet taken by the decode side: the
+# ring then fills and the kernel counts what it refuses (stats S_RB_FULL, ringbuf_full in the
+# status), so a decode side that falls behind shows as losses instead of unbounded memory.
+MAX_BACKLOG_BYTES = 32 << 20
+WAIT_S = 0.1  # the drain thread's longest sleep: how soon it notices close()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Committed records copied out of the ring in one slice: record i is
+    ``data[offsets[i] : offsets[i] + lengths[i]]`` (headers and discarded records are skipped)."""
+
+    data: bytes
+    offsets: list[int]
+    lengths: list[int]
+
+    def records(self) -> list[bytes]:
+        data = self.data
+        return [data[o : o + n] for o, n in zip(self.offsets, self.lengths, strict=True)]
+
+
+def walk(
+    view: bytes | bytearray | memoryview | mmap.mmap, cons: int, prod: int, mask: int
+) -> tuple[list[int], list[int], int]:
+    """The committed records between the consumer and producer positions.
+
+    ``view`` is the data area as mapped (twice in a row, 2 * (mask + 1) bytes); ``cons`` and
+    ``prod`` are the free-running positions (only their low bits index the view). Returns
+    (offsets of each committed record's data, relative to ``cons & mask``; their lengths; the
+    new consumer position). Stops at the first busy record: records are committed out of order
+    across CPUs, and the consumer may only pass a record once it is committed. Discarded
+    records are passed over without being returned."""
+    offsets: list[int] = []
+    lengths: list[int] = []
+    base = cons & mask
+    pos = cons
+    unpack = _U32.unpack_from
+    while pos < prod:
+        at = pos & mask
+        (hdr,) = unpack(view, at)
+        if hdr & BPF_RINGBUF_BUSY_BIT:
+            break
+        n = hdr & _LEN_MASK
+        if not hdr & BPF_RINGBUF_DISCARD_BIT:
+            off = at - base
+            if off < 0:  # wrapped: the second mapping continues the first
+                off += mask + 1
+            offsets.append(off + BPF_RINGBUF_HDR_SZ)
+            lengths.append(n)
+        pos += (n + BPF_RINGBUF_HDR_SZ + 7) & ~7
+    return offsets, lengths, pos
+
+
+class RingReader:
+    """Owns the two mmaps of one ring buffer map and the thread that drains it."""
+
+    def __init__(self, map_fd: int, size: int, page_size: int = mmap.PAGESIZE) -> None:
+        if size <= 0 or size & (size - 1) or size % page_size:
+            raise ValueError(f"ring buffer size {size} is not a power-of-two multiple of pages")
+        self._mask = size - 1
+        self._page = page_size
+        self._cons_map = mmap.mmap(
+            map_fd, page_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+        )
+        try:
+            self._prod_map = mmap.mmap(
+                map_fd, page_size + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page_size
+            )
+        except BaseException:
+            self._cons_map.close()
+            raise
+        self._data = memoryview(self._prod_map)[page_size:]
+        self._epoll = select.epoll()
+        self._epoll.register(map_fd, select.EPOLLIN)
+        self._drain_lock = threading.Lock()  # one consumer at a time
+        self._inbox_lock = threading.Lock()  # the queued chunks, taken by the decode side
+        self._inbox: list[Chunk] = []
+        self._backlog = 0  # bytes queued, not yet taken
+        self._room = threading.Event()  # set by take(): the backlog went down
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.records = 0  # committed records copied out (cumulative)
+        self.error: BaseException | None = None  # why the drain thread stopped, if it did
+
+    # ---- consumer --------------------------------------------------------------------------
+
+    def drain(self) -> int:
+        """Copy out everything committed now; returns the number of records."""
+        with self._drain_lock:
+            if self._closed:
+                return 0
+            cons_map = self._cons_map
+            (cons,) = _U64.unpack_from(cons_map, 0)
+            (prod,) = _U64.unpack_from(self._prod_map, 0)  # x86-64 and arm64: an aligned load
+            if prod == cons:
+                return 0
+            data = self._data
+            offsets, lengths, new = walk(data, cons, prod, self._mask)
+            if new == cons:
+                return 0
+            start = cons & self._mask
+            # One copy for the whole span: the double mapping keeps it contiguous.
+            span = bytes(data[start : start + (new - cons)])
+            _U64.pack_into(cons_map, 0, new)  # the kernel may now reuse the space
+            if offsets:
+                with self._inbox_lock:
+                    self._inbox.append(Chunk(span, offsets, lengths))
+                    self._backlog += len(span)
+                self.records += len(offsets)
+            return len(offsets)
+
+    def take(self) -> list[Chunk]:
+        """The chunks drained since the last take, oldest first."""
+        with self._inbox_lock:
+            out, self._inbox = self._inbox, []
+            self._backlog = 0
+        self._room.set()
+        return out
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._backlog
+
+    # ---- the drain thread ------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._run, name="txtop-ringbuf", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self._backlog >= MAX_BACKLOG_BYTES:
+                    self._room.clear()
+                    if self._backlog >= MAX_BACKLOG_BYTES:
+                        self._room.wait(WAIT_S)
+                    continue
+                self._epoll.poll(WAIT_S)
+                self.drain()
+        except Exception as exc:  # the owner's read() reports it (the tracer: unavailable)
+            self.error = exc
+
+    def close(self) -> None:
+        """Stop the thread, then unmap. Idempotent."""
+        self._stop.set()
+        self._room.set()
+        th, self._thread = self._thread, None
+        if th is not None and th is not threading.current_thread():
+            th.join(5.0)
+        with self._drain_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._data.release()
+            self._epoll.close()
+            self._prod_map.close()
+            self._cons_map.close()
+
+
+def open_ring(table: Any, pages: int) -> RingReader:
+    """A reader of bcc's ring buffer table (``bpf[b"events"]``). For BPF_MAP_TYPE_RINGBUF the
+    map's max_entries is the data area's size in bytes."""
+    size = int(getattr(table, "max_entries", 0) or pages * mmap.PAGESIZE)
+    return RingReader(int(table.map_fd), size)
