@@ -1,16 +1,18 @@
 """The BPF TX-path tracer: compiles probes/bpf/txtop.bpf.c with bcc, attaches it, and reads it.
 
 The collector owns one ``Tracer`` and calls it from its worker thread: ``start()`` (compile and
-attach; never raises, the status says why not), ``poll()`` between ticks (drains the ring
-buffer), ``read()`` once per tick, ``close()`` from any thread, ``set_sampling()`` and
-``set_filters()`` from any thread (a lock serialises them with poll/read; poll holds it for at
-most 0.1 s). Attachments are file descriptors of this process, so the kernel also removes them
-when the process dies, however it dies.
+attach; never raises, the status says why not), ``poll()`` between ticks (steps the trace
+windows, waits), ``read()`` once per tick (decodes), ``close()`` from any thread,
+``set_sampling()`` and ``set_filters()`` from any thread (a lock serialises them with
+poll/read). The ring buffer drains on a thread of its own (ringbuf.py), which never takes that
+lock, so a long decode does not stop the drain. Attachments are file descriptors of this
+process, so the kernel also removes them when the process dies, however it dies.
 
 ``Tracer`` is a facade over parts with one job each:
   prerequisites.py  root, bcc, tracefs, headers, the tracepoints present; the compile
   hooks.py          hook groups, attach/detach by difference, the trace windows, close order
   abi.py            record layout, probe ids, stat slots, stage order (shared with the C side)
+  ringbuf.py        the ``events`` ring buffer through mmap, drained on its own thread
   tracks.py         ring records and map entries -> PacketTrace (aging, window cuts)
   counters.py       per-queue and per-CPU counters, stats slots, lost and skipped -> status
   settings.py       the validated settings, written into the config and filter maps
@@ -23,7 +25,6 @@ when the process dies, however it dies.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +56,7 @@ from txtop.probes.bpf.prerequisites import (
     probe_defines,
     probe_prerequisites,
 )
+from txtop.probes.bpf.ringbuf import RingReader, open_ring
 from txtop.probes.bpf.settings import (
     DEFAULT_MAX_SAMPLES_PER_S,
     DEFAULT_RINGBUF_PAGES,
@@ -124,7 +126,8 @@ class Tracer:
         self._settings.flow = check_flow(flow)  # protocols, ports, hosts (see settings.py)
         self._header_cache = header_cache
         self._btf_path = btf_path  # kernel struct offsets (flow and owner identity) come from it
-        self.identity = Identity()  # what start() resolved        # Share of the time the per-packet probes are attached: None = auto (probes/bpf/duty.py).
+        self.identity = Identity()  # what start() resolved
+        # Share of the time the per-packet probes are attached: None = auto (probes/bpf/duty.py).
         self._windows = TraceWindows(trace_duty, trace_budget)
 
         self._lock = threading.RLock()  # guards the bcc object and everything below
@@ -136,8 +139,13 @@ class Tracer:
         self._unavailable: dict[str, str] = {}
         self._ksyms = KernelSymbols()
         self._names = IfNames()
-        self._cgroups = CgroupPaths()  # owner cgroup id -> cgroupfs path, cached        self.start_s: float | None = None  # how long start() took
-        # Called with each raw ring-buffer record (tests capture them as decode fixtures).
+        self._cgroups = CgroupPaths()  # owner cgroup id -> cgroupfs path, cached
+        self.start_s: float | None = None  # how long start() took
+        # The ``events`` ring buffer, read through mmap on its own thread (probes/bpf/ringbuf.py);
+        # set while running. Not under the lock: its hand-over to read() has its own short one.
+        self._ring: RingReader | None = None
+        # Called with each raw ring-buffer record, on the worker at read() (tests capture them
+        # as decode fixtures; bench/drain.py counts them).
         self.record_tap: Callable[[bytes], None] | None = None
         self.dql_stalls = 0
 
@@ -223,7 +231,10 @@ class Tracer:
                 raise
             loaded.config.write_filters()
             loaded.config.update_completion_devs()
-            bpf[b"events"].open_ring_buffer(self._on_record)
+            # The ring buffer is read through mmap on a thread of its own (not bcc's per-record
+            # ctypes callback): it keeps draining while read() decodes (probes/bpf/ringbuf.py).
+            self._ring = open_ring(bpf[b"events"], self._settings.pages)
+            self._ring.start()
             loaded.driver.start(time.monotonic())
         self._reason = ""
         self._state = "running"
@@ -287,26 +298,34 @@ class Tracer:
 
     # ---- the worker's calls ----------------------------------------------------------------------
 
-    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
-        buf = ctypes.string_at(data, size)
-        loaded = self._loaded  # set: bcc calls this only inside poll/read, under the lock
-        if loaded is not None:
-            loaded.tracks.add(buf)
-        if self.record_tap is not None:
-            self.record_tap(buf)
-        return 0
-
     def poll(self, timeout_s: float) -> None:
-        """Drain the ring buffer for up to ``timeout_s`` (capped at 0.1 s); sleep if not running."""
+        """Step the trace windows and wait up to ``timeout_s`` (capped at 0.1 s); the ring
+        buffer drains on its own thread meanwhile. Never returns at once: the caller's loop
+        must not spin."""
         timeout_s = max(0.0, min(timeout_s, 0.1))
         if self._state == "running":
             with self._lock:
                 loaded = self._loaded
-                if loaded is not None:
-                    due = loaded.driver.step()
-                    loaded.bpf.ring_buffer_poll(max(1, int(min(timeout_s, due) * 1000)))
-                    return
-        time.sleep(timeout_s)  # never return at once: the caller's loop must not spin
+                due = loaded.driver.step() if loaded is not None else timeout_s
+            timeout_s = max(0.001, min(timeout_s, due))
+        time.sleep(timeout_s)
+
+    def _take_records(self, tracks: Tracks) -> None:
+        """Hand the drained records to the tracks (decoded by their collect()). Drains once
+        more first, so a read right after a send sees every record committed before it."""
+        ring = self._ring
+        if ring is None:
+            return
+        if ring.error is not None:
+            raise TracerError(f"ring buffer drain stopped: {exc_line(ring.error)}")
+        ring.drain()
+        tap = self.record_tap
+        for chunk in ring.take():
+            records = chunk.records()
+            tracks.add_many(records)
+            if tap is not None:
+                for buf in records:
+                    tap(buf)
 
     def read(self) -> TracerReading:
         """Everything since the last read: finished packets, cumulative counters, status."""
@@ -315,7 +334,7 @@ class Tracer:
             if loaded is None or self._state != "running":
                 return TracerReading(status=self.status)
             loaded.driver.step()
-            loaded.bpf.ring_buffer_consume()
+            self._take_records(loaded.tracks)
             now = time.monotonic()
             traced_s, traced_late_s = self._windows.totals(now)
             loaded.config.refresh_completion_devs(now)
@@ -351,6 +370,9 @@ class Tracer:
     def _release(self) -> None:
         with self._lock:
             loaded, self._loaded = self._loaded, None
+            ring, self._ring = self._ring, None
+            if ring is not None:
+                ring.close()  # its thread stops and its mmaps go before the map is freed
             if loaded is not None:
                 loaded.hooks.detach_all()
 
