@@ -580,3 +580,16 @@ async def test_a_selection_that_left_the_buffer_follows_the_newest_with_a_notice
         assert any("left the buffer" in m and "following the newest" in m for m in notices)
         await pilot.press("down")
         assert wf.rows.cursor == 1
+
+
+@sync
+async def test_an_empty_waterfall_names_a_pid_with_no_process() -> None:
+    import dataclasses
+
+    snap = make_snapshot([], 10**12, 1_750_000_000.0)
+    probes = dataclasses.replace(snap.probes, filters={"ifindexes": [], "pids": [4242]})
+    app = WaterfallApp(dataclasses.replace(snap, probes=probes), missing_pids=(4242,))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = "\n".join(screen_lines(app.waterfall))
+        assert "--pid 4242: no such process" in text

@@ -27,7 +27,9 @@ def snap(
     s = make_snapshot([], MONO, WALL, state=state, reason=reason)
     devices = tuple(dataclasses.replace(d, tx_pps=100.0 if traffic else 0.0) for d in s.devices)
     return dataclasses.replace(
-        s, devices=devices, probes=dataclasses.replace(s.probes, **probes)  # type: ignore[arg-type]
+        s,
+        devices=devices,
+        probes=dataclasses.replace(s.probes, **probes),  # type: ignore[arg-type]
     )
 
 
