@@ -153,7 +153,12 @@ class TxtopHeadless(Observer):
                 self._err.seek(0)
                 why = self._err.read().decode(errors="replace").strip()[-400:]
                 state = (self.last or {}).get("probes", {})
-                raise RuntimeError(f"txtop probes did not start: {state} {why}")
+                rc = self.proc.poll()
+                how = "still running" if rc is None else f"exit status {rc}"
+                took = time.monotonic() - self._t0
+                raise RuntimeError(
+                    f"txtop probes did not start ({how} after {took:.1f}s): {state} {why}"
+                )
 
     def stop(self) -> None:
         self._stop()

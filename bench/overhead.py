@@ -193,7 +193,8 @@ def run_overhead(traffic: Traffic, quick: bool, rounds: int, seconds: float) -> 
         out["bpf_stats"][side] = s
         log(
             f"  bpf_stats {side}: {s.get('bpf_ns_per_packet')} ns of BPF per packet "
-            f"({s.get('bpf_cpu_pct_of_packet_time')}% of the sender's time)"
+            f"({s.get('bpf_cpu_pct_of_packet_time')}% of the sender's time; "
+            f"{s.get('foreign_packets_share')} of the packets not ours)"
             + (f" error: {s['error']}" if "error" in s else "")
         )
         for prog in s.get("programs", []):
