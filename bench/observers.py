@@ -221,11 +221,20 @@ class Bpftrace(Observer):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name}: bpftrace did not attach: {self._why()!r}")
         # bpftrace prints that line before it loads and attaches: wait for every program and
-        # its perf event (the attachment) to show up among its file descriptors.
+        # its perf event (the attachment) among its file descriptors. bpftrace also holds one
+        # perf event per online CPU for its output buffer (opened first): N + CPUs in all.
+        # Should a bpftrace not open those, N programs and N events held for 3 s will do.
+        want = self.probes + (os.sysconf("SC_NPROCESSORS_ONLN") or 1)
+        since: float | None = None
         while time.monotonic() < deadline:
             pid = self.proc.pid
-            if len(bpf_prog_ids(pid)) >= self.probes and perf_event_fds(pid) >= self.probes:
+            progs, events = len(bpf_prog_ids(pid)), perf_event_fds(pid)
+            if progs >= self.probes and events >= want:
                 break
+            if progs >= self.probes and events >= self.probes:
+                since = since or time.monotonic()
+                if time.monotonic() - since > 3.0:
+                    break
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name}: bpftrace exited: {self._why()!r}")
             time.sleep(0.02)

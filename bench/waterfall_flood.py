@@ -127,6 +127,7 @@ def measure(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "rows_per_s": round(len(seen) / total_s, 1) if total_s else None,
         "rows_per_s_lines": summary(per_s, 1),
         "rows_per_s_min": round(min(per_s), 1) if per_s else None,
+        "rows_per_s_by_line": [round(v, 1) for v in per_s],
         "lines_without_rows": sum(1 for v in per_s if v == 0),
         "tracks": tracks,
         "pairs_seen": pairs,
