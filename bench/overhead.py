@@ -3,9 +3,10 @@
 pps of a bounded UDP flood (64- and 1400-byte frames) and throughput of one TCP stream over the
 veth lab, without any observer (A) and with observers (B, bench/observers.py): the real txtop
 at defaults, with ``--sample 1`` and with ``--trace-duty 100``, the bpftrace peer (every stage
-per packet, as a user would write it by hand), a bpftrace floor, and netqtop where it runs. A and the Bs are interleaved, the order rotating each round; ratios are per round
-(B / A of the same round), reported as median with min/max over rounds. Then one extra flood
-per observer with BPF statistics on (bench/bpf_stats.py).
+per packet, as a user would write it by hand), a bpftrace floor, and netqtop where it runs. A
+and the Bs are interleaved, the order rotating each round; ratios are per round (B / A of the
+same round), reported as median with min/max over rounds. Then one extra flood per observer
+with BPF statistics on (bench/bpf_stats.py).
 """
 
 from __future__ import annotations
