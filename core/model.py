@@ -338,6 +338,10 @@ class ProbeStatus:
     # napi:dql_stall_detected since the probes started (BQL saw a queue stall; the tracepoint
     # names no device, per-queue counts are BqlStats.stall_cnt); None: not traced here.
     bql_stalls: int | None = None
+    # The form each tracepoint hook is attached in: "category:event" -> "raw" (a raw
+    # tracepoint reading its arguments through BTF offsets) or "classic" (the perf record of
+    # the tracepoint's fields: dearer per packet, and its detach waits for RCU).
+    hooks: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

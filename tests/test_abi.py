@@ -14,7 +14,7 @@ from txtop.probes.bpf import abi
 
 BPF_SRC = Path(__file__).parent.parent / "probes" / "bpf" / "txtop.bpf.c"
 C_TYPES = {"u64": "Q", "s64": "q", "u32": "I", "s32": "i", "u16": "H", "u8": "B", "char": "s"}
-FAMILIES = ("ST_", "N_", "END_", "FREE_", "SYS_", "F_", "P_", "S_", "VIA_", "FL_", "L3_")
+FAMILIES = ("ST_", "N_", "END_", "FREE_", "SYS_", "F_", "P_", "S_", "VIA_", "FL_", "L3_", "SLOT_")
 
 
 def c_source() -> str:

@@ -196,6 +196,10 @@ def offsets(fields: tuple[tuple[str, str], ...]) -> dict[str, int]:
     return out
 
 
+# Per-queue counters by slot (raw net_dev_start_xmit): queue q of the device in slot s is entry
+# s * SLOT_QUEUES + q of the per-CPU array txq_counts (the device -> slot map is dev_slots).
+SLOT_QUEUES = 64
+
 RECORD = layout(RECORD_FIELDS)
 RECORD_SIZE = RECORD.size  # 248
 EXIT_RECORD = layout(EXIT_RECORD_FIELDS)
@@ -257,6 +261,7 @@ VALUES: dict[str, int] = {
     "S_FLOW_FILTERED": S_FLOW_FILTERED,
     "S_RB_FULL": S_RB_FULL,
     "N_STATS": N_STATS,
+    "SLOT_QUEUES": SLOT_QUEUES,
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,36 @@ from txtop.probes.bpf.abi import (
     S_TRACK_FULL,
     S_TRACK_LOST,
     S_XMIT_PACKETS,
+    SLOT_QUEUES,
 )
 from txtop.probes.bpf.decode import c_string
-from txtop.probes.bpf.ifnames import IfNames
+from txtop.probes.bpf.ifnames import IfNames, own_netns
 from txtop.probes.bpf.tracks import TrackCounts
 from txtop.probes.readers.softirq import read_online_cpus
 
 TC_H_ROOT = 0xFFFFFFFF  # include/uapi/linux/pkt_sched.h
+SYS_CLASS_NET = Path("/sys/class/net")
+
+
+def tx_queue_count(name: str) -> int:
+    """The device's TX queues (tx-N directories in sysfs); 0 when it is gone."""
+    try:
+        return sum(1 for e in os.scandir(SYS_CLASS_NET / name / "queues") if e.name[:3] == "tx-")
+    except OSError:
+        return 0
+
+
+def dev_of_key(dev: Any, netns: int, ifindex_of: Callable[[str], int | None]) -> int | None:
+    """The ifindex in this namespace of a counter key's device: a struct txtop_devkey (raw
+    forms: namespace 0 = not known, taken as ours) or a name (classic forms). None: a device
+    of another network namespace, or gone."""
+    if isinstance(dev, (bytes, bytearray)) or not hasattr(dev, "ifindex"):
+        name = c_string(bytes(dev))
+        return ifindex_of(name) if name else None
+    ns = int(dev.netns)
+    if ns not in (0, netns):
+        return None
+    return int(dev.ifindex)
 
 
 def queue_of_parent(parent: int) -> int:
@@ -97,6 +122,11 @@ class Counters:
         self._bpf = bpf
         self._names = names
         self._unavailable = unavailable
+        self._netns = own_netns()
+        try:  # the per-queue counters by slot (raw net_dev_start_xmit: BTF offsets only)
+            self._slots: tuple[Any, Any] | None = (bpf[b"dev_slots"], bpf[b"txq_counts"])
+        except Exception:  # bcc raises a plain Exception for a map the program lacks
+            self._slots = None
 
     def stats(self) -> list[int]:
         """The ``stats`` slots (abi.S_*), summed over CPUs."""
@@ -118,14 +148,29 @@ class Counters:
         """Per (ifindex, TX queue) of this network namespace."""
         acc: dict[tuple[int, int], list[int]] = {}
 
-        def slot(dev: bytes, queue: int) -> list[int] | None:
-            name = c_string(dev)
-            ifindex = self._names.ifindex(name) if name else None
+        def slot(dev: Any, queue: int) -> list[int] | None:
+            ifindex = dev_of_key(dev, self._netns, self._names.ifindex)
             if ifindex is None:
                 return None  # a device of another network namespace
             return acc.setdefault((ifindex, queue), [0, 0, 0, 0, 0])
 
         bpf = self._bpf
+        if self._slots is not None:
+            dev_slots, counts = self._slots
+            for dk, leaf in dev_slots.items():
+                ifindex = dev_of_key(dk, self._netns, self._names.ifindex)
+                name = self._names.name(ifindex) if ifindex is not None else None
+                if ifindex is None or name is None:
+                    continue
+                base = int(leaf.value) * SLOT_QUEUES
+                for q in range(min(tx_queue_count(name), SLOT_QUEUES)):
+                    per_cpu = counts.getvalue(ctypes.c_int(base + q))
+                    packets = sum(int(v.packets) for v in per_cpu)
+                    if packets:
+                        row = acc.setdefault((ifindex, q), [0, 0, 0, 0, 0])
+                        row[0] += packets
+                        row[1] += sum(int(v.bytes) for v in per_cpu)
+                        row[2] += sum(int(v.gso_segs) for v in per_cpu)
         for k, per_cpu in bpf[b"txq_stats"].items():
             s = slot(k.dev, int(k.queue))
             if s is not None:
@@ -137,6 +182,8 @@ class Counters:
             if s is not None:
                 s[3] += sum(int(v) for v in per_cpu)
         for k, per_cpu in bpf[b"txq_stopped"].items():
+            if int(k.netns) not in (0, self._netns):
+                continue
             key = (int(k.ifindex), queue_of_parent(int(k.parent)))
             acc.setdefault(key, [0, 0, 0, 0, 0])[4] += sum(int(v) for v in per_cpu)
         return {
@@ -148,7 +195,7 @@ class Counters:
         """net_dev_xmit failures by (ifindex, queue, rc), cumulative."""
         out: dict[tuple[int, int, int], int] = {}
         for k, per_cpu in self._bpf[b"xmit_errors"].items():
-            idx = self._names.ifindex(c_string(k.dev))
+            idx = dev_of_key(k.dev, self._netns, self._names.ifindex)
             if idx is not None:
                 key = (idx, int(k.queue), int(k.rc))
                 out[key] = out.get(key, 0) + sum(int(v) for v in per_cpu)

@@ -29,6 +29,14 @@ if TYPE_CHECKING:
     from txtop.probes.bpf.tracks import Tracks
 
 ALWAYS, LATE, SAMPLING = "always", "late", "sampling"
+SYS_ENTER_DEFINE = "TXTOP_HAVE_SYS_ENTER"
+CLASSIC_SYSCALL_DEFINES = frozenset(
+    {"TXTOP_HAVE_SYS_SENDTO", "TXTOP_HAVE_SYS_SENDMSG", "TXTOP_HAVE_SYS_SENDMMSG"}
+)
+# x86_64's numbers of the send syscalls (arch/x86/entry/syscalls/syscall_64.tbl), for the raw
+# raw_syscalls:sys_enter (which sees numbers, not names); its argument registers (pt_regs
+# si, r8) are x86_64's too. Other architectures keep the classic syscalls:sys_enter_*.
+X86_64_SEND_NRS = {"TXTOP_NR_SENDTO": 44, "TXTOP_NR_SENDMSG": 46, "TXTOP_NR_SENDMMSG": 307}
 OWNER_SEND = "owner_send"  # the feature name of sock:sock_send_length (its fallback is said)
 
 
@@ -42,6 +50,9 @@ class Probe:
     raw_fn: str | None = None  # a raw tracepoint program (else the classic TRACEPOINT_PROBE)
     feature: str = ""  # stage or counter name reported in status.unavailable
     group: str = LATE
+    # The raw form reads its arguments' struct members (BTF offsets): without them the
+    # classic form (whose record carries the fields) is compiled instead.
+    raw_needs_btf: bool = False
 
     @property
     def name(self) -> str:
@@ -49,6 +60,17 @@ class Probe:
 
 
 PROBES: tuple[Probe, ...] = (
+    # the send syscalls' entry: one raw raw_syscalls:sys_enter where it can read the user's
+    # registers (see raw_syscalls()), else the three classic tracepoints
+    Probe(
+        "raw_syscalls",
+        "sys_enter",
+        SYS_ENTER_DEFINE,
+        "txtop_raw_sys_enter",
+        "sendto",
+        SAMPLING,
+        raw_needs_btf=True,
+    ),  # fmt: skip
     Probe("syscalls", "sys_enter_sendto", "TXTOP_HAVE_SYS_SENDTO", None, "sendto", SAMPLING),
     Probe("syscalls", "sys_enter_sendmsg", "TXTOP_HAVE_SYS_SENDMSG", None, "sendmsg", SAMPLING),
     Probe("syscalls", "sys_enter_sendmmsg", "TXTOP_HAVE_SYS_SENDMMSG", None, "sendmmsg", SAMPLING),
@@ -58,13 +80,41 @@ PROBES: tuple[Probe, ...] = (
     Probe(
         "net", "net_dev_queue", "TXTOP_HAVE_DEV_QUEUE", "txtop_raw_dev_queue", "dev_queue", SAMPLING
     ),
-    Probe("qdisc", "qdisc_enqueue", "TXTOP_HAVE_QDISC_ENQUEUE", feature="qdisc_enqueue"),
-    Probe("qdisc", "qdisc_dequeue", "TXTOP_HAVE_QDISC_DEQUEUE", feature="qdisc_dequeue"),
-    Probe("net", "net_dev_start_xmit", "TXTOP_HAVE_START_XMIT", feature="start_xmit"),
+    Probe(
+        "qdisc",
+        "qdisc_enqueue",
+        "TXTOP_HAVE_QDISC_ENQUEUE",
+        "txtop_raw_qdisc_enqueue",
+        "qdisc_enqueue",
+        raw_needs_btf=True,
+    ),  # fmt: skip
+    Probe(
+        "qdisc",
+        "qdisc_dequeue",
+        "TXTOP_HAVE_QDISC_DEQUEUE",
+        "txtop_raw_qdisc_dequeue",
+        "qdisc_dequeue",
+        raw_needs_btf=True,
+    ),  # fmt: skip
+    Probe(
+        "net",
+        "net_dev_start_xmit",
+        "TXTOP_HAVE_START_XMIT",
+        "txtop_raw_start_xmit",
+        "start_xmit",
+        raw_needs_btf=True,
+    ),  # fmt: skip
     Probe("net", "net_dev_xmit", "TXTOP_HAVE_XMIT", "txtop_raw_xmit", feature="xmit"),
     Probe("skb", "consume_skb", "TXTOP_HAVE_CONSUME_SKB", "txtop_raw_consume_skb", "free"),
     Probe("skb", "kfree_skb", "TXTOP_HAVE_KFREE_SKB", "txtop_raw_kfree_skb", "free"),
-    Probe("napi", "dql_stall_detected", "TXTOP_HAVE_DQL_STALL", None, "bql_stall", ALWAYS),
+    Probe(
+        "napi",
+        "dql_stall_detected",
+        "TXTOP_HAVE_DQL_STALL",
+        "txtop_raw_dql_stall",
+        "bql_stall",
+        ALWAYS,
+    ),  # fmt: skip
     Probe(
         "irq", "softirq_raise", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_raise", "softirq", SAMPLING
     ),
@@ -105,6 +155,8 @@ IDENTITY_DEFINES = frozenset(
 )
 # What the kernel side calls the classic form of a probe (bcc's TRACEPOINT_PROBE naming).
 CLASSIC_DEV_QUEUE = "net:net_dev_queue"
+# A raw tracepoint is attached by event name alone: its category, for reports.
+RAW_NAMES = {p.event.encode(): p.name for p in PROBES if p.raw_fn is not None}
 
 # Classic tracepoints in the order their detach is worth most: every packet passes the
 # first ones; a send syscall only of its kind.
@@ -130,25 +182,50 @@ class Hook:
     feature: str
 
 
-def hook_table(
-    probes: Iterable[Probe], defines: Iterable[str], classic_dev_queue: bool = True
-) -> list[Hook]:
+def raw_syscalls(defines: set[str], btf: bool, offsets: Iterable[str], machine: str) -> list[str]:
+    """Choose the send syscalls' entry hook in ``defines`` (changed in place): the raw
+    raw_syscalls:sys_enter with BTF offsets, pt_regs' argument registers and x86_64's syscall
+    numbers, else the classic syscalls:sys_enter_* tracepoints. Returns the extra -D options."""
+    have = set(offsets)
+    if (
+        btf
+        and machine == "x86_64"
+        and {"pt_regs.si", "pt_regs.r8"} <= have
+        and (SYS_ENTER_DEFINE in defines)
+    ):
+        defines -= CLASSIC_SYSCALL_DEFINES
+        return [f"{k}={v}" for k, v in X86_64_SEND_NRS.items()]
+    defines.discard(SYS_ENTER_DEFINE)
+    return []
+
+
+def hook_table(probes: Iterable[Probe], defines: Iterable[str], btf: bool = False) -> list[Hook]:
     """Every attachment the compiled program offers (probes whose -D symbol was passed).
-    ``classic_dev_queue``: the classic net_dev_queue form is compiled (not with BTF offsets:
-    then the raw form filters by interface itself)."""
+    ``btf``: the kernel struct offsets were resolved, so the raw forms that read their
+    arguments' members are compiled (txtop.bpf.c: TXTOP_BTF), not the classic ones; the raw
+    net_dev_queue then filters by interface itself, without it the classic one does."""
     compiled = set(defines)
     hooks = []
     for p in probes:
         if p.define not in compiled:
             continue  # this kernel lacks the tracepoint: not compiled in
-        if p.raw_fn is not None:
+        raw = p.raw_fn is not None and (btf or not p.raw_needs_btf)
+        if raw and p.raw_fn is not None:
             hooks.append(Hook("raw", p.event.encode(), p.raw_fn.encode(), p.group, p.feature))
-        if p.name == CLASSIC_DEV_QUEUE and not classic_dev_queue:
-            continue
-        if p.raw_fn is None or p.name == CLASSIC_DEV_QUEUE:
+        if not raw or (p.name == CLASSIC_DEV_QUEUE and not btf):
             fn = f"tracepoint__{p.category}__{p.event}".encode()
             hooks.append(Hook("classic", p.name.encode(), fn, p.group, p.feature))
     return hooks
+
+
+def hook_forms(hooks: Iterable[Hook]) -> dict[str, str]:
+    """tracepoint ("category:event") -> "raw" or "classic": the form each per-packet hook is
+    compiled in (both for net_dev_queue without BTF offsets: classic with -i, else raw)."""
+    out: dict[str, str] = {}
+    for h in hooks:
+        name = h.tp.decode() if h.kind == "classic" else RAW_NAMES.get(h.tp, h.tp.decode())
+        out[name] = "raw+classic" if name in out and out[name] != h.kind else h.kind
+    return out
 
 
 class Hooks:

@@ -8,6 +8,7 @@ of that name may appear.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -42,3 +43,11 @@ class IfNames:
             name = None
         self._name[ifindex] = (name, now)
         return name
+
+
+def own_netns() -> int:
+    """This process's network namespace inode (what the kernel side reads as net->ns.inum)."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return 0

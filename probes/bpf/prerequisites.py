@@ -58,8 +58,26 @@ IDENTITY_FIELDS: tuple[FieldSpec, ...] = (
     *DEFAULT_FIELDS,
     FieldSpec("sk_buff.encapsulation", optional=True),  # set by tunnel drivers
     FieldSpec("sk_buff.vlan_present", optional=True),  # kernels before 6.1 (else vlan_proto)
+    # The raw forms of the per-packet hooks (issue 13) read their tracepoints' arguments:
+    FieldSpec("netdev_queue.dev"),  # qdisc_enqueue/dequeue: txq->dev->ifindex
+    FieldSpec("netdev_queue.state"),  # qdisc_dequeue: stopped (XOFF) bits
+    FieldSpec("Qdisc.parent"),  # qdisc_dequeue: the mq class names the TX queue
+    FieldSpec("net_device.name"),  # net_dev_start_xmit: read for tracked skbs only
+    # A device's namespace (net->ns.inum): ifindex is unique only within one. Without
+    # CONFIG_NET_NS possible_net_t is empty: keys then carry namespace 0.
+    FieldSpec("net_device.nd_net.net", optional=True),
+    FieldSpec("net.ns.inum", optional=True),
+    # raw_syscalls:sys_enter's user register frame (x86_64 names; tracer.py compiles that form
+    # only there, else the classic syscalls:sys_enter_* ones)
+    FieldSpec("pt_regs.si", optional=True),
+    FieldSpec("pt_regs.r8", optional=True),
 )
 IDENTITY_SIZES = {
+    "netdev_queue.dev": 8,
+    "netdev_queue.state": 8,
+    "Qdisc.parent": 4,
+    "net_device.name": 16,
+    "skb_shared_info.gso_segs": 2,
     "sk_buff.head": 8,
     "sk_buff.network_header": 2,
     "sk_buff.mac_header": 2,
@@ -73,6 +91,13 @@ IDENTITY_SIZES = {
     "net_device.ifindex": 4,
 }
 IDENTITY_BITS = ("sk_buff.encapsulation", "sk_buff.vlan_present")  # 1-bit flags, 1-byte window
+# Optional members: checked when this kernel has them (else the C side does without).
+OPTIONAL_SIZES = {
+    "net_device.nd_net.net": 8,
+    "net.ns.inum": 4,
+    "pt_regs.si": 8,
+    "pt_regs.r8": 8,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +123,10 @@ def identity_cflags(btf_path: Path | None = DEFAULT_BTF) -> Identity:
             f = offsets[key]
             if f.size != size or f.is_bitfield:
                 raise BtfError(f"{key} is {f.type_name} of {f.size} bytes, expected {size}")
+        for key, size in OPTIONAL_SIZES.items():
+            opt = offsets.fields.get(key)
+            if opt is not None and (opt.size != size or opt.is_bitfield):
+                raise BtfError(f"{key} is {opt.type_name} of {opt.size} bytes, expected {size}")
         for key in IDENTITY_BITS:
             bit = offsets.fields.get(key)
             if bit is not None and (bit.size != 1 or bit.bit_size != 1):

@@ -23,7 +23,7 @@ from typing import Any
 from txtop.core.filters import FlowFilter
 from txtop.probes.bpf.abi import L3_BITS
 from txtop.probes.bpf.duty import OPEN, TraceWindows
-from txtop.probes.bpf.ifnames import IfNames
+from txtop.probes.bpf.ifnames import IfNames, own_netns
 from txtop.probes.bpf.tracks import TrackCounts
 
 DEFAULT_SAMPLE_EVERY = 16  # 1-in-N at net_dev_queue, then at most the cap per second
@@ -155,6 +155,7 @@ class ConfigMaps:
         self._completion_devs: set[str] = set()
         self._port_words: set[int] = set()  # port_filter words set by the last flow filter
         self._last_dev_scan = 0.0
+        self._netns = own_netns()
 
     @property
     def filter_dev(self) -> bool:
@@ -193,7 +194,11 @@ class ConfigMaps:
             key = names.Key()
             key.name = name.encode()
             names[key] = one
-            idx[ctypes.c_int(i)] = one
+            # (namespace, ifindex): ours where the kernel side reads it, 0 where it cannot
+            for ns in {0, self._netns}:
+                dk = idx.Key()
+                dk.netns, dk.ifindex = ns, i
+                idx[dk] = one
         pids = bpf[b"pid_filter"]
         pids.clear()
         for p in self._settings.pids:

@@ -25,6 +25,7 @@ process, so the kernel also removes them when the process dies, however it dies.
 from __future__ import annotations
 
 import atexit
+import platform
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -137,6 +138,7 @@ class Tracer:
         self._reason = "compiling probes..."
         self._notice = ""
         self._unavailable: dict[str, str] = {}
+        self._hook_forms: dict[str, str] = {}  # tracepoint -> "raw" | "classic" (hooks.py)
         self._ksyms = KernelSymbols()
         self._names = IfNames()
         self._cgroups = CgroupPaths()  # owner cgroup id -> cgroupfs path, cached
@@ -162,6 +164,7 @@ class Tracer:
             filters=self._settings.filters(),
             trace_mode=self._windows.mode,
             trace_duty_pct=round(100.0 * self._windows.duty, 2),
+            hooks=dict(self._hook_forms),
         )
 
     @property
@@ -215,7 +218,10 @@ class Tracer:
         elif "TXTOP_HAVE_SOCK_SEND" not in found.defines:
             self._unavailable[hooks.OWNER_SEND] = OWNER_FALLBACK
         drop_reasons = parse_drop_reasons(found.formats.get("skb:kfree_skb", ""))
-        defines = sorted(found.defines | {f"TXTOP_RINGBUF_PAGES={self._settings.pages}"})
+        # The send syscalls' entry: raw raw_syscalls:sys_enter or the classic sys_enter_*.
+        offsets = identity.offsets if identity.offsets is not None else ()
+        nrs = hooks.raw_syscalls(found.defines, identity.available, offsets, platform.machine())
+        defines = sorted(found.defines | {f"TXTOP_RINGBUF_PAGES={self._settings.pages}"}) + nrs
         with (
             compiled(defines + abi.compile_defines(), plan, identity.cflags) as bpf,
             self._lock,
@@ -224,7 +230,8 @@ class Tracer:
                 bpf.cleanup()
                 raise TracerError("tracer closed while starting")
             try:
-                table = hook_table(probes, found.defines, not identity.available)
+                table = hook_table(probes, found.defines, identity.available)
+                self._hook_forms = hooks.hook_forms(table)
                 self._loaded = loaded = self._parts(bpf, table, drop_reasons)
             except BaseException:
                 bpf.cleanup()

@@ -32,6 +32,7 @@
 #ifndef TXTOP_OWNER_ENTRIES
 #define TXTOP_OWNER_ENTRIES 16384
 #endif
+#define TXTOP_BLOOM_SLOTS 16384 /* power of two */
 
 #define IFNAMSIZ 16
 #define TASK_COMM_LEN 16
@@ -194,6 +195,37 @@ struct txtop_bucket {
 	s64 nanotokens;        /* 1 token = 1e9 nanotokens, so refill needs no division */
 };
 
+/* A device as the kernel side keys it: ifindex is unique only within a network namespace,
+ * so the namespace's inode number (net->ns.inum, 0 without BTF offsets for it) goes with it. */
+struct txtop_devkey {
+	u32 netns;
+	s32 ifindex;
+};
+
+#ifdef TXTOP_BTF
+/* Per-CPU cache of what a net_device pointer stands for (see dev_info): reading ifindex and
+ * the namespace costs three kernel reads and the interface filter a hash lookup, for every
+ * packet, while a CPU sends on one or two devices. Valid for the filters of generation gen
+ * and DEV_RECHECK_PACKETS uses (a device re-made at the same address). */
+struct txtop_devcache {
+	u64 dev;
+	struct txtop_devkey key;
+	u32 slot;              /* its row in txq_counts (dev_slots), or NO_SLOT */
+	u32 gen;
+	u16 uses;
+	u8 pass;               /* the interface filter lets it through */
+	u8 pad;
+};
+#define DEV_CACHE_WAYS 4
+#endif
+/* Per-queue counters by index, not by hash: a device gets a slot (dev_slots, handed out by
+ * the kernel side at its first packet), its queue q the entry slot * SLOT_QUEUES + q of the
+ * per-CPU array txq_counts. Devices beyond the slots and queues beyond SLOT_QUEUES are
+ * counted in the txq_stats hash instead. */
+#define SLOTS 64
+#define SLOT_QUEUES 64
+#define NO_SLOT 0xFFFFFFFF
+
 /* Per-CPU scratch: the send syscall in progress on this CPU, the last start_xmit, sampling. */
 struct txtop_cpu {
 	u64 sys_enter_ns;
@@ -203,18 +235,20 @@ struct txtop_cpu {
 	u32 sys_claimed;       /* its first dev_queue was seen */
 	u32 countdown;         /* packets left until the next 1-in-N pick */
 	u64 sx_skb;            /* last net_dev_start_xmit on this CPU, for net_dev_xmit's rc */
+#ifdef TXTOP_BTF
+	struct txtop_devkey sx_key;
+#else
 	char sx_dev[IFNAMSIZ];
+#endif
 	u32 sx_queue;
 	u32 sys_gen;           /* config.generation when sys_tid was set: a syscall entered in an
 				* earlier trace window (its exit unseen) is never tied to a packet */
 	u64 own_sk;            /* the socket owner this CPU noted last, and by which thread: */
 	u32 own_tid;           /* repeated sends skip the map until OWNER_REFRESH_SENDS */
 	u32 own_sends;
-	u64 dev_ptr;           /* the raw net_dev_queue's interface filter, per CPU: the last */
-	u32 dev_verdict;       /* skb->dev seen and whether it passed, valid for dev_gen's */
-	u32 dev_gen;           /* filters and DEV_RECHECK_PACKETS packets (a device re-made */
-	u32 dev_uses;          /* at the same address gets a new ifindex) */
-	u32 pad_dev;
+#ifdef TXTOP_BTF
+	struct txtop_devcache devs[DEV_CACHE_WAYS];
+#endif
 };
 
 /* Who last sent on a socket (map owners, keyed by the struct sock address): filled in process
@@ -267,8 +301,14 @@ struct txtop_devname {
 	char name[IFNAMSIZ];
 };
 
+/* Per-queue counters: by (namespace, ifindex) with the raw net_dev_start_xmit (BTF offsets),
+ * by name with the classic one (its only device field). */
 struct txtop_qkey {
+#ifdef TXTOP_BTF
+	struct txtop_devkey dev;
+#else
 	char dev[IFNAMSIZ];
+#endif
 	u32 queue;
 };
 
@@ -279,12 +319,17 @@ struct txtop_qval {
 };
 
 struct txtop_ekey {
+#ifdef TXTOP_BTF
+	struct txtop_devkey dev;
+#else
 	char dev[IFNAMSIZ];
+#endif
 	u32 queue;
 	s32 rc;
 };
 
 struct txtop_skey {
+	u32 netns;             /* 0: the classic qdisc_dequeue (no namespace known) */
 	s32 ifindex;
 	u32 parent;            /* qdisc parent handle: the mq class names the TX queue */
 };
@@ -324,7 +369,7 @@ BPF_PERCPU_ARRAY(cpu_state, struct txtop_cpu, 1);
 BPF_PERCPU_ARRAY(stats, u64, N_STATS);
 BPF_PERCPU_ARRAY(softirq, struct txtop_softirq, 1);
 BPF_HASH(dev_filter, struct txtop_devname, u8, 256);
-BPF_HASH(ifindex_filter, s32, u8, 256);
+BPF_HASH(ifindex_filter, struct txtop_devkey, u8, 256);
 BPF_HASH(pid_filter, u32, u8, 1024);
 /* Devices whose driver frees the skb after transmission (TX completion: NICs). On the others
  * (veth, lo, tun, bridges...) net_dev_xmit hands the skb to another stack: the track ends
@@ -337,7 +382,18 @@ BPF_ARRAY(flow_filter, struct txtop_flow_filter, 1);
 BPF_ARRAY(port_filter, u64, 1024); /* 65536 bits: port p wanted */
 BPF_LPM_TRIE(host_filter, struct txtop_host_key, u8, 1024);
 BPF_PERCPU_ARRAY(scratch, struct txtop_record, 1); /* a record being built (too big for the stack) */
+/* "Might this skb / thread be tracked?": counts of live entries of tracks / sys_pending per
+ * hash slot, so that the probes every packet passes skip their hash lookup (a miss costs
+ * more than the rest of the program) unless the slot is taken. An entry user space removes
+ * leaves its count behind: a false "maybe", never a miss. */
+BPF_ARRAY(track_bloom, u32, TXTOP_BLOOM_SLOTS);
+BPF_ARRAY(pending_bloom, u32, TXTOP_BLOOM_SLOTS);
 BPF_PERCPU_HASH(txq_stats, struct txtop_qkey, struct txtop_qval, TXTOP_QUEUE_ENTRIES);
+#ifdef TXTOP_BTF
+BPF_PERCPU_ARRAY(txq_counts, struct txtop_qval, SLOTS * SLOT_QUEUES);
+BPF_HASH(dev_slots, struct txtop_devkey, u32, SLOTS);
+BPF_ARRAY(slot_next, u64, 1); /* u64: a 32-bit fetch-and-add needs alu32 */
+#endif
 BPF_PERCPU_HASH(xmit_errors, struct txtop_ekey, u64, 1024);
 BPF_PERCPU_HASH(txq_stopped, struct txtop_skey, u64, TXTOP_QUEUE_ENTRIES);
 BPF_RINGBUF_OUTPUT(events, TXTOP_RINGBUF_PAGES);
@@ -380,6 +436,43 @@ static __always_inline void gate_add(int created)
 		__sync_fetch_and_add(&g->created, 1);
 	else
 		__sync_fetch_and_add(&g->ended, 1);
+}
+
+/* skb addresses come from a slab (objects of 256 bytes or so): bits 8 and up vary. */
+static __always_inline u32 bloom_slot(u64 v)
+{
+	return (u32)((v >> 8) ^ (v >> 22)) & (TXTOP_BLOOM_SLOTS - 1);
+}
+
+/* (bcc rewrites map.lookup() on a named map only: one pair of helpers per map.) */
+static __always_inline void track_bloom_add(u64 skb, int delta)
+{
+	u32 i = bloom_slot(skb);
+	u32 *n = track_bloom.lookup(&i);
+	if (n)
+		__sync_fetch_and_add(n, delta);
+}
+
+static __always_inline int track_maybe(u64 skb)
+{
+	u32 i = bloom_slot(skb);
+	u32 *n = track_bloom.lookup(&i);
+	return n && *n;
+}
+
+static __always_inline void pending_bloom_add(u32 tid, int delta)
+{
+	u32 i = bloom_slot((u64)tid << 8);
+	u32 *n = pending_bloom.lookup(&i);
+	if (n)
+		__sync_fetch_and_add(n, delta);
+}
+
+static __always_inline int pending_maybe(u32 tid)
+{
+	u32 i = bloom_slot((u64)tid << 8);
+	u32 *n = pending_bloom.lookup(&i);
+	return n && *n;
 }
 
 /* Token bucket shared by all CPUs, lock-free: one CPU wins the refill by compare-and-swap on
@@ -456,6 +549,7 @@ static __always_inline void end_track(struct txtop_record *t, u8 end, u32 probe)
 		return;
 	}
 	gate_add(0);
+	track_bloom_add(key, -1);
 	if (end == END_AGED)
 		stat_inc(S_TRACK_AGED);
 	else if (end == END_LOST)
@@ -472,7 +566,7 @@ static __always_inline void end_track(struct txtop_record *t, u8 end, u32 probe)
 static __always_inline struct txtop_record *track_of(struct txtop_config *c, u64 skb, u64 now,
 						     u32 probe)
 {
-	if (!skb)
+	if (!skb || !track_maybe(skb))
 		return 0;
 	struct txtop_record *t = tracks.lookup(&skb);
 	if (!t)
@@ -520,6 +614,54 @@ static __always_inline u16 sender_dport(u32 nr, u64 uaddr)
 /* A member of a kernel struct at its BTF offset; sizes are checked by prerequisites.py. */
 #define KREAD(dst, base, K) \
 	bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)(base) + TXTOP_OFF_##K)
+
+/* The device's slot in txq_counts, handed out at its first packet (a race between two CPUs
+ * costs a slot number, never a double: the insert is BPF_NOEXIST, the loser re-reads). */
+static __always_inline u32 dev_slot(struct txtop_devkey *k)
+{
+	u32 *have = dev_slots.lookup(k);
+	if (have)
+		return *have;
+	u32 zero = 0;
+	u64 *next = slot_next.lookup(&zero);
+	if (!next || *next >= SLOTS)
+		return NO_SLOT;
+	u32 slot = (u32)__sync_fetch_and_add(next, 1);
+	if (slot >= SLOTS)
+		return NO_SLOT;
+	if (dev_slots.insert(k, &slot) != 0) {
+		have = dev_slots.lookup(k);
+		return have ? *have : NO_SLOT;
+	}
+	return slot;
+}
+
+/* What net_device *dev stands for (see struct txtop_devcache): its (namespace, ifindex) and
+ * the interface filter's verdict. NULL only when dev is. */
+static __always_inline struct txtop_devcache *dev_info(struct txtop_config *c,
+						       struct txtop_cpu *pc, u64 dev)
+{
+	if (!dev)
+		return 0;
+	u32 way = (u32)((dev >> 10) ^ (dev >> 16)) & (DEV_CACHE_WAYS - 1);
+	struct txtop_devcache *d = &pc->devs[way];
+	if (d->dev == dev && d->gen == c->filter_gen && ++d->uses < DEV_RECHECK_PACKETS)
+		return d;
+	struct txtop_devkey k = {};
+	KREAD(k.ifindex, dev, NET_DEVICE_IFINDEX);
+#if TXTOP_HAS_NET_DEVICE_ND_NET_NET && TXTOP_HAS_NET_NS_INUM
+	u64 net = 0;
+	if (KREAD(net, dev, NET_DEVICE_ND_NET_NET) == 0 && net)
+		KREAD(k.netns, net, NET_NS_INUM);
+#endif
+	d->dev = dev;
+	d->key = k;
+	d->gen = c->filter_gen;
+	d->uses = 0;
+	d->pass = !c->filter_dev || ifindex_filter.lookup(&k) != 0;
+	d->slot = dev_slot(&k);
+	return d;
+}
 
 static __always_inline u16 be16(u16 v)
 {
@@ -859,7 +1001,10 @@ static __always_inline void on_sys_exit(void)
 		pc->sys_tid = 0;
 	if (!tracks_live(c))
 		return;
-	/* The tied packet, if any, is found by thread id: the thread may have migrated. */
+	/* The tied packet, if any, is found by thread id: the thread may have migrated. This runs
+	 * for every syscall of the machine: the bloom check spares the hash lookup. */
+	if (!pending_maybe(tid))
+		return;
 	struct txtop_pending *p = sys_pending.lookup(&tid);
 	if (!p)
 		return;
@@ -867,6 +1012,7 @@ static __always_inline void on_sys_exit(void)
 	if (sys_pending.delete(&tid) != 0)
 		return;
 	gate_add(0);
+	pending_bloom_add(tid, -1);
 	u64 now = bpf_ktime_get_ns();
 	struct txtop_record *t = tracks.lookup(&skb);
 	if (t && t->first_ns == first) {
@@ -888,6 +1034,32 @@ static __always_inline void on_sys_exit(void)
 	events.ringbuf_submit(r, 0);
 	stat_inc(S_EMITTED);
 }
+
+#ifdef TXTOP_HAVE_SYS_ENTER
+/* Raw raw_syscalls:sys_enter, TP_PROTO(struct pt_regs *regs, long id): runs for every
+ * syscall, and returns after one compare for all but the three sends; cheaper per send than
+ * the classic syscalls:sys_enter_* (whose perf record of six arguments costs more than this
+ * whole program) and detached at once when a window closes. The syscall numbers and the
+ * argument registers are the native ABI's (tracer.py compiles this form only on x86_64);
+ * regs is the user's register frame, its members at BTF offsets. */
+int txtop_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	long id = (long)ctx->args[1];
+	u64 regs = ctx->args[0];
+	u64 uaddr = 0;
+	if (id == TXTOP_NR_SENDTO) {
+		KREAD(uaddr, regs, PT_REGS_R8); /* sendto(fd, buf, len, flags, addr, addrlen) */
+		on_sys_enter(SYS_SENDTO, uaddr);
+	} else if (id == TXTOP_NR_SENDMSG) {
+		KREAD(uaddr, regs, PT_REGS_SI); /* sendmsg(fd, msg, flags) */
+		on_sys_enter(SYS_SENDMSG, uaddr);
+	} else if (id == TXTOP_NR_SENDMMSG) {
+		KREAD(uaddr, regs, PT_REGS_SI); /* sendmmsg(fd, mmsg, vlen, flags) */
+		on_sys_enter(SYS_SENDMMSG, uaddr);
+	}
+	return 0;
+}
+#endif
 
 #ifdef TXTOP_HAVE_SYS_SENDTO
 TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
@@ -935,7 +1107,7 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 	if (!c || !pc || !c->sample_every)
 		return 0; /* user space has not configured us yet (programs attach first) */
 	u64 now = 0;
-	if (tracks_live(c)) {
+	if (tracks_live(c) && track_maybe(skb)) {
 		/* An address already tracked: either a stacked device handing the skb on (it was
 		 * transmitted), or the old skb was freed where no tracepoint saw it. End the old
 		 * track either way: two packets are never spliced into one. */
@@ -1055,7 +1227,11 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		t->via = VIA_KERNEL; /* no socket, or one nobody was seen sending on */
 	}
 #endif
+	/* Counted in the bloom before the insert: a probe on another CPU must never find the
+	 * track in the map with its slot still empty. */
+	track_bloom_add(skb, 1);
 	if (tracks.update(&skb, t) != 0) {
+		track_bloom_add(skb, -1);
 		stat_inc(S_TRACK_FULL);
 		return 0;
 	}
@@ -1063,10 +1239,14 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 	stat_inc(S_SAMPLED);
 	if (tied) {
 		struct txtop_pending p = {.skbaddr = skb, .first_ns = now};
-		if (sys_pending.insert(&tid, &p) == 0)
+		pending_bloom_add(tid, 1);
+		if (sys_pending.insert(&tid, &p) == 0) {
 			gate_add(1);
-		else /* a stale entry of a syscall whose return we missed: replace, still counted */
+		} else { /* a stale entry of a syscall whose return we missed: replace, still
+			  * counted (once in the bloom) */
+			pending_bloom_add(tid, -1);
 			sys_pending.update(&tid, &p);
+		}
 	}
 	return 0;
 }
@@ -1100,20 +1280,10 @@ int txtop_raw_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 	struct txtop_cpu *pc = get_cpu_state();
 	if (c && pc && c->filter_dev) {
 		u64 dev = 0;
-		if (KREAD(dev, skb, SK_BUFF_DEV) != 0 || !dev)
+		if (KREAD(dev, skb, SK_BUFF_DEV) != 0)
 			return 0;
-		/* The same device as the last packet on this CPU (the common case): its verdict,
-		 * without reading its ifindex and looking it up again. */
-		if (dev != pc->dev_ptr || pc->dev_gen != c->filter_gen ||
-		    ++pc->dev_uses >= DEV_RECHECK_PACKETS) {
-			s32 ifindex = 0;
-			KREAD(ifindex, dev, NET_DEVICE_IFINDEX);
-			pc->dev_ptr = dev;
-			pc->dev_gen = c->filter_gen;
-			pc->dev_uses = 0;
-			pc->dev_verdict = ifindex_filter.lookup(&ifindex) != 0;
-		}
-		if (!pc->dev_verdict)
+		struct txtop_devcache *d = dev_info(c, pc, dev);
+		if (!d || !d->pass)
 			return 0;
 	}
 #endif
@@ -1123,9 +1293,98 @@ int txtop_raw_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 
 /* ---- qdisc ------------------------------------------------------------------------------- */
 
+static __always_inline void on_qdisc_enqueue(struct txtop_config *c, u64 skb, s32 ifindex, u64 now)
+{
+	struct txtop_record *t = track_of(c, skb, now, P_QDISC_ENQUEUE);
+	if (!t)
+		return;
+	if (!t->ts[ST_QDISC_ENQUEUE]) /* the first enqueue: a requeue is not a new wait */
+		set_stage(t, ST_QDISC_ENQUEUE, now);
+	t->ifindex = ifindex;
+}
+
+static __always_inline void on_qdisc_dequeue(struct txtop_config *c, u64 skb, s32 ifindex,
+					     u64 txq_state, u64 now)
+{
+	struct txtop_record *t = track_of(c, skb, now, P_QDISC_DEQUEUE);
+	if (!t)
+		return;
+	set_stage(t, ST_QDISC_DEQUEUE, now); /* the last dequeue: after a requeue it counts */
+	t->txq_state = txq_state;
+	t->ifindex = ifindex;
+	t->flags |= F_TXQ_STATE;
+}
+
+static __always_inline void count_stopped(struct txtop_skey *k)
+{
+	u64 one = 1, *v = txq_stopped.lookup(k);
+	if (v)
+		(*v)++;
+	else if (txq_stopped.update(k, &one) != 0)
+		stat_inc(S_COUNTER_FULL);
+}
+
+#ifdef TXTOP_BTF
+/* Raw qdisc:qdisc_enqueue, TP_PROTO(struct Qdisc *qdisc, const struct netdev_queue *txq,
+ * struct sk_buff *skb). Only a tracked skb matters here (its track passed the interface
+ * filter at net_dev_queue), so an untracked one costs the bloom check alone. */
+#ifdef TXTOP_HAVE_QDISC_ENQUEUE
+int txtop_raw_qdisc_enqueue(struct bpf_raw_tracepoint_args *ctx)
+{
+	u64 skb = ctx->args[2];
+	struct txtop_config *c = get_config();
+	if (!c || !tracks_live(c) || !track_maybe(skb))
+		return 0;
+	u64 dev = 0;
+	s32 ifindex = 0;
+	if (KREAD(dev, ctx->args[1], NETDEV_QUEUE_DEV) == 0 && dev)
+		KREAD(ifindex, dev, NET_DEVICE_IFINDEX);
+	on_qdisc_enqueue(c, skb, ifindex, bpf_ktime_get_ns());
+	return 0;
+}
+#endif
+
+/* Raw qdisc:qdisc_dequeue, TP_PROTO(struct Qdisc *qdisc, const struct netdev_queue *txq,
+ * int packets, struct sk_buff *skb): txq->state is read for every dequeue (the stopped-queue
+ * count), the rest only when the queue was stopped or the skb is tracked. */
+#ifdef TXTOP_HAVE_QDISC_DEQUEUE
+int txtop_raw_qdisc_dequeue(struct bpf_raw_tracepoint_args *ctx)
+{
+	u64 txq = ctx->args[1], skb = ctx->args[3];
+	struct txtop_config *c = get_config();
+	if (!c || !txq)
+		return 0;
+	u64 state = 0;
+	KREAD(state, txq, NETDEV_QUEUE_STATE);
+	int tracked = skb && tracks_live(c) && track_maybe(skb);
+	if (!(state & TXQ_XOFF_MASK) && !tracked)
+		return 0;
+	u64 dev = 0;
+	struct txtop_skey k = {};
+	if (KREAD(dev, txq, NETDEV_QUEUE_DEV) == 0 && dev) {
+		KREAD(k.ifindex, dev, NET_DEVICE_IFINDEX);
+#if TXTOP_HAS_NET_DEVICE_ND_NET_NET && TXTOP_HAS_NET_NS_INUM
+		u64 net = 0;
+		if (state & TXQ_XOFF_MASK && KREAD(net, dev, NET_DEVICE_ND_NET_NET) == 0 && net)
+			KREAD(k.netns, net, NET_NS_INUM);
+#endif
+	}
+	if (state & TXQ_XOFF_MASK) {
+		KREAD(k.parent, ctx->args[0], QDISC_PARENT);
+		count_stopped(&k);
+	}
+	if (tracked)
+		on_qdisc_dequeue(c, skb, k.ifindex, state, bpf_ktime_get_ns());
+	return 0;
+}
+#endif
+
+#else /* no BTF offsets: the classic forms, whose records carry the fields */
+
 static __always_inline int dev_filtered_out(struct txtop_config *c, s32 ifindex)
 {
-	return c->filter_dev && !ifindex_filter.lookup(&ifindex);
+	struct txtop_devkey k = {.ifindex = ifindex};
+	return c->filter_dev && !ifindex_filter.lookup(&k);
 }
 
 #ifdef TXTOP_HAVE_QDISC_ENQUEUE
@@ -1134,13 +1393,7 @@ TRACEPOINT_PROBE(qdisc, qdisc_enqueue)
 	struct txtop_config *c = get_config();
 	if (!c || dev_filtered_out(c, args->ifindex) || !tracks_live(c))
 		return 0;
-	u64 now = bpf_ktime_get_ns();
-	struct txtop_record *t = track_of(c, (u64)args->skbaddr, now, P_QDISC_ENQUEUE);
-	if (!t)
-		return 0;
-	if (!t->ts[ST_QDISC_ENQUEUE]) /* the first enqueue: a requeue is not a new wait */
-		set_stage(t, ST_QDISC_ENQUEUE, now);
-	t->ifindex = args->ifindex;
+	on_qdisc_enqueue(c, (u64)args->skbaddr, args->ifindex, bpf_ktime_get_ns());
 	return 0;
 }
 #endif
@@ -1153,29 +1406,133 @@ TRACEPOINT_PROBE(qdisc, qdisc_dequeue)
 		return 0;
 	if (args->txq_state & TXQ_XOFF_MASK) {
 		struct txtop_skey k = {.ifindex = args->ifindex, .parent = args->parent};
-		u64 one = 1, *v = txq_stopped.lookup(&k);
-		if (v)
-			(*v)++;
-		else if (txq_stopped.update(&k, &one) != 0)
-			stat_inc(S_COUNTER_FULL);
+		count_stopped(&k);
 	}
 	if (!tracks_live(c))
 		return 0;
-	u64 now = bpf_ktime_get_ns();
-	struct txtop_record *t = track_of(c, (u64)args->skbaddr, now, P_QDISC_DEQUEUE);
-	if (!t)
-		return 0;
-	set_stage(t, ST_QDISC_DEQUEUE, now); /* the last dequeue: after a requeue it counts */
-	t->txq_state = args->txq_state;
-	t->ifindex = args->ifindex;
-	t->flags |= F_TXQ_STATE;
+	on_qdisc_dequeue(c, (u64)args->skbaddr, args->ifindex, args->txq_state,
+			 bpf_ktime_get_ns());
 	return 0;
 }
 #endif
+#endif /* TXTOP_BTF */
 
 /* ---- the driver ------------------------------------------------------------------------- */
 
+static __always_inline void count_queue(struct txtop_qkey *k, u32 len, u32 segs)
+{
+	struct txtop_qval *v = txq_stats.lookup(k);
+	if (v) {
+		v->packets++;
+		v->bytes += len;
+		v->gso_segs += segs;
+	} else {
+		struct txtop_qval first = {.packets = 1, .bytes = len, .gso_segs = segs};
+		if (txq_stats.update(k, &first) != 0)
+			stat_inc(S_COUNTER_FULL);
+	}
+}
+
 #ifdef TXTOP_HAVE_START_XMIT
+#ifdef TXTOP_BTF
+/* skb->len and skb->queue_mapping, in one read where they sit close together (they do:
+ * 12 bytes apart on 6.x), else two. */
+static __always_inline void read_len_queue(u64 skb, u32 *len, u16 *queue)
+{
+#if TXTOP_OFF_SK_BUFF_QUEUE_MAPPING > TXTOP_OFF_SK_BUFF_LEN && \
+	TXTOP_OFF_SK_BUFF_QUEUE_MAPPING - TXTOP_OFF_SK_BUFF_LEN <= 30
+#define LEN_TO_QUEUE (TXTOP_OFF_SK_BUFF_QUEUE_MAPPING - TXTOP_OFF_SK_BUFF_LEN)
+	u8 b[LEN_TO_QUEUE + 2];
+	if (bpf_probe_read_kernel(b, sizeof(b), (void *)skb + TXTOP_OFF_SK_BUFF_LEN) != 0)
+		return;
+	__builtin_memcpy(len, b, 4);
+	__builtin_memcpy(queue, b + LEN_TO_QUEUE, 2);
+#else
+	KREAD(*len, skb, SK_BUFF_LEN);
+	KREAD(*queue, skb, SK_BUFF_QUEUE_MAPPING);
+#endif
+}
+
+/* skb_shinfo(skb): head + end (end is an offset from head on 64-bit kernels, where the two
+ * sit side by side and are read at once), or end itself where it is a pointer. 0 if unread. */
+static __always_inline u64 skb_shinfo(u64 skb)
+{
+#if TXTOP_SIZE_SK_BUFF_END == 8
+	u64 end = 0;
+	KREAD(end, skb, SK_BUFF_END);
+	return end;
+#elif TXTOP_OFF_SK_BUFF_HEAD == TXTOP_OFF_SK_BUFF_END + 4
+	struct {
+		u32 end;
+		u64 head;
+	} __attribute__((packed)) eh = {};
+	if (bpf_probe_read_kernel(&eh, sizeof(eh), (void *)skb + TXTOP_OFF_SK_BUFF_END) != 0 ||
+	    !eh.head)
+		return 0;
+	return eh.head + eh.end;
+#else
+	u32 end = 0;
+	u64 head = 0;
+	if (KREAD(end, skb, SK_BUFF_END) != 0 || KREAD(head, skb, SK_BUFF_HEAD) != 0 || !head)
+		return 0;
+	return head + end;
+#endif
+}
+
+/* Raw net:net_dev_start_xmit, TP_PROTO(const struct sk_buff *skb, const struct net_device
+ * *dev): every packet on every device is counted per (namespace, ifindex, queue); the device's
+ * name is read only for a tracked skb. gso_segs lives in skb_shared_info at head + end. */
+int txtop_raw_start_xmit(struct bpf_raw_tracepoint_args *ctx)
+{
+	u64 skb = ctx->args[0], dev = ctx->args[1];
+	struct txtop_config *c = get_config();
+	struct txtop_cpu *pc = get_cpu_state();
+	if (!c || !pc)
+		return 0;
+	stat_inc(S_XMIT_PACKETS); /* before the filter: every run costs, filtered or not */
+	struct txtop_devcache *d = dev_info(c, pc, dev);
+	if (!d || !d->pass)
+		return 0;
+	u16 queue = 0, segs = 0;
+	u32 len = 0;
+	read_len_queue(skb, &len, &queue);
+	u64 shinfo = skb_shinfo(skb);
+	if (shinfo)
+		KREAD(segs, shinfo, SKB_SHARED_INFO_GSO_SEGS);
+	u32 idx = d->slot * SLOT_QUEUES + queue;
+	struct txtop_qval *v = 0;
+	if (d->slot < SLOTS && queue < SLOT_QUEUES)
+		v = txq_counts.lookup(&idx);
+	if (v) { /* per CPU: plain adds */
+		v->packets++;
+		v->bytes += len;
+		v->gso_segs += segs ? segs : 1;
+	} else {
+		struct txtop_qkey k = {.dev = d->key, .queue = queue};
+		count_queue(&k, len, segs ? segs : 1);
+	}
+	/* net_dev_xmit follows on this CPU (xmit_one): it learns the queue from here. */
+	pc->sx_skb = skb;
+	pc->sx_key = d->key;
+	pc->sx_queue = queue;
+	if (!tracks_live(c) || !track_maybe(skb))
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	struct txtop_record *t = track_of(c, skb, now, P_START_XMIT);
+	if (!t)
+		return 0;
+	set_stage(t, ST_START_XMIT, now);
+	bpf_probe_read_kernel(t->dev, IFNAMSIZ, (void *)dev + TXTOP_OFF_NET_DEVICE_NAME);
+	u16 proto_be = 0;
+	KREAD(proto_be, skb, SK_BUFF_PROTOCOL);
+	t->queue = queue;
+	t->len = len;
+	t->gso_segs = segs;
+	t->protocol = be16(proto_be);
+	t->flags |= F_QUEUE;
+	return 0;
+}
+#else
 TRACEPOINT_PROBE(net, net_dev_start_xmit)
 {
 	struct txtop_config *c = get_config();
@@ -1188,17 +1545,7 @@ TRACEPOINT_PROBE(net, net_dev_start_xmit)
 	if (c->filter_dev && !dev_filter.lookup((struct txtop_devname *)&k.dev))
 		return 0;
 	k.queue = args->queue_mapping;
-	u32 segs = args->gso_segs ? args->gso_segs : 1;
-	struct txtop_qval *v = txq_stats.lookup(&k);
-	if (v) {
-		v->packets++;
-		v->bytes += args->len;
-		v->gso_segs += segs;
-	} else {
-		struct txtop_qval first = {.packets = 1, .bytes = args->len, .gso_segs = segs};
-		if (txq_stats.update(&k, &first) != 0)
-			stat_inc(S_COUNTER_FULL);
-	}
+	count_queue(&k, args->len, args->gso_segs ? args->gso_segs : 1);
 	/* net_dev_xmit follows on this CPU (xmit_one): it learns the queue from here. */
 	pc->sx_skb = (u64)args->skbaddr;
 	__builtin_memcpy(pc->sx_dev, k.dev, IFNAMSIZ);
@@ -1219,6 +1566,7 @@ TRACEPOINT_PROBE(net, net_dev_start_xmit)
 	return 0;
 }
 #endif
+#endif
 
 #ifdef TXTOP_HAVE_XMIT
 /* Raw net_dev_xmit: TP_PROTO(struct sk_buff *skb, int rc, struct net_device *dev,
@@ -1234,7 +1582,11 @@ int txtop_raw_xmit(struct bpf_raw_tracepoint_args *ctx)
 		struct txtop_cpu *pc = get_cpu_state();
 		if (pc && pc->sx_skb == skb) {
 			struct txtop_ekey k = {.queue = pc->sx_queue, .rc = rc};
+#ifdef TXTOP_BTF
+			k.dev = pc->sx_key;
+#else
 			__builtin_memcpy(k.dev, pc->sx_dev, IFNAMSIZ);
+#endif
 			u64 one = 1, *v = xmit_errors.lookup(&k);
 			if (v)
 				(*v)++;
@@ -1242,7 +1594,7 @@ int txtop_raw_xmit(struct bpf_raw_tracepoint_args *ctx)
 				stat_inc(S_COUNTER_FULL);
 		}
 	}
-	if (!tracks_live(c))
+	if (!tracks_live(c) || !track_maybe(skb))
 		return 0;
 	u64 now = bpf_ktime_get_ns();
 	struct txtop_record *t = track_of(c, skb, now, P_XMIT);
@@ -1262,7 +1614,7 @@ int txtop_raw_xmit(struct bpf_raw_tracepoint_args *ctx)
 static __always_inline void on_free(u64 skb, u64 location, u32 reason, u8 kind, u32 probe)
 {
 	struct txtop_config *c = get_config();
-	if (!c || !tracks_live(c))
+	if (!c || !tracks_live(c) || !track_maybe(skb))
 		return;
 	u64 now = bpf_ktime_get_ns();
 	struct txtop_record *t = track_of(c, skb, now, probe);
@@ -1309,7 +1661,8 @@ int txtop_raw_kfree_skb(struct bpf_raw_tracepoint_args *ctx)
 /* ---- BQL ----------------------------------------------------------------------------------- */
 
 #ifdef TXTOP_HAVE_DQL_STALL
-TRACEPOINT_PROBE(napi, dql_stall_detected)
+/* Raw napi:dql_stall_detected: no argument is used. */
+int txtop_raw_dql_stall(struct bpf_raw_tracepoint_args *ctx)
 {
 	stat_inc(S_DQL_STALL);
 	return 0;
