@@ -400,6 +400,15 @@ def test_unreadable_btf_gives_the_reason_and_the_rest_runs(lab: Lab, tmp_path: P
         assert all(p.flow is None and p.owner and p.owner.via == "syscall" for p in mine)
         assert all(p.owner is None for p in packets if not p.syscall)  # unknown, not "kernel"
         assert reading.status.unavailable["identity"] == reason
+        # Without the offsets the hooks that read their arguments are the classic ones, and
+        # what they carry still works: the driver stage, its queue, the per-queue counters.
+        forms = reading.status.hooks
+        for tp in ("qdisc:qdisc_dequeue", "net:net_dev_start_xmit", "syscalls:sys_enter_sendto"):
+            assert forms[tp] == "classic", forms
+        assert "raw_syscalls:sys_enter" not in forms
+        assert all("start_xmit" in p.stages and p.dev == lab.dev for p in mine)
+        sent = sum(c.packets for (i, _q), c in reading.queues.items() if i == lab.ifindex)
+        assert sent >= 30, reading.queues
     finally:
         t.close()
 

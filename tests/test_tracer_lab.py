@@ -207,6 +207,9 @@ def test_probes_ready_quickly(fresh: Tracer, lab: Lab) -> None:
     assert fresh.start_s < 4.0, f"start took {fresh.start_s:.2f} s"
     st = fresh.status
     assert st.state == "running" and not st.unavailable
+    if Path("/sys/kernel/btf/vmlinux").exists():  # every hook a raw tracepoint (issue 13)
+        assert set(st.hooks.values()) == {"raw"}, st.hooks
+        assert {"qdisc:qdisc_dequeue", "net:net_dev_start_xmit"} <= set(st.hooks)
     assert st.sampling["every"] == 1 and st.sampling["max_per_s"] == 200_000
     assert st.filters == {"ifindexes": [lab.ifindex], "pids": []}
     plan = current_plan()

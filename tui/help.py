@@ -146,6 +146,10 @@ def probe_details(snapshot: Snapshot | None) -> list[tuple[str, str]]:
             rows.append(("note", note))
     for what, why in sorted(p.unavailable.items()):
         rows.append((what, f"unavailable: {why}"))
+    if p.hooks:  # raw tracepoints (BTF offsets) or classic ones, per tracepoint
+        for form in sorted(set(p.hooks.values())):
+            names = sorted(tp for tp, f in p.hooks.items() if f == form)
+            rows.append((f"{form} hooks", ", ".join(names)))
     if p.sampling:
         rows.append(("sampling", ", ".join(f"{k} {v}" for k, v in sorted(p.sampling.items()))))
     if p.filters:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,9 +76,28 @@ def check_flow(flow: FlowFilter | None) -> FlowFilter | None:
     return flow
 
 
+# The in-window cap never exceeds this (a short window at a small duty would otherwise ask the
+# drain for a burst it cannot take: bench/run's drain_events_per_s).
+MAX_WINDOW_SAMPLES_PER_S = 20_000
+
+
 def burst(max_per_s: int) -> int:
-    """Token bucket depth: a tenth of a second of samples, at least one."""
-    return max(1, max_per_s // 10)
+    """Token bucket depth: 20 ms of samples, at least one. Small, so that a trace window's
+    samples are spread over it rather than spent in its first milliseconds on whatever
+    queue and CPU send first (the bucket fills up while the window is closed)."""
+    return max(1, max_per_s // 50)
+
+
+def window_rate(max_per_s: int, duty: float) -> int:
+    """The token bucket's rate while a trace window is open: the samples-per-second cap
+    divided by the share of the time windows are open, so that the cap holds on average over
+    the windows and the closed time between them (a 5% duty with a cap of 200/s samples at
+    4000/s inside its windows) and the waterfall keeps flowing under a flood."""
+    if max_per_s <= 0:
+        return 0
+    if duty >= 1.0 or duty <= 0.0:
+        return max_per_s
+    return min(math.ceil(max_per_s / duty), max(max_per_s, MAX_WINDOW_SAMPLES_PER_S))
 
 
 class Settings:
@@ -168,8 +188,9 @@ class ConfigMaps:
         # 0 = no new tracks: outside the open part of a trace window (txtop.bpf.c checks it
         # in net_dev_queue and the send syscalls)
         cfg.sample_every = s.every if self._windows.state == OPEN else 0
-        cfg.max_per_s = s.max_per_s
-        cfg.burst = burst(s.max_per_s)
+        rate = window_rate(s.max_per_s, self._windows.duty)
+        cfg.max_per_s = rate
+        cfg.burst = burst(rate)
         cfg.filter_dev = 1 if s.ifindexes else 0
         cfg.filter_pid = 1 if s.pids else 0
         cfg.filter_flow = 1 if s.flow is not None else 0

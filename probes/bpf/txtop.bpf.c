@@ -229,7 +229,8 @@ struct txtop_devcache {
 /* Per-CPU scratch: the send syscall in progress on this CPU, the last start_xmit, sampling. */
 struct txtop_cpu {
 	u64 sys_enter_ns;
-	u64 sys_uaddr;         /* sockaddr (sendto) / user_msghdr (sendmsg) / mmsghdr (sendmmsg) */
+	u64 sys_uaddr;         /* sockaddr (sendto) / user_msghdr (sendmsg) / mmsghdr (sendmmsg),
+				* or the syscall's struct pt_regs (raw sys_enter: sys_regs) */
 	u32 sys_tid;           /* 0 = no send syscall in progress */
 	u32 sys_nr;            /* SYS_* */
 	u32 sys_claimed;       /* its first dev_queue was seen */
@@ -241,6 +242,7 @@ struct txtop_cpu {
 	char sx_dev[IFNAMSIZ];
 #endif
 	u32 sx_queue;
+	u32 sys_regs;          /* sys_uaddr is the pt_regs: the address is read only if tied */
 	u32 sys_gen;           /* config.generation when sys_tid was set: a syscall entered in an
 				* earlier trace window (its exit unseen) is never tied to a packet */
 	u64 own_sk;            /* the socket owner this CPU noted last, and by which thread: */
@@ -965,7 +967,7 @@ int txtop_raw_sock_state(struct bpf_raw_tracepoint_args *ctx)
 
 /* ---- send syscalls: remember, per CPU, which thread is inside sendto/sendmsg/sendmmsg ---- */
 
-static __always_inline void on_sys_enter(u32 nr, u64 uaddr)
+static __always_inline void on_sys_enter(u32 nr, u64 uaddr, u32 from_regs)
 {
 	struct txtop_config *c = get_config();
 	struct txtop_cpu *pc = get_cpu_state();
@@ -984,6 +986,7 @@ static __always_inline void on_sys_enter(u32 nr, u64 uaddr)
 	pc->sys_nr = nr;
 	pc->sys_claimed = 0;
 	pc->sys_uaddr = uaddr;
+	pc->sys_regs = from_regs;
 	/* The clock is read only when this CPU's next dev_queue is due to be sampled: the
 	 * entry time is needed for no other packet, and not reading it saves a clock read per
 	 * send. (A tied packet sampled otherwise simply has no sendto stage.) */
@@ -1045,18 +1048,14 @@ static __always_inline void on_sys_exit(void)
 int txtop_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	long id = (long)ctx->args[1];
-	u64 regs = ctx->args[0];
-	u64 uaddr = 0;
-	if (id == TXTOP_NR_SENDTO) {
-		KREAD(uaddr, regs, PT_REGS_R8); /* sendto(fd, buf, len, flags, addr, addrlen) */
-		on_sys_enter(SYS_SENDTO, uaddr);
-	} else if (id == TXTOP_NR_SENDMSG) {
-		KREAD(uaddr, regs, PT_REGS_SI); /* sendmsg(fd, msg, flags) */
-		on_sys_enter(SYS_SENDMSG, uaddr);
-	} else if (id == TXTOP_NR_SENDMMSG) {
-		KREAD(uaddr, regs, PT_REGS_SI); /* sendmmsg(fd, mmsg, vlen, flags) */
-		on_sys_enter(SYS_SENDMMSG, uaddr);
-	}
+	/* The registers stay on the thread's kernel stack for the whole syscall: the address
+	 * argument is read from them only for the packet tied to it (sys_regs_uaddr). */
+	if (id == TXTOP_NR_SENDTO)
+		on_sys_enter(SYS_SENDTO, ctx->args[0], 1);
+	else if (id == TXTOP_NR_SENDMSG)
+		on_sys_enter(SYS_SENDMSG, ctx->args[0], 1);
+	else if (id == TXTOP_NR_SENDMMSG)
+		on_sys_enter(SYS_SENDMMSG, ctx->args[0], 1);
 	return 0;
 }
 #endif
@@ -1064,7 +1063,7 @@ int txtop_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 #ifdef TXTOP_HAVE_SYS_SENDTO
 TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
 {
-	on_sys_enter(SYS_SENDTO, (u64)args->addr);
+	on_sys_enter(SYS_SENDTO, (u64)args->addr, 0);
 	return 0;
 }
 #endif
@@ -1072,7 +1071,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
 #ifdef TXTOP_HAVE_SYS_SENDMSG
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 {
-	on_sys_enter(SYS_SENDMSG, (u64)args->msg);
+	on_sys_enter(SYS_SENDMSG, (u64)args->msg, 0);
 	return 0;
 }
 #endif
@@ -1080,7 +1079,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 #ifdef TXTOP_HAVE_SYS_SENDMMSG
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg)
 {
-	on_sys_enter(SYS_SENDMMSG, (u64)args->mmsg);
+	on_sys_enter(SYS_SENDMMSG, (u64)args->mmsg, 0);
 	return 0;
 }
 #endif
@@ -1097,6 +1096,22 @@ int txtop_raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 #endif
+
+/* The send syscall's address argument: sendto's addr (5th), sendmsg's msg or sendmmsg's
+ * mmsg (2nd), from its registers when the raw sys_enter saw it. */
+static __always_inline u64 sys_user_addr(struct txtop_cpu *pc)
+{
+	u64 uaddr = 0;
+	if (!pc->sys_regs)
+		return pc->sys_uaddr;
+#ifdef TXTOP_HAVE_SYS_ENTER
+	if (pc->sys_nr == SYS_SENDTO)
+		KREAD(uaddr, pc->sys_uaddr, PT_REGS_R8);
+	else
+		KREAD(uaddr, pc->sys_uaddr, PT_REGS_SI);
+#endif
+	return uaddr;
+}
 
 /* ---- net:net_dev_queue: where sampling is decided ---------------------------------------- */
 
@@ -1208,7 +1223,7 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 			t->cpu[ST_SENDTO] = t->cpu[ST_DEV_QUEUE];
 		t->syscall = pc->sys_nr;
 		if (!(t->flow_flags & FL_PORTS))
-			t->dport = sender_dport(pc->sys_nr, pc->sys_uaddr);
+			t->dport = sender_dport(pc->sys_nr, sys_user_addr(pc));
 #ifdef TXTOP_BTF
 		if (sk && !o)
 			note_owner(sk); /* learnt here too: the first send on a socket precedes its

@@ -47,6 +47,9 @@ def _running_frags(p: ProbeStatus) -> Line:
         out.append((f"  sampling 1/{every}", "text"))
         if cap:
             out.append((f" (max {fmt_si(cap)}/s)", "text"))
+    classic = sorted(tp for tp, form in p.hooks.items() if form != "raw")
+    if classic:  # dearer per packet (and slow to detach): say so; the help (?) names them all
+        out.append((f"  {len(classic)}/{len(p.hooks)} hooks classic", "warn"))
     duty = p.trace_duty_pct
     if duty is not None and duty < 100:
         # trace windows: the per-packet probes are attached this share of the time (the
