@@ -335,6 +335,7 @@ class ProbeStatus:
     trace_mode: str = ""
     trace_duty_pct: float | None = None
     traced_pct: float | None = None
+    trace_period_s: float | None = None  # from one window to the next; None: continuous
     # napi:dql_stall_detected since the probes started (BQL saw a queue stall; the tracepoint
     # names no device, per-queue counts are BqlStats.stall_cnt); None: not traced here.
     bql_stalls: int | None = None

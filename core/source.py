@@ -34,12 +34,11 @@ class QueueCounters:
 
 @dataclass(frozen=True, slots=True)
 class CpuSoftirqCounters:
-    """Cumulative per-CPU NET_TX/NET_RX softirq counters from irq:softirq_* tracepoints."""
+    """Cumulative per-CPU NET_TX/NET_RX softirq counters from irq:softirq_entry/exit (runs as
+    the probes saw them, for auto duty; /proc/softirqs counts them for the panels)."""
 
-    net_tx_raises: int = 0
     net_tx_runs: int = 0
     net_tx_ns: int = 0
-    net_rx_raises: int = 0
     net_rx_runs: int = 0
     net_rx_ns: int = 0
 
@@ -53,7 +52,7 @@ class TracerReading:
     queues: Mapping[tuple[int, int], QueueCounters] = field(default_factory=dict)
     cpus: Mapping[int, CpuSoftirqCounters] = field(default_factory=dict)
     # Cumulative seconds the probes were attached (probes/bpf/duty.py trace windows): the sampling
-    # group (softirq raises/runs/time start there) and the late group (per-queue counters).
+    # group (softirq runs/time start there) and the late group (per-queue counters).
     # Counters grow only while attached, so their rates are deltas over these, not over the
     # wall clock. None: the source does not window (always attached).
     traced_s: float | None = None

@@ -127,3 +127,20 @@ def test_fixed_ignores_measurements_and_set_fixed_switches() -> None:
     assert w.mode == "auto" and w.duty == 1.0
     w.set_fixed(0.5)
     assert w.mode == "fixed" and w.duty == 0.5
+
+
+def test_raw_hooks_have_no_detach_tail_and_windows_come_closer() -> None:
+    # Every hook raw (probes/bpf/hooks.py): nothing keeps running after a detach, so auto
+    # spends its whole budget inside windows, and high duties still get windows.
+    cost_pps = 1_200_000
+    classic = auto_duty(cost_pps, 0)
+    raw = auto_duty(cost_pps, 0, detach=duty.RAW_DETACH)
+    assert raw > classic
+    assert window_geometry(0.8) is None  # classic: the closed part could not hold the detaches
+    w, p = window_geometry(0.8, duty.RAW_DETACH)  # type: ignore[misc]
+    assert p - w >= duty.RAW_DETACH.min_closed_s - 1e-9 and w / p == pytest.approx(0.8)
+    windows = TraceWindows(None)
+    windows.detach = duty.RAW_DETACH
+    windows.measured(cost_pps, 0, 1.0)
+    assert windows.duty == pytest.approx(raw)
+    assert windows.geometry() == window_geometry(raw, duty.RAW_DETACH)

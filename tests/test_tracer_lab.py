@@ -559,10 +559,9 @@ def test_softirq_counters_move(fresh: Tracer, lab: Lab) -> None:
             assert set(after) == set(before) and after
             runs = sum(after[c].net_rx_runs - before[c].net_rx_runs for c in after)
             ns = sum(after[c].net_rx_ns - before[c].net_rx_ns for c in after)
-            raises = sum(after[c].net_rx_raises - before[c].net_rx_raises for c in after)
-            if (runs > 0 and raises > 0 and ns > 0) or time.monotonic() > deadline:
+            if (runs > 0 and ns > 0) or time.monotonic() > deadline:
                 break
-    assert runs > 0 and raises > 0 and ns > 0
+    assert runs > 0 and ns > 0
     assert ns < 10_000_000_000  # sane: below the wall time of the whole test
 
 

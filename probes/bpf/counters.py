@@ -202,7 +202,7 @@ class Counters:
         return out
 
     def softirq(self) -> dict[int, CpuSoftirqCounters]:
-        """NET_TX / NET_RX raises, runs and time per online CPU."""
+        """NET_TX / NET_RX runs and time per online CPU."""
         if "softirq" in self._unavailable:
             return {}
         per_cpu = self._bpf[b"softirq"].getvalue(ctypes.c_int(0))
@@ -213,10 +213,8 @@ class Counters:
             if online is not None and cpu not in online:
                 continue
             out[cpu] = CpuSoftirqCounters(
-                net_tx_raises=int(v.raises[0]),
                 net_tx_runs=int(v.runs[0]),
                 net_tx_ns=int(v.ns[0]),  # estimated from 1 run in 8, see txtop.bpf.c
-                net_rx_raises=int(v.raises[1]),
                 net_rx_runs=int(v.runs[1]),
                 net_rx_ns=int(v.ns[1]),
             )

@@ -55,7 +55,23 @@ CONTINUOUS_MEASURE_S = 0.05  # continuous tracing re-checks the rate this often
 OPEN, DRAINING, CLOSED = "open", "draining", "closed"
 
 
-def window_geometry(duty: float) -> tuple[float, float] | None:
+@dataclass(frozen=True, slots=True)
+class Detach:
+    """What closing a window costs, by the form of the hooks (probes/bpf/hooks.py): classic
+    tracepoints keep running until their perf events close (the tail) and need closed time for
+    the RCU waits; raw ones detach at once."""
+
+    min_closed_s: float
+    tail_s: float
+
+
+CLASSIC_DETACH = Detach(MIN_CLOSED_S, DETACH_TAIL_S)
+# Every per-packet hook raw (BTF offsets): no tail, and windows may come as often as the
+# duty asks, down to this much closed time between them.
+RAW_DETACH = Detach(0.2, 0.0)
+
+
+def window_geometry(duty: float, detach: Detach = CLASSIC_DETACH) -> tuple[float, float] | None:
     """(window_s, period_s) for a duty below 1, or None when the probes should stay attached.
 
     Short windows (100-300 ms, about every 1-20 s) at low duties; when that would leave too
@@ -64,14 +80,19 @@ def window_geometry(duty: float) -> tuple[float, float] | None:
         return None
     duty = max(MIN_DUTY, duty)
     window = min(MAX_WINDOW_S, max(MIN_WINDOW_S, duty * WINDOW_PER_DUTY_S))
-    if window / duty - window < MIN_CLOSED_S:
-        window = MIN_CLOSED_S * duty / (1.0 - duty)
+    if window / duty - window < detach.min_closed_s:
+        window = detach.min_closed_s * duty / (1.0 - duty)
         if window > MAX_LONG_WINDOW_S:
             return None
     return window, window / duty
 
 
-def auto_duty(packets_per_s: float, softirqs_per_s: float, budget: float = DEFAULT_BUDGET) -> float:
+def auto_duty(
+    packets_per_s: float,
+    softirqs_per_s: float,
+    budget: float = DEFAULT_BUDGET,
+    detach: Detach = CLASSIC_DETACH,
+) -> float:
     """The duty that keeps the probes' estimated cost within ``budget`` of one CPU: traced
     time plus each window's detach tail, cost * duty * (1 + tail / window) <= budget."""
     cost = (packets_per_s * COST_NS_PER_PACKET + softirqs_per_s * COST_NS_PER_SOFTIRQ) / 1e9
@@ -79,10 +100,10 @@ def auto_duty(packets_per_s: float, softirqs_per_s: float, budget: float = DEFAU
         return 1.0
     duty = budget / cost
     for _ in range(3):  # the window depends on the duty: a few rounds settle it
-        geom = window_geometry(duty)
+        geom = window_geometry(duty, detach)
         if duty >= 1.0 or geom is None:
             return 1.0
-        duty = budget / (cost * (1.0 + DETACH_TAIL_S / geom[0]))
+        duty = budget / (cost * (1.0 + detach.tail_s / geom[0]))
     return max(MIN_DUTY, min(duty, 1.0))
 
 
@@ -111,6 +132,7 @@ class TraceWindows:
         self.fixed = fixed
         self.budget = budget
         self.duty = 1.0 if fixed is None else fixed
+        self.detach = CLASSIC_DETACH  # RAW_DETACH once the tracer knows every hook is raw
         self.state = CLOSED
         self.opened_at = 0.0
         self.drain_at = 0.0
@@ -148,7 +170,11 @@ class TraceWindows:
         open time. Fixed mode ignores it."""
         if self.fixed is not None or seconds < MIN_MEASURE_S:
             return
-        self.duty = auto_duty(packets / seconds, softirqs / seconds, self.budget)
+        self.duty = auto_duty(packets / seconds, softirqs / seconds, self.budget, self.detach)
+
+    def geometry(self) -> tuple[float, float] | None:
+        """(window_s, period_s) at the duty in force, or None when continuous."""
+        return window_geometry(self.duty, self.detach)
 
     def start(self, now: float) -> Step:
         """At attach time: open the first window (auto measures the rate in it)."""
@@ -159,7 +185,7 @@ class TraceWindows:
 
     def next_deadline(self, now: float) -> float | None:
         """When ``step`` next has something to do (None: only on a measurement)."""
-        geom = window_geometry(self.duty)
+        geom = self.geometry()
         if self.state == OPEN:
             return None if geom is None else self.opened_at + geom[0]
         if self.state == DRAINING:
@@ -171,7 +197,7 @@ class TraceWindows:
         ``closing_busy``: detaches from the last window are still running in the kernel (a
         classic tracepoint cannot be attached again until they finish)."""
         self._account(now)
-        geom = window_geometry(self.duty)
+        geom = self.geometry()
         if self.state == OPEN:
             if geom is not None and now >= self.opened_at + geom[0]:
                 self.state = DRAINING
@@ -186,7 +212,7 @@ class TraceWindows:
                 return Step(OPEN, attach_sampling=True)
             if live_tracks <= 0 or now >= self.drain_at + DRAIN_GRACE_S:
                 self.state = CLOSED
-                self.next_open = max(self.next_open, now + MIN_CLOSED_S / 2)
+                self.next_open = max(self.next_open, now + self.detach.min_closed_s / 2)
                 return Step(CLOSED, detach_late=True, window_ended=True)
             return Step(DRAINING)
         # CLOSED

@@ -116,9 +116,6 @@ PROBES: tuple[Probe, ...] = (
         ALWAYS,
     ),  # fmt: skip
     Probe(
-        "irq", "softirq_raise", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_raise", "softirq", SAMPLING
-    ),
-    Probe(
         "irq", "softirq_entry", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_entry", "softirq", SAMPLING
     ),
     Probe("irq", "softirq_exit", "TXTOP_HAVE_SOFTIRQ", "txtop_raw_softirq_exit", "softirq"),

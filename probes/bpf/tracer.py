@@ -42,7 +42,7 @@ from txtop.probes.bpf.btf import DEFAULT_BTF
 from txtop.probes.bpf.cgroups import CgroupPaths
 from txtop.probes.bpf.counters import Counters
 from txtop.probes.bpf.decode import parse_drop_reasons
-from txtop.probes.bpf.duty import DEFAULT_BUDGET, TraceWindows
+from txtop.probes.bpf.duty import DEFAULT_BUDGET, RAW_DETACH, TraceWindows
 from txtop.probes.bpf.headers import DEFAULT_CACHE_ROOT, HeadersError, prepare_headers
 from txtop.probes.bpf.hooks import Hooks, TraceWindowDriver, hook_table
 from txtop.probes.bpf.ifnames import IfNames
@@ -164,8 +164,13 @@ class Tracer:
             filters=self._settings.filters(),
             trace_mode=self._windows.mode,
             trace_duty_pct=round(100.0 * self._windows.duty, 2),
+            trace_period_s=self._trace_period_s(),
             hooks=dict(self._hook_forms),
         )
+
+    def _trace_period_s(self) -> float | None:
+        geom = self._windows.geometry()
+        return None if geom is None else round(geom[1], 3)
 
     @property
     def running(self) -> bool:
@@ -232,6 +237,8 @@ class Tracer:
             try:
                 table = hook_table(probes, found.defines, identity.available)
                 self._hook_forms = hooks.hook_forms(table)
+                if set(self._hook_forms.values()) == {"raw"}:
+                    self._windows.detach = RAW_DETACH  # no detach tail: windows come freely
                 self._loaded = loaded = self._parts(bpf, table, drop_reasons)
             except BaseException:
                 bpf.cleanup()

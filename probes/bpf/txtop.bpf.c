@@ -337,8 +337,7 @@ struct txtop_skey {
 };
 
 struct txtop_softirq {
-	u64 raises[2];         /* [0] NET_TX, [1] NET_RX */
-	u64 runs[2];
+	u64 runs[2];           /* [0] NET_TX, [1] NET_RX */
 	u64 ns[2];             /* estimated time spent (see below) */
 	u64 entry_ns[2];
 };
@@ -1684,10 +1683,12 @@ int txtop_raw_dql_stall(struct bpf_raw_tracepoint_args *ctx)
 }
 #endif
 
-/* ---- softirqs: raw irq:softirq_* with TP_PROTO(unsigned int vec_nr) ------------------------
- * Raises and runs are counted exactly. The time is measured on one run in SOFTIRQ_TIME_EVERY,
- * which then counts for that many runs: two clock reads per run are most of these probes' cost
- * when a softirq runs per packet, and the sum stays a monotonic, unbiased estimate. */
+/* ---- softirqs: raw irq:softirq_entry/exit with TP_PROTO(unsigned int vec_nr) ----------------
+ * Runs are counted exactly (auto duty's softirq rate). Raises are not traced: nothing used
+ * them, and on veth irq:softirq_raise fires once per packet. The time is measured on one run
+ * in SOFTIRQ_TIME_EVERY, which then counts for that many runs: two clock reads per run are
+ * most of these probes' cost when a softirq runs per packet, and the sum stays a monotonic,
+ * unbiased estimate. */
 #define SOFTIRQ_TIME_EVERY 8
 #define SOFTIRQ_MAX_RUN_NS 100000000ULL /* net_rx_action stops after 2 ms (netdev_budget_usecs) */
 
@@ -1699,15 +1700,6 @@ static __always_inline struct txtop_softirq *net_softirq(u64 vec, u32 *i)
 		return 0;
 	*i = vec == NET_TX_SOFTIRQ ? 0 : 1;
 	return softirq.lookup(&zero);
-}
-
-int txtop_raw_softirq_raise(struct bpf_raw_tracepoint_args *ctx)
-{
-	u32 i = 0;
-	struct txtop_softirq *s = net_softirq(ctx->args[0], &i);
-	if (s && i < 2)
-		s->raises[i]++;
-	return 0;
 }
 
 int txtop_raw_softirq_entry(struct bpf_raw_tracepoint_args *ctx)

@@ -23,29 +23,6 @@ _KERNEL_FILTER_FLAGS = (
     ("host", "--host"),
 )
 
-# probes/bpf/duty.py's window geometry, for the "next window" estimate (tests check the two
-# agree): a window of W = duty x 3 s within 0.1-0.3 s, at least 1 s closed in each period.
-_WINDOW_PER_DUTY_S = 3.0
-_MIN_WINDOW_S, _MAX_WINDOW_S = 0.1, 0.3
-_MIN_CLOSED_S = 1.0
-_MAX_LONG_WINDOW_S = 2.0
-_MIN_DUTY = 0.005
-
-
-def window_period_s(duty_pct: float) -> float | None:
-    """Seconds from one trace window to the next at ``duty_pct`` % (None: continuous)."""
-    duty = duty_pct / 100.0
-    if duty >= 1.0:
-        return None
-    duty = max(_MIN_DUTY, duty)
-    window = min(_MAX_WINDOW_S, max(_MIN_WINDOW_S, duty * _WINDOW_PER_DUTY_S))
-    if window / duty - window < _MIN_CLOSED_S:
-        window = _MIN_CLOSED_S * duty / (1.0 - duty)
-        if window > _MAX_LONG_WINDOW_S:
-            return None
-    return window / duty
-
-
 def kernel_filter_text(filters: Mapping[str, Any]) -> str:
     """The probes' packet filter as the options that set it (``--pid 42 --port 5201``)."""
     parts = []
@@ -99,7 +76,7 @@ def empty_reason(
     if probes.traced_pct is not None and probes.traced_pct <= 0 and probes.trace_mode:
         mode = "auto duty" if probes.trace_mode == "auto" else "--trace-duty"
         duty = probes.trace_duty_pct
-        period = window_period_s(duty) if duty is not None else None
+        period = probes.trace_period_s  # the tracer's window geometry (probes/bpf/duty.py)
         when = f"; windows come every ~{period:.0f} s" if period else ""
         share = f", traced {duty:g}% of the time" if duty is not None else ""
         return f"trace window closed ({mode}{share}){when}: packets come with the next one"
