@@ -29,7 +29,11 @@ from txtop.probes.bpf.tracks import TrackCounts
 
 DEFAULT_SAMPLE_EVERY = 16  # 1-in-N at net_dev_queue, then at most the cap per second
 DEFAULT_MAX_SAMPLES_PER_S = 200
-DEFAULT_RINGBUF_PAGES = 64  # 256 KiB: ~1360 records of 192 bytes
+# 1 MiB: ~4,000 track records (248 bytes + the 8-byte header), ~7,000 with the sendto() exit
+# records veth adds (40 bytes). The drain thread (ringbuf.py) must get the GIL before the ring
+# fills: at 64 pages that was ~35 ms at 50k records/s and a busy tick or a GC pass lost records;
+# 256 pages drained 50k records/s loss-free in bench/drain.py (bench/RESULTS.md, "drain").
+DEFAULT_RINGBUF_PAGES = 256
 TRACK_TIMEOUT_S = 2.0
 MAX_SAMPLE_EVERY = 1_000_000
 MAX_SAMPLES_PER_S = 1_000_000
