@@ -39,6 +39,12 @@ from txtop.probes.bpf.decode import (
 AGE_SCAN_INTERVAL_S = 1.0
 EXIT_WAIT_S = 1.0  # how long a tied record waits for its syscall's separate exit record
 EXIT_KEEP_S = 10.0  # how long an unmatched exit record is kept
+# A decode batch (tens of thousands of records at a tick) gives the GIL away every this many
+# records (~1 ms). A thread that waits for the GIL gets it only after the switch interval
+# (5 ms) while this one computes; the UI thread, which releases it at every I/O, waits that
+# long each time. time.sleep(0) is a real sleep (~80 us here): long enough for a waiting
+# thread to wake and take the GIL, which a shorter release would not be.
+YIELD_EVERY = 256
 
 
 class TrackMap(Protocol):
@@ -181,26 +187,33 @@ class Tracks:
         records, self._records = self._records, []
         now = self._now_s()
         out = []
-        for buf in records:
-            try:
-                rec = decode_any(buf)
-            except DecodeError:
-                self.counts.decode_errors += 1
-                continue
-            if isinstance(rec, ExitRecord):
-                self._exits[rec.key] = (rec.sys_exit_ns, now)
-            elif rec.syscall and not rec.sys_exit_ns:
-                self._waiting.append((now, rec))
-            else:
-                out.append(self._trace(rec))
+        exits, waiting = self._exits, self._waiting
+        for i in range(0, len(records), YIELD_EVERY):
+            if i:
+                time.sleep(0)  # the GIL to the UI and the drain thread (YIELD_EVERY)
+            for buf in records[i : i + YIELD_EVERY]:
+                try:
+                    rec = decode_any(buf)
+                except DecodeError:
+                    self.counts.decode_errors += 1
+                    continue
+                if isinstance(rec, ExitRecord):
+                    exits[rec.key] = (rec.sys_exit_ns, now)
+                elif rec.syscall and not rec.sys_exit_ns:
+                    waiting.append((now, rec))
+                else:
+                    out.append(self._trace(rec))
         out.extend(self._join_exits(now))
         return out
 
     def _join_exits(self, now: float) -> list[PacketTrace]:
         out = []
         still = []
-        for seen, rec in self._waiting:
-            hit = self._exits.pop(rec.key, None)
+        pop = self._exits.pop
+        for i, (seen, rec) in enumerate(self._waiting):
+            if i and not i % YIELD_EVERY:
+                time.sleep(0)
+            hit = pop(rec.key, None)
             if hit is not None:
                 out.append(self._trace(rec, sys_exit_ns=hit[0]))
             elif now - seen >= EXIT_WAIT_S:
