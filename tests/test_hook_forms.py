@@ -32,7 +32,15 @@ def test_with_btf_every_hook_is_raw() -> None:
     assert set(forms.values()) == {"raw"}, forms
     assert forms["raw_syscalls:sys_enter"] == "raw"
     assert not any(tp.startswith("syscalls:") for tp in forms)  # no classic sys_enter_*
-    assert nrs == ["TXTOP_NR_SENDTO=44", "TXTOP_NR_SENDMSG=46", "TXTOP_NR_SENDMMSG=307"]
+    assert nrs[:3] == ["TXTOP_NR_SENDTO=44", "TXTOP_NR_SENDMSG=46", "TXTOP_NR_SENDMMSG=307"]
+    # sock:sock_send_length ends the send: no program on every syscall's exit
+    assert hooks.EXIT_AT_SEND in nrs and "raw_syscalls:sys_exit" not in forms
+
+
+def test_sys_exit_stays_without_sock_send_length() -> None:
+    defines = set(ALL) - {hooks.SOCK_SEND_DEFINE}
+    nrs = raw_syscalls(defines, True, ["pt_regs.si", "pt_regs.r8"], "x86_64")
+    assert hooks.EXIT_AT_SEND not in nrs and hooks.SYS_EXIT_DEFINE in defines
 
 
 def test_without_btf_the_argument_readers_are_classic() -> None:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 ALWAYS, LATE, SAMPLING = "always", "late", "sampling"
 SYS_ENTER_DEFINE = "TXTOP_HAVE_SYS_ENTER"
+SYS_EXIT_DEFINE = "TXTOP_HAVE_SYS_EXIT"
+SOCK_SEND_DEFINE = "TXTOP_HAVE_SOCK_SEND"
+EXIT_AT_SEND = "TXTOP_EXIT_AT_SEND"
 CLASSIC_SYSCALL_DEFINES = frozenset(
     {"TXTOP_HAVE_SYS_SENDTO", "TXTOP_HAVE_SYS_SENDMSG", "TXTOP_HAVE_SYS_SENDMMSG"}
 )
@@ -182,7 +185,10 @@ class Hook:
 def raw_syscalls(defines: set[str], btf: bool, offsets: Iterable[str], machine: str) -> list[str]:
     """Choose the send syscalls' entry hook in ``defines`` (changed in place): the raw
     raw_syscalls:sys_enter with BTF offsets, pt_regs' argument registers and x86_64's syscall
-    numbers, else the classic syscalls:sys_enter_* tracepoints. Returns the extra -D options."""
+    numbers, else the classic syscalls:sys_enter_* tracepoints. Returns the extra -D options.
+    With the raw entry and sock:sock_send_length, the latter ends the send instead of
+    raw_syscalls:sys_exit, which would run for every syscall of the machine (txtop.bpf.c
+    TXTOP_EXIT_AT_SEND): sys_exit is then left out."""
     have = set(offsets)
     if (
         btf
@@ -191,7 +197,11 @@ def raw_syscalls(defines: set[str], btf: bool, offsets: Iterable[str], machine: 
         and (SYS_ENTER_DEFINE in defines)
     ):
         defines -= CLASSIC_SYSCALL_DEFINES
-        return [f"{k}={v}" for k, v in X86_64_SEND_NRS.items()]
+        nrs = [f"{k}={v}" for k, v in X86_64_SEND_NRS.items()]
+        if SOCK_SEND_DEFINE in defines:
+            defines.discard(SYS_EXIT_DEFINE)
+            nrs.append(EXIT_AT_SEND)
+        return nrs
     defines.discard(SYS_ENTER_DEFINE)
     return []
 

@@ -927,11 +927,19 @@ static __always_inline int owner_in_pid_filter(u64 skb)
 }
 
 #ifdef TXTOP_HAVE_SOCK_SEND
+static __always_inline void on_sys_exit(void);
+
 /* Raw sock:sock_send_length: TP_PROTO(struct sock *sk, int ret, int flags), in process
- * context after every send/sendto/sendmsg/write/sendfile on a socket (6.3+). */
+ * context after every send/sendto/sendmsg/write/sendfile on a socket (6.3+). With
+ * TXTOP_EXIT_AT_SEND it also ends the send syscall in progress (the socket layer's return,
+ * just before the syscall's): raw_syscalls:sys_exit, which runs for every syscall of the
+ * machine, is then not attached at all. */
 int txtop_raw_sock_send(struct bpf_raw_tracepoint_args *ctx)
 {
 	note_owner(ctx->args[0]);
+#ifdef TXTOP_EXIT_AT_SEND
+	on_sys_exit();
+#endif
 	return 0;
 }
 #endif
@@ -1049,12 +1057,21 @@ int txtop_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	long id = (long)ctx->args[1];
 	/* The registers stay on the thread's kernel stack for the whole syscall: the address
 	 * argument is read from them only for the packet tied to it (sys_regs_uaddr). */
-	if (id == TXTOP_NR_SENDTO)
+	if (id == TXTOP_NR_SENDTO) {
 		on_sys_enter(SYS_SENDTO, ctx->args[0], 1);
-	else if (id == TXTOP_NR_SENDMSG)
+	} else if (id == TXTOP_NR_SENDMSG) {
 		on_sys_enter(SYS_SENDMSG, ctx->args[0], 1);
-	else if (id == TXTOP_NR_SENDMMSG)
+	} else if (id == TXTOP_NR_SENDMMSG) {
 		on_sys_enter(SYS_SENDMMSG, ctx->args[0], 1);
+	} else {
+#ifdef TXTOP_EXIT_AT_SEND
+		/* Without sys_exit, a send that failed before the socket layer (no
+		 * sock_send_length) would leave its tie open: the thread's next syscall closes it. */
+		struct txtop_cpu *pc = get_cpu_state();
+		if (pc && pc->sys_tid && pc->sys_tid == (u32)bpf_get_current_pid_tgid())
+			pc->sys_tid = 0;
+#endif
+	}
 	return 0;
 }
 #endif
