@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 RUN = BENCH / "run"
 MODULES = ("harness", "stats", "procs", "traffic", "observers", "bpf_stats", "overhead", "drain",
-           "ui", "startup", "memory", "tracer_cost", "ui_cost", "waterfall_cost")  # fmt: skip
+           "ui", "startup", "memory", "tracer_cost", "ui_cost", "waterfall_cost",
+           "waterfall_flood", "exporter")  # fmt: skip
 
 sys.path.insert(0, str(BENCH))  # bench/run does the same; the modules import each other by name
 import drain  # noqa: E402
@@ -78,8 +79,9 @@ def test_last_json_line_skips_noise() -> None:
 
 
 def test_goals() -> None:
-    met = h.check_goals({"overhead_pps_ratio": 0.96, "ui_cpu_pct_80x24": 5.0, "first_frame_s": 1.0})
-    assert met["overhead_pps_ratio"] is True
+    met = h.check_goals({"overhead_pps_ratio": 0.98, "ui_cpu_pct_80x24": 5.0, "first_frame_s": 1.0})
+    assert met["overhead_pps_ratio"] is True  # >= 0.97 (issue 13)
+    assert h.check_goals({"overhead_pps_ratio": 0.96})["overhead_pps_ratio"] is False
     assert met["ui_cpu_pct_80x24"] is True  # <= 5
     assert met["first_frame_s"] is False  # < 1
     assert met["probes_ready_s"] is None
