@@ -144,3 +144,19 @@ def test_raw_hooks_have_no_detach_tail_and_windows_come_closer() -> None:
     windows.measured(cost_pps, 0, 1.0)
     assert windows.duty == pytest.approx(raw)
     assert windows.geometry() == window_geometry(raw, duty.RAW_DETACH)
+
+
+def test_sampling_duty_follows_windows_that_run_over() -> None:
+    w = TraceWindows(0.05)
+    w.detach = duty.RAW_DETACH
+    assert w.sampling_duty() == pytest.approx(0.05)
+    window, period = w.geometry()  # type: ignore[misc]
+    t = 0.0
+    w.start(t)
+    for _ in range(12):  # every window closes at twice its planned length
+        w.step(t + 2 * window, live_tracks=0)
+        w.step(t + 2 * window + 0.01, live_tracks=0)  # drained: closed
+        t += period
+        w.step(t, live_tracks=0)  # the next one opens
+    assert w.sampling_duty() == pytest.approx(0.1, rel=0.05)
+    assert TraceWindows(1.0).sampling_duty() == 1.0

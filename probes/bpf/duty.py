@@ -60,18 +60,21 @@ OPEN, DRAINING, CLOSED = "open", "draining", "closed"
 
 @dataclass(frozen=True, slots=True)
 class Detach:
-    """What closing a window costs, by the form of the hooks (probes/bpf/hooks.py): classic
-    tracepoints keep running until their perf events close (the tail) and need closed time for
-    the RCU waits; raw ones detach at once."""
+    """What closing a window costs, by the form of the hooks (probes/bpf/hooks.py), and the
+    window shape that follows: classic tracepoints keep running until their perf events close
+    (the tail) and need closed time for the RCU waits, so their windows are long and rare;
+    raw ones attach and detach in well under a millisecond, so windows can be short and come
+    about once a second, and the waterfall under a flood gets packets every second or two."""
 
     min_closed_s: float
     tail_s: float
+    window_per_duty_s: float = WINDOW_PER_DUTY_S  # window = duty x this (= the period)...
+    min_window_s: float = MIN_WINDOW_S  # ...within these bounds
+    max_window_s: float = MAX_WINDOW_S
 
 
 CLASSIC_DETACH = Detach(MIN_CLOSED_S, DETACH_TAIL_S)
-# Every per-packet hook raw (BTF offsets): no tail, and windows may come as often as the
-# duty asks, down to this much closed time between them.
-RAW_DETACH = Detach(0.2, 0.0)
+RAW_DETACH = Detach(0.2, 0.0, window_per_duty_s=1.0, min_window_s=MIN_MEASURE_S)
 
 
 def window_geometry(duty: float, detach: Detach = CLASSIC_DETACH) -> tuple[float, float] | None:
@@ -82,7 +85,7 @@ def window_geometry(duty: float, detach: Detach = CLASSIC_DETACH) -> tuple[float
     if duty >= 1.0:
         return None
     duty = max(MIN_DUTY, duty)
-    window = min(MAX_WINDOW_S, max(MIN_WINDOW_S, duty * WINDOW_PER_DUTY_S))
+    window = min(detach.max_window_s, max(detach.min_window_s, duty * detach.window_per_duty_s))
     if window / duty - window < detach.min_closed_s:
         window = detach.min_closed_s * duty / (1.0 - duty)
         if window > MAX_LONG_WINDOW_S:
@@ -143,6 +146,7 @@ class TraceWindows:
         self.open_s = 0.0  # cumulative time in OPEN (sampling probes attached)
         self.late_s = 0.0  # cumulative time in OPEN or DRAINING (late probes attached)
         self._since = 0.0  # when open_s / late_s were last brought up to date
+        self._overrun = 1.0  # recent windows' length / planned length (moving average)
 
     @property
     def mode(self) -> str:
@@ -175,6 +179,13 @@ class TraceWindows:
             return
         self.duty = auto_duty(packets / seconds, softirqs / seconds, self.budget, self.detach)
 
+    def sampling_duty(self) -> float:
+        """The share of the time new tracks may start, as the windows really run: the duty,
+        stretched by how far recent windows ran over their planned length."""
+        if self.geometry() is None:
+            return 1.0
+        return min(1.0, self.duty * self._overrun)
+
     def geometry(self) -> tuple[float, float] | None:
         """(window_s, period_s) at the duty in force, or None when continuous."""
         return window_geometry(self.duty, self.detach)
@@ -203,6 +214,11 @@ class TraceWindows:
         geom = self.geometry()
         if self.state == OPEN:
             if geom is not None and now >= self.opened_at + geom[0]:
+                # Windows end at the first step after their end (a poll, a tick): short ones
+                # run over by a good part of themselves. Remembered, so that the sampling cap
+                # divides by the share really traced (sampling_duty).
+                over = (now - self.opened_at) / geom[0]
+                self._overrun = 0.7 * self._overrun + 0.3 * min(over, 4.0)
                 self.state = DRAINING
                 self.drain_at = now
                 self.next_open = self.opened_at + geom[1]

@@ -33,7 +33,7 @@ DEFAULT_MAX_SAMPLES_PER_S = 200
 # records veth adds (40 bytes). The drain thread (ringbuf.py) must get the GIL before the ring
 # fills: at 64 pages that was ~35 ms at 50k records/s and a busy tick or a GC pass lost records;
 # 256 pages drained 50k records/s loss-free in bench/drain.py (bench/RESULTS.md, "drain").
-DEFAULT_RINGBUF_PAGES = 256
+DEFAULT_RINGBUF_PAGES = 1024
 TRACK_TIMEOUT_S = 2.0
 MAX_SAMPLE_EVERY = 1_000_000
 MAX_SAMPLES_PER_S = 1_000_000
@@ -192,7 +192,7 @@ class ConfigMaps:
         # 0 = no new tracks: outside the open part of a trace window (txtop.bpf.c checks it
         # in net_dev_queue and the send syscalls)
         cfg.sample_every = s.every if self._windows.state == OPEN else 0
-        rate = window_rate(s.max_per_s, self._windows.duty)
+        rate = window_rate(s.max_per_s, self._windows.sampling_duty())
         cfg.max_per_s = rate
         cfg.burst = burst(rate)
         cfg.filter_dev = 1 if s.ifindexes else 0
