@@ -20,10 +20,10 @@ from txtop.core.model import PacketTrace
 from txtop.core.source import TracerReading
 from txtop.lab.netns import Lab
 from txtop.probes.bpf import abi
-from txtop.probes.bpf.settings import DEFAULT_RINGBUF_PAGES
 from txtop.probes.bpf.tracer import Tracer, probe_prerequisites
 
 PORT = 5309
+PAGES = 64  # 256 KiB, the default before issue 13: a small ring makes the drain thread work
 UDP_FRAME = 14 + 20 + 8 + 64
 
 root = pytest.mark.root
@@ -36,12 +36,18 @@ def lab() -> Iterator[Lab]:
         yield created
 
 
-def _tracer(lab: Lab) -> Tracer:
+def _tracer(lab: Lab, pages: int) -> Tracer:
     why = probe_prerequisites()
     if why:
         pytest.skip(f"probes cannot run here: {why}")
-    # Every packet of this lab's device, the probes attached all the time, the default ring.
-    t = Tracer([lab.ifindex], sample_every=1, max_samples_per_s=1_000_000, trace_duty=1.0)
+    # Every packet of this lab's device, the probes attached all the time.
+    t = Tracer(
+        [lab.ifindex],
+        sample_every=1,
+        max_samples_per_s=1_000_000,
+        trace_duty=1.0,
+        ringbuf_pages=pages,
+    )
     t.start()
     assert t.running, t.status.reason
     return t
@@ -76,7 +82,7 @@ def read_until(
 
 @root
 def test_a_burst_far_beyond_the_ring_arrives_whole_without_a_read(lab: Lab) -> None:
-    t = _tracer(lab)
+    t = _tracer(lab, PAGES)
     taps: list[bytes] = []
     try:
         with Sink(lab.ns_argv([]), PORT):
@@ -84,7 +90,7 @@ def test_a_burst_far_beyond_the_ring_arrives_whole_without_a_read(lab: Lab) -> N
             _, before = read_until(t, lambda ps: len(ps) >= 2, 5.0)
             t.record_tap = taps.append
             # ~2 records per datagram (the track, the syscall's late return): ~10,000 records,
-            # several times what the default ring holds; no read() meanwhile.
+            # several times what the ring holds; no read() meanwhile.
             pid, sent = send_udp(lab, 5000, 50)
             mine = lambda ps: [p for p in ps if p.pid == pid and p.len == UDP_FRAME]  # noqa: E731
             packets, reading = read_until(t, lambda ps: len(mine(ps)) >= sent)
@@ -95,7 +101,7 @@ def test_a_burst_far_beyond_the_ring_arrives_whole_without_a_read(lab: Lab) -> N
         assert len(taps) >= sent
         # What went through the ring: several times what it holds at once.
         through = sum((len(b) + 8 + 7) & ~7 for b in taps)
-        assert through > 4 * DEFAULT_RINGBUF_PAGES * mmap.PAGESIZE
+        assert through > 4 * PAGES * mmap.PAGESIZE
     finally:
         t.close()
     assert not [th for th in threading.enumerate() if th.name == "txtop-ringbuf"]

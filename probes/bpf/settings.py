@@ -29,10 +29,11 @@ from txtop.probes.bpf.tracks import TrackCounts
 
 DEFAULT_SAMPLE_EVERY = 16  # 1-in-N at net_dev_queue, then at most the cap per second
 DEFAULT_MAX_SAMPLES_PER_S = 200
-# 1 MiB: ~4,000 track records (248 bytes + the 8-byte header), ~7,000 with the sendto() exit
-# records veth adds (40 bytes). The drain thread (ringbuf.py) must get the GIL before the ring
-# fills: at 64 pages that was ~35 ms at 50k records/s and a busy tick or a GC pass lost records;
-# 256 pages drained 50k records/s loss-free in bench/drain.py (bench/RESULTS.md, "drain").
+# 4 MiB: ~16,000 track records (248 bytes + the 8-byte header), ~28,000 with the sendto()
+# exit records veth adds (40 bytes): ~0.5 s at 50k records/s. The drain thread (ringbuf.py)
+# must get the GIL and a CPU before the ring fills. In bench/drain.py (the worker alone) 256
+# pages were enough for 50k records/s; the dashboard itself (its UI in the same process) lost
+# 15-36k records in 8 s at 256 pages and 2 at 1024 (64 pages: thousands even without the UI).
 DEFAULT_RINGBUF_PAGES = 1024
 TRACK_TIMEOUT_S = 2.0
 MAX_SAMPLE_EVERY = 1_000_000
