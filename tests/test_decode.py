@@ -206,6 +206,7 @@ def build(**over: object) -> bytes:
         "flow_flags": 0,
         "comm": b"dig",
         "dev": b"eth0",
+        "netns": 0,
     }
     fields.update(over)
     f = fields
@@ -215,7 +216,7 @@ def build(**over: object) -> bytes:
         f["xmit_rc"], f["drop_reason"], f["sample_every"], f["sample_max_per_s"], f["saddr"],
         f["daddr"], *f["cpu"], f["queue"], f["gso_segs"], f["protocol"], f["dport"], f["sport"],
         f["vlan"], f["l3_proto"], f["l4_proto"], f["tcp_flags"], f["end"], f["free_kind"],
-        f["syscall"], f["flags"], f["via"], f["flow_flags"], f["comm"], f["dev"],
+        f["syscall"], f["flags"], f["via"], f["flow_flags"], f["comm"], f["dev"], f["netns"],
     )  # fmt: skip
 
 
@@ -232,6 +233,7 @@ def test_built_record_round_trip_and_lookups() -> None:
     q = to_packet_trace(decode_record(build(dev=b"", ifindex=7)), name_of={7: "ens5"}.get)
     assert q.dev == "ens5" and q.ifindex == 7
     assert to_packet_trace(r, end="aged").track == "aged"
+    assert r.netns == 0 and decode_record(build(netns=4026531840)).netns == 4026531840
 
 
 def test_unknown_codes_and_wrong_sizes_are_decode_errors() -> None:

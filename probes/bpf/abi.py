@@ -154,7 +154,7 @@ RECORD_FIELDS: tuple[tuple[str, str], ...] = (  # struct txtop_record
     ("flow_flags", "B"),
     ("comm", "16s"),  # TASK_COMM_LEN
     ("dev", "16s"),  # IFNAMSIZ
-    ("pad1", "4x"),
+    ("netns", "I"),
 )
 # A tied send syscall that returned after its packet's record was sent.
 EXIT_RECORD_FIELDS: tuple[tuple[str, str], ...] = (  # struct txtop_exit_record

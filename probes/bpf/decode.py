@@ -97,6 +97,7 @@ class RawRecord(NamedTuple):
     tcp_flags: int = 0
     via: int = VIA_NONE
     flow_flags: int = 0
+    netns: int = 0  # the device's network namespace inode (net->ns.inum); 0 = not read
 
     @property
     def key(self) -> tuple[int, int]:
@@ -163,7 +164,7 @@ def decode_record(buf: bytes) -> RawRecord:
     (sys_exit_ns, txq_state, location, cgroup_id, owner_ns, tgid, tid, length, ifindex, xmit_rc,
      reason, every, max_per_s, saddr, daddr) = f[_I_MID:_I_CPU]  # fmt: skip
     (queue, gso_segs, protocol, dport, sport, vlan, l3_proto, l4_proto, tcp_flags, end,
-     free_kind, syscall, flags, via, flow_flags, comm, dev) = f[_I_TAIL:]  # fmt: skip
+     free_kind, syscall, flags, via, flow_flags, comm, dev, netns) = f[_I_TAIL:]  # fmt: skip
     if end >= _N_END or free_kind >= _N_FREE or syscall >= _N_SYS:
         raise DecodeError(f"record with unknown end/free/syscall code {end}/{free_kind}/{syscall}")
     if via >= _N_VIA:
@@ -174,7 +175,7 @@ def decode_record(buf: bytes) -> RawRecord:
         ifindex, xmit_rc, reason, every, max_per_s, f[_I_CPU:_I_TAIL], queue, gso_segs,
         protocol, dport, end, free_kind, syscall, flags, _C_STRINGS[comm], _C_STRINGS[dev],
         cgroup_id, owner_ns, saddr, daddr, sport, vlan, l3_proto, l4_proto, tcp_flags, via,
-        flow_flags,
+        flow_flags, netns,
     ))  # fmt: skip
 
 

@@ -158,7 +158,7 @@ struct txtop_record {
 	u8 flow_flags;         /* FL_* */
 	char comm[TASK_COMM_LEN];
 	char dev[IFNAMSIZ];
-	u8 pad1[4];
+	u32 netns;             /* the device's network namespace (net->ns.inum); 0 = unknown */
 };
 
 /* A send syscall returned after its packet's track had ended (the skb was freed inside the
@@ -1218,8 +1218,14 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		KREAD(t->len, skb, SK_BUFF_LEN); /* the raw form: a packet dropped before the
 						  * driver still has its length */
 	u64 netdev = 0;
-	if (!t->ifindex && KREAD(netdev, skb, SK_BUFF_DEV) == 0 && netdev)
+	if (!t->ifindex && KREAD(netdev, skb, SK_BUFF_DEV) == 0 && netdev) {
 		KREAD(t->ifindex, netdev, NET_DEVICE_IFINDEX);
+#if TXTOP_HAS_NET_DEVICE_ND_NET_NET && TXTOP_HAS_NET_NS_INUM
+		u64 net = 0;
+		if (KREAD(net, netdev, NET_DEVICE_ND_NET_NET) == 0 && net)
+			KREAD(t->netns, net, NET_NS_INUM);
+#endif
+	}
 	/* The owner: the syscall tie when there is one, else whoever last sent on skb->sk. (A
 	 * tie wins over the map: the map may still hold the previous owner of a reused socket
 	 * address until the new owner's first send is noted.) */
@@ -1554,6 +1560,8 @@ int txtop_raw_start_xmit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	set_stage(t, ST_START_XMIT, now);
 	bpf_probe_read_kernel(t->dev, IFNAMSIZ, (void *)dev + TXTOP_OFF_NET_DEVICE_NAME);
+	t->ifindex = d->key.ifindex; /* the device it left on (a stacked one hands it on) */
+	t->netns = d->key.netns;
 	u16 proto_be = 0;
 	KREAD(proto_be, skb, SK_BUFF_PROTOCOL);
 	t->queue = queue;
