@@ -4,7 +4,8 @@ recordings/data/demo.txtop was recorded from the real demo lab (scripts/record_b
 real collector and BPF probes on a private veth with 4 TX queues under mq, tbf on two of
 them, bounded UDP/TCP traffic to the lab peer). This script feeds a fixed window of its frames
 to the real dashboard, headless, at 80x24 and 160x50: the dashboard in every theme, the
-waterfall (log scale, a row selected), its stage percentiles, the packet inspector, the help
+waterfall (log scale, a row selected), its stage percentiles, the packet inspector, the top
+talkers per queue, the help
 screen, the findings view and the replay header (a recording without findings gets them
 computed from its frames when loaded, so the findings strip shows them too). The same frames
 give the same pictures (time zone pinned to UTC), so a change in the screenshots is a change
@@ -46,6 +47,7 @@ VIEWS: tuple[tuple[str, dict[str, object], tuple[str, ...], bool], ...] = (
     ("inspector", {}, ("enter",), False),
     ("help", {}, ("question_mark",), False),
     ("findings", {}, ("f",), False),
+    ("talkers", {}, ("o",), False),
     ("replay", {}, (), True),
 )
 EXTRA = (("dashboard-mono-ascii", (80, 24), {"theme": "mono", "ascii_only": True}, (), False),)
@@ -138,7 +140,9 @@ async def shoot(
             await pilot.pause(0.05)
         if "enter" in keys:  # select a packet that waited in the tbf queue
             shown = app.query_one(Waterfall).shown_packets()
-            pick = next((i for i, p in enumerate(shown) if p.queue == 1), 0)
+            pick = next(
+                (i for i, p in enumerate(shown) if p.queue == 1 and "qdisc_dequeue" in p.stages), 0
+            )
             await pilot.press(*(["down"] * pick))
         await pilot.press(*keys)
         await pilot.pause(0.3)
