@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import time
@@ -522,6 +523,16 @@ def test_inspector_names_the_send_syscall_tracepoint() -> None:
     untied = {r.stage: r for r in inspect_packet(_tbf_segmented(syscall=None), 0.0).stages}
     assert "<" not in untied["sendto"].tracepoint  # no placeholder: the ones attached
     assert untied["sendto"].tracepoint == "syscalls:sys_enter_sendto|sendmsg|sendmmsg"
+    # Raw hooks (ProbeStatus.hooks): the entry is raw_syscalls:sys_enter, and without
+    # sys_exit the send ends at sock:sock_send_length, which the syscall line says.
+    hooks = {"raw_syscalls:sys_enter": "raw", "sock:sock_send_length": "raw"}
+    ins = inspect_packet(dataclasses.replace(sent, syscall_exit_ns=sent.stages["dev_queue"]),
+                         0.0, hooks=hooks)  # fmt: skip
+    assert {r.stage: r for r in ins.stages}["sendto"].tracepoint == (
+        "raw_syscalls:sys_enter (sendto)"
+    )
+    said = dict(ins.fields)["syscall"]
+    assert "left the socket layer" in said and "sock:sock_send_length" in said
 
 
 def test_inspector_says_sender_not_known_unless_it_is_the_kernel() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rich import box
@@ -134,8 +134,13 @@ def inspect_packet(
     wall_offset_s: float,
     has_bql: bool | None = None,
     ascii: bool = False,
+    hooks: Mapping[str, str] | None = None,
 ) -> Inspection:
-    """Decode one packet. ``wall_offset_s``: wall time minus CLOCK_MONOTONIC, in seconds."""
+    """Decode one packet. ``wall_offset_s``: wall time minus CLOCK_MONOTONIC, in seconds.
+    ``hooks``: the probes' hook forms (ProbeStatus.hooks): with the raw raw_syscalls:sys_enter
+    the send stage comes from it, and without sys_exit the send's end from
+    sock:sock_send_length (empty: a recording, or probes that do not say)."""
+    hooks = hooks or {}
     stages = packet.stages
     origin_ns = stages.get("sendto", packet.first_ns)
     origin = "syscall" if "sendto" in stages else f"first stage ({_first_stage(packet)})"
@@ -144,7 +149,7 @@ def inspect_packet(
     for stage in STAGES:
         tracepoint = TRACEPOINTS[stage]
         if stage == "sendto":
-            tracepoint = syscall_tracepoint(packet)
+            tracepoint = syscall_tracepoint(packet, hooks)
         elif stage == "free" and packet.free_kind in ("consume", "drop"):
             tracepoint = "skb:kfree_skb" if packet.free_kind == "drop" else "skb:consume_skb"
         t = stages.get(stage)
@@ -194,15 +199,27 @@ def inspect_packet(
     ]
     if packet.syscall_exit_ns is not None and "sendto" in stages:
         returned = format_ns(packet.syscall_exit_ns - stages["sendto"], ascii)
-        fields.insert(1, ("syscall", f"{packet.syscall or '?'}() returned after {returned}"))
+        name = packet.syscall or "?"
+        if RAW_EXIT not in hooks and RAW_SEND_END in hooks:  # txtop.bpf.c TXTOP_EXIT_AT_SEND
+            said = f"{name}() left the socket layer after {returned} ({RAW_SEND_END})"
+        else:
+            said = f"{name}() returned after {returned}"
+        fields.insert(1, ("syscall", said))
     elif packet.syscall:
         fields.insert(1, ("syscall", f"{packet.syscall}()"))
     title = f"{who} {packet.dev}:{queue} {packet.len} bytes"
     return Inspection(title=title, origin=origin, stages=tuple(rows), fields=tuple(fields))
 
 
-def syscall_tracepoint(packet: PacketTrace) -> str:
-    """The tracepoint of the packet's send syscall (``syscalls:sys_enter_sendto``, ...)."""
+RAW_ENTER, RAW_EXIT = "raw_syscalls:sys_enter", "raw_syscalls:sys_exit"
+RAW_SEND_END = "sock:sock_send_length"
+
+
+def syscall_tracepoint(packet: PacketTrace, hooks: Mapping[str, str] | None = None) -> str:
+    """The tracepoint of the packet's send syscall (``syscalls:sys_enter_sendto``, ...), or
+    ``raw_syscalls:sys_enter (sendto)`` where the probes use the raw entry for all three."""
+    if hooks and RAW_ENTER in hooks:
+        return f"{RAW_ENTER} ({packet.syscall or 'sendto|sendmsg|sendmmsg'})"
     if packet.syscall:
         return f"syscalls:sys_enter_{packet.syscall}"
     return TRACEPOINTS["sendto"]
@@ -374,13 +391,16 @@ class InspectorScreen(ModalScreen[None]):
         index: int,
         has_bql: dict[str, bool] | None = None,
         ascii: bool = False,
+        hooks: Mapping[str, str] | None = None,
     ) -> None:
-        """``packets``: (packet, wall_offset_s) newest first; ``has_bql``: per device name."""
+        """``packets``: (packet, wall_offset_s) newest first; ``has_bql``: per device name;
+        ``hooks``: the probes' hook forms (ProbeStatus.hooks), to name the real tracepoints."""
         super().__init__()
         self._packets = packets
         self._index = index
         self._has_bql = has_bql or {}
         self._ascii = ascii
+        self._hooks = hooks or {}
 
     @property
     def packet(self) -> PacketTrace:
@@ -389,7 +409,9 @@ class InspectorScreen(ModalScreen[None]):
     @property
     def inspection(self) -> Inspection:
         packet, offset = self._packets[self._index]
-        return inspect_packet(packet, offset, self._has_bql.get(packet.dev), self._ascii)
+        return inspect_packet(
+            packet, offset, self._has_bql.get(packet.dev), self._ascii, hooks=self._hooks
+        )
 
     def compose(self) -> ComposeResult:
         with Vertical():

@@ -194,7 +194,10 @@ class Waterfall(Widget, can_focus=True):
         packets = [(e.packet, e.wall_offset_s) for e in reversed(view)]
         snap = self.rows.snapshot
         has_bql = {d.dev: d.has_bql for d in snap.devices} if snap else {}
-        self.app.push_screen(InspectorScreen(packets, self.rows.cursor, has_bql, self.ascii))
+        hooks = dict(snap.probes.hooks) if snap else {}
+        self.app.push_screen(
+            InspectorScreen(packets, self.rows.cursor, has_bql, self.ascii, hooks=hooks)
+        )
 
     def action_talkers(self) -> None:
         """The top talkers of each queue, from the newest snapshot (redrawn as they come)."""
