@@ -301,6 +301,11 @@ class PacketTrace:
     sample_max_per_s: int | None = None
     flow: FlowInfo | None = None  # None: headers not read (no BTF, older recordings)
     owner: PacketOwner | None = None  # None: unknown (no BTF and no syscall tie, older ones)
+    # The device's network namespace: its label (--netns; ``dev`` is then "<netns>/<name>"),
+    # None for txtop's own; and its inode as the probes read it (net->ns.inum), 0 for txtop's
+    # own namespace or where the probes could not read it (no BTF offsets).
+    netns: str | None = None
+    netns_inode: int = 0
 
     @property
     def first_ns(self) -> int:

@@ -51,6 +51,9 @@ class TracerReading:
     packets: tuple[PacketTrace, ...] = ()  # traces finished since the last reading
     queues: Mapping[tuple[int, int], QueueCounters] = field(default_factory=dict)
     cpus: Mapping[int, CpuSoftirqCounters] = field(default_factory=dict)
+    # Devices of other network namespaces (--netns): per (netns inode, ifindex, queue), apart
+    # from ``queues`` because names and ifindexes repeat across namespaces.
+    ns_queues: Mapping[tuple[int, int, int], QueueCounters] = field(default_factory=dict)
     # Cumulative seconds the probes were attached (probes/bpf/duty.py trace windows): the sampling
     # group (softirq runs/time start there) and the late group (per-queue counters).
     # Counters grow only while attached, so their rates are deltas over these, not over the

@@ -32,7 +32,8 @@ from txtop.core.config import ConfigReading, attach_config
 from txtop.core.findings import FindingsEngine
 from txtop.core.latency import LatencyWindow
 from txtop.core.merge import TickState, in_namespace, merge_tick, probe_status, tick_packets
-from txtop.core.model import BqlStats, DeviceRow, ProbeStatus, QueueRow, Snapshot
+from txtop.core.model import BqlStats, DeviceRow, PacketTrace, ProbeStatus, QueueRow, Snapshot
+from txtop.core.nsprobes import label_packets, namespace_reading, own_reading
 from txtop.core.readings import CpuTimes, NetDevice, QdiscInfo, SoftnetRow, TickReadings
 from txtop.core.source import SnapshotSource, TracerReading
 from txtop.core.talkers import TalkerWindow
@@ -46,7 +47,7 @@ from txtop.probes.readers.netdev import (
     read_device,
     resolve_interfaces,
 )
-from txtop.probes.readers.netns import NO_PROBES, NetnsReading
+from txtop.probes.readers.netns import NetnsReading
 from txtop.probes.readers.qdisc import QdiscReader
 from txtop.probes.readers.softirq import PROC, read_cpu_times, read_softirqs, read_softnet_stat
 
@@ -84,6 +85,7 @@ class NamespaceSource(Protocol):
     """The devices of another network namespace (probes/readers/netns.py ``NetnsReader``)."""
 
     label: str
+    ino: int  # the namespace's inode (net->ns.inum): how the probes key its devices
 
     def read(self) -> NetnsReading: ...
 
@@ -131,6 +133,9 @@ class Collector:
         # of txtop's own namespace (--netns given and no -i before it).
         self.namespaces = list(namespaces)
         self._ns_prev: dict[str, TickState] = {}
+        # Their probe data, per namespace label: latency and bypass windows keyed by (ifindex,
+        # queue) as txtop's own, but within that namespace.
+        self._ns_windows: dict[str, tuple[LatencyWindow, BypassWindow]] = {}
         if not own_devices and not interfaces:
             self._fixed = []
         self.tracer = tracer
@@ -239,7 +244,8 @@ class Collector:
         problems: dict[str, str] = {}  # source -> why it could not be read this tick
         devices = self._read_devices(problems)
         qdiscs = self._read_qdiscs(problems)
-        reading, status = self._read_tracer()
+        all_reading, status = self._read_tracer()
+        reading = own_reading(all_reading) if all_reading is not None else None
         softirqs, softnet, cpu_times = self._read_proc(problems)
         now_ns = self._clock()
         wall = time.time()
@@ -265,8 +271,12 @@ class Collector:
         device_rows, queue_rows = attach_config(
             merged.devices, merged.queues, self._read_config(devices, problems)
         )
-        ns_names, ns_devices, ns_queues = self._read_namespaces(now_ns, problems)
+        ns_names, ns_devices, ns_queues, ns_packets = self._read_namespaces(
+            now_ns, problems, all_reading, status
+        )
         device_rows, queue_rows = device_rows + ns_devices, queue_rows + ns_queues
+        if ns_packets:
+            packets = tuple(sorted(packets + ns_packets, key=lambda p: p.first_ns))
         self.talkers.add(packets, status, merged.interval_s, now_ns, merged.traced_pct)
         queue_rows = self.talkers.attach(queue_rows)
         snapshot = Snapshot(
@@ -398,29 +408,52 @@ class Collector:
         return reading, reading.status
 
     def _read_namespaces(
-        self, now_ns: int, problems: dict[str, str]
-    ) -> tuple[tuple[str, ...], tuple[DeviceRow, ...], tuple[QueueRow, ...]]:
+        self,
+        now_ns: int,
+        problems: dict[str, str],
+        reading: TracerReading | None,
+        status: ProbeStatus,
+    ) -> tuple[
+        tuple[str, ...], tuple[DeviceRow, ...], tuple[QueueRow, ...], tuple[PacketTrace, ...]
+    ]:
         """The devices of other network namespaces: read there, merged against their own
-        previous tick (names and ifindexes repeat across namespaces), named "<ns>/<dev>".
-        No probe data: see probes/readers/netns.py."""
+        previous tick (names and ifindexes repeat across namespaces), named "<ns>/<dev>",
+        with the probes' counters and packets of that namespace (core/nsprobes.py)."""
         names: list[str] = []
         devices: list[DeviceRow] = []
         queues: list[QueueRow] = []
+        packets: list[PacketTrace] = []
         for ns in self.namespaces:
             got = ns.read()
             problems.update(got.problems)
+            sub = namespace_reading(reading, ns.ino) if reading is not None and ns.ino else None
+            windows = self._ns_windows.get(ns.label)
+            if windows is None:
+                window_s = self.latency.window_s
+                windows = self._ns_windows[ns.label] = (
+                    LatencyWindow(window_s),
+                    BypassWindow(window_s),
+                )
+            latency, bypass = windows
+            ns_bypass = None
+            if sub is not None:
+                latency.add(sub.packets, now_ns)
+                bypass.add(sub.packets, now_ns)
+                if "qdisc_enqueue" not in status.unavailable:
+                    ns_bypass = bypass.per_queue()
+                packets += label_packets(ns.label, sub.packets)
             readings = TickReadings(
-                mono_ns=now_ns, devices=got.devices, bql=got.bql, qdiscs=got.qdiscs
+                mono_ns=now_ns, devices=got.devices, bql=got.bql, qdiscs=got.qdiscs, tracer=sub
             )
-            merged = merge_tick(readings, self._ns_prev.get(ns.label), {})
+            merged = merge_tick(
+                readings, self._ns_prev.get(ns.label), latency.per_queue(), ns_bypass
+            )
             self._ns_prev[ns.label] = merged.state
             ns_devices, ns_queues = in_namespace(ns.label, merged.devices, merged.queues)
             names += [d.dev for d in ns_devices]
             devices += ns_devices
             queues += ns_queues
-        if self.namespaces:
-            problems["netns"] = NO_PROBES
-        return tuple(names), tuple(devices), tuple(queues)
+        return tuple(names), tuple(devices), tuple(queues), tuple(packets)
 
     # ---- shutdown ----------------------------------------------------------------------------
 

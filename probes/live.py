@@ -42,6 +42,10 @@ class TracerSettings:
     max_samples_per_s: int | None = None
     trace_duty: float | None = None  # share of the time attached; None = auto
     flow: FlowFilter | None = None  # --proto/--port/--host: checked at the sampling decision
+    # --netns: devices of other namespaces in the interface filter, (netns inode, ifindex),
+    # and the namespaces (inodes) whose devices' per-queue counters are read
+    devices: list[tuple[int, int]] | None = None
+    namespaces: list[int] | None = None
 
 
 def make_tracer(settings: TracerSettings) -> Tracer:
@@ -56,6 +60,10 @@ def make_tracer(settings: TracerSettings) -> Tracer:
         kwargs["trace_duty"] = settings.trace_duty
     if settings.flow is not None and not settings.flow.empty:
         kwargs["flow"] = settings.flow
+    if settings.devices:
+        kwargs["devices"] = settings.devices
+    if settings.namespaces:
+        kwargs["namespaces"] = settings.namespaces
     return Tracer(**kwargs)  # type: ignore[arg-type]
 
 

@@ -184,7 +184,7 @@ def test_probe_line_stays_short_and_the_help_has_the_details() -> None:
     assert "no kernel headers for 6.18.44-fc-v857 (? details)" in line
     assert "BCC_KERNEL_SOURCE" not in line
     assert "partial: a, b, c +1 unavailable" in line
-    assert "not for devices in other namespaces yet" in line
+    assert "other namespaces not told apart" in line
     from txtop.tui.help import help_text
 
     text = " ".join(help_text(100, snap).split())

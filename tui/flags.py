@@ -231,7 +231,7 @@ def _add_view(add: Callable[..., Any]) -> None:
         help="also show the devices of this network namespace (a name from `ip netns`, a "
         "namespace file such as /proc/PID/ns/net, or a PID), as NS/DEV; the -i after it name "
         "devices there (default: all with TX queues); repeat for more. Without a -i before "
-        "the first --netns, txtop's own devices are not shown. No probe data for them yet",
+        "the first --netns, txtop's own devices are not shown. Probes: by (namespace, ifindex)",
     )
     add(
         "-d",

@@ -24,11 +24,11 @@ from txtop.tui.args import Options, UsageError
 if TYPE_CHECKING:
     from txtop.lab.demo import DemoLab
     from txtop.probes.live import Tracer
-    from txtop.probes.readers.netns import Namespaces
+    from txtop.probes.readers.netns import Namespaces, NetnsReader
 
 BUNDLED_RECORDING = "demo.txtop"  # in txtop.recordings/data, made by scripts/record_bundled.py
 DEMO_REPLAY_NOTICE = "demo: not root, replaying a recording of the lab"
-NETNS_NO_PROBES = "not for devices in other namespaces yet"
+NETNS_NOTHING = "no device with TX queues in the other namespaces to probe"
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,18 @@ def _namespaces(opts: Options) -> Namespaces | None:
         raise UsageError(str(exc)) from None
 
 
-def _make_tracer(opts: Options, ifindexes: list[int] | None) -> Tracer:
+def _namespace_devices(namespaces: Sequence[NetnsReader]) -> list[tuple[int, int]]:
+    """The devices of the other namespaces as the probes key them, (netns inode, ifindex):
+    the named ones, or all with TX queues now (one read in each namespace)."""
+    return [(ns.ino, d.ifindex) for ns in namespaces for d in ns.read().devices]
+
+
+def _make_tracer(
+    opts: Options,
+    ifindexes: list[int] | None,
+    devices: list[tuple[int, int]] | None = None,
+    namespaces: list[int] | None = None,
+) -> Tracer:
     from txtop.probes.live import TracerSettings, make_tracer
 
     duty = opts.trace_duty / 100.0 if isinstance(opts.trace_duty, int) else None
@@ -210,6 +221,8 @@ def _make_tracer(opts: Options, ifindexes: list[int] | None) -> Tracer:
         max_samples_per_s=opts.max_samples_per_s,
         trace_duty=duty,
         flow=opts.filter_spec.flow,  # --proto/--port/--host, exact from the first sample
+        devices=devices,
+        namespaces=namespaces,
     )
     try:
         return make_tracer(settings)
@@ -237,16 +250,23 @@ def _live_source(opts: Options, demo: DemoLab | None = None) -> Built:
     tracer = control = None
     if opts.no_probes:
         status = ProbeStatus("off", reason="--no-probes")
-    elif not own_devices:
-        status = ProbeStatus("off", reason=NETNS_NO_PROBES)
     elif (reason := probe_unavailable_reason()) is not None:
         status = ProbeStatus("unavailable", reason=reason)
     else:
+        # Devices of other namespaces by (netns inode, ifindex) in the interface filter,
+        # unless all of txtop's own are shown (no filter at all then); their namespaces'
+        # counters are read either way.
+        all_own = own_devices and names is None
+        devices = [] if all_own else _namespace_devices(namespaces)
         ifindexes = None
         if names:
             ifindexes = [d.ifindex for d in (read_device(n) for n in names) if d is not None]
-        tracer = _make_tracer(opts, ifindexes)
-        control = TracerControl(tracer, ifindexes, list(opts.pids), opts.filter_spec.flow)
+        if not own_devices and not devices:
+            status = ProbeStatus("off", reason=NETNS_NOTHING)
+        else:
+            inodes = [ns.ino for ns in namespaces]
+            tracer = _make_tracer(opts, ifindexes, devices or None, inodes or None)
+            control = TracerControl(tracer, ifindexes, list(opts.pids), opts.filter_spec.flow)
     try:
         bql_hz = DEFAULT_BQL_HZ if opts.bql_hz is None else opts.bql_hz
         collector = Collector(

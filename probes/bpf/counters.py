@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,37 @@ def dev_of_key(dev: Any, netns: int, ifindex_of: Callable[[str], int | None]) ->
     if ns not in (0, netns):
         return None
     return int(dev.ifindex)
+
+
+def devkey_of(
+    dev: Any, netns: int, ifindex_of: Callable[[str], int | None]
+) -> tuple[int, int] | None:
+    """A counter key's device as (namespace, ifindex): namespace 0 for txtop's own (``netns``,
+    or 0 = not known: the raw forms without the BTF offset for it, and the classic forms,
+    whose keys are names looked up here), else the other namespace's inode. None: gone."""
+    if isinstance(dev, (bytes, bytearray)) or not hasattr(dev, "ifindex"):
+        name = c_string(bytes(dev))
+        ifindex = ifindex_of(name) if name else None
+        return None if ifindex is None else (0, ifindex)
+    ns = int(dev.netns)
+    return (0 if ns in (0, netns) else ns, int(dev.ifindex))
+
+
+def split_queues(
+    acc: dict[tuple[int, int, int], list[int]],
+) -> tuple[dict[tuple[int, int], QueueCounters], dict[tuple[int, int, int], QueueCounters]]:
+    """(namespace, ifindex, queue) -> [packets, bytes, gso_segs, errors, stopped] as txtop's
+    own queues by (ifindex, queue) and those of other namespaces by (inode, ifindex, queue):
+    apart, so that the same ifindex in two namespaces never adds up."""
+    own: dict[tuple[int, int], QueueCounters] = {}
+    other: dict[tuple[int, int, int], QueueCounters] = {}
+    for (ns, ifindex, queue), v in acc.items():
+        c = QueueCounters(packets=v[0], bytes=v[1], gso_segs=v[2], errors=v[3], stopped=v[4])
+        if ns:
+            other[ns, ifindex, queue] = c
+        else:
+            own[ifindex, queue] = c
+    return own, other
 
 
 def queue_of_parent(parent: int) -> int:
@@ -118,11 +149,21 @@ def probe_status(
 class Counters:
     """Reads the loaded program's counter maps (cumulative values, summed over CPUs)."""
 
-    def __init__(self, bpf: Any, names: IfNames, unavailable: dict[str, str]) -> None:
+    def __init__(
+        self,
+        bpf: Any,
+        names: IfNames,
+        unavailable: dict[str, str],
+        namespaces: Callable[[], Iterable[int]] = tuple,
+    ) -> None:
         self._bpf = bpf
         self._names = names
         self._unavailable = unavailable
         self._netns = own_netns()
+        # The other namespaces whose devices are counted (their inodes; --netns), and their
+        # per-queue counters as of the last ``queues()``: (inode, ifindex, queue) -> counters.
+        self._namespaces = namespaces
+        self.ns_queues: dict[tuple[int, int, int], QueueCounters] = {}
         try:  # the per-queue counters by slot (raw net_dev_start_xmit: BTF offsets only)
             self._slots: tuple[Any, Any] | None = (bpf[b"dev_slots"], bpf[b"txq_counts"])
         except Exception:  # bcc raises a plain Exception for a map the program lacks
@@ -145,29 +186,39 @@ class Counters:
         return packets, runs
 
     def queues(self) -> dict[tuple[int, int], QueueCounters]:
-        """Per (ifindex, TX queue) of this network namespace."""
-        acc: dict[tuple[int, int], list[int]] = {}
+        """Per (ifindex, TX queue) of this network namespace; those of the other namespaces
+        asked for go to ``ns_queues``."""
+        acc: dict[tuple[int, int, int], list[int]] = {}
+        wanted = set(self._namespaces())
+
+        def key_of(dev: Any) -> tuple[int, int] | None:
+            key = devkey_of(dev, self._netns, self._names.ifindex)
+            if key is None or (key[0] and key[0] not in wanted):
+                return None  # gone, or a device of a namespace nobody asked for
+            return key
 
         def slot(dev: Any, queue: int) -> list[int] | None:
-            ifindex = dev_of_key(dev, self._netns, self._names.ifindex)
-            if ifindex is None:
-                return None  # a device of another network namespace
-            return acc.setdefault((ifindex, queue), [0, 0, 0, 0, 0])
+            key = key_of(dev)
+            return None if key is None else acc.setdefault((*key, queue), [0, 0, 0, 0, 0])
 
         bpf = self._bpf
         if self._slots is not None:
             dev_slots, counts = self._slots
             for dk, leaf in dev_slots.items():
-                ifindex = dev_of_key(dk, self._netns, self._names.ifindex)
-                name = self._names.name(ifindex) if ifindex is not None else None
-                if ifindex is None or name is None:
+                key = key_of(dk)
+                if key is None:
                     continue
+                if key[0]:  # another namespace: its sysfs is not ours; every slot queue
+                    n_queues = SLOT_QUEUES
+                else:
+                    name = self._names.name(key[1])
+                    n_queues = min(tx_queue_count(name), SLOT_QUEUES) if name else 0
                 base = int(leaf.value) * SLOT_QUEUES
-                for q in range(min(tx_queue_count(name), SLOT_QUEUES)):
+                for q in range(n_queues):
                     per_cpu = counts.getvalue(ctypes.c_int(base + q))
                     packets = sum(int(v.packets) for v in per_cpu)
                     if packets:
-                        row = acc.setdefault((ifindex, q), [0, 0, 0, 0, 0])
+                        row = acc.setdefault((*key, q), [0, 0, 0, 0, 0])
                         row[0] += packets
                         row[1] += sum(int(v.bytes) for v in per_cpu)
                         row[2] += sum(int(v.gso_segs) for v in per_cpu)
@@ -182,14 +233,14 @@ class Counters:
             if s is not None:
                 s[3] += sum(int(v) for v in per_cpu)
         for k, per_cpu in bpf[b"txq_stopped"].items():
-            if int(k.netns) not in (0, self._netns):
+            ns = int(k.netns)
+            ns = 0 if ns in (0, self._netns) else ns
+            if ns and ns not in wanted:
                 continue
-            key = (int(k.ifindex), queue_of_parent(int(k.parent)))
-            acc.setdefault(key, [0, 0, 0, 0, 0])[4] += sum(int(v) for v in per_cpu)
-        return {
-            key: QueueCounters(packets=v[0], bytes=v[1], gso_segs=v[2], errors=v[3], stopped=v[4])
-            for key, v in acc.items()
-        }
+            q_key = (ns, int(k.ifindex), queue_of_parent(int(k.parent)))
+            acc.setdefault(q_key, [0, 0, 0, 0, 0])[4] += sum(int(v) for v in per_cpu)
+        own, self.ns_queues = split_queues(acc)
+        return own
 
     def xmit_errors_by_rc(self) -> dict[tuple[int, int, int], int]:
         """net_dev_xmit failures by (ifindex, queue, rc), cumulative."""

@@ -45,6 +45,7 @@ from txtop.probes.bpf.abi import (
     VIA_SYSCALL,
     VIAS,
 )
+from txtop.probes.bpf.ifnames import own_netns_inode
 
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
@@ -292,19 +293,27 @@ def to_packet_trace(
     name_of: Callable[[int], str | None] | None = None,
     resolve_cgroup: Callable[[int], str | None] | None = None,
     end: str | None = None,
+    own_netns: int | None = None,
 ) -> PacketTrace:
     """The snapshot form of a record. ``sys_exit_ns`` comes from a separate ExitRecord when the
     syscall returned after the record was sent; ``end`` overrides the record's own end kind
     (user-space aging reads live tracks from the map). ``pid``/``tid``/``comm`` are the owner's,
-    ``l4_proto``/``sport``/``dport`` the flow's (the JSON keeps both forms)."""
+    ``l4_proto``/``sport``/``dport`` the flow's (the JSON keeps both forms).
+
+    ``ifindex_of``/``name_of`` look names up in txtop's own network namespace (``own_netns``,
+    its inode; None: this process's): a packet of a device in another namespace keeps the
+    name and ifindex the kernel side read from its net_device and carries its namespace
+    (``netns_inode``), since the same name or ifindex may be another device here."""
     ts = rec.ts
     stages = dict(compress(zip(STAGE_ORDER, ts, strict=True), ts))  # the stages seen (time != 0)
     cpus = dict(compress(zip(STAGE_ORDER, rec.cpu, strict=True), ts))
     dev = rec.dev
     ifindex = rec.ifindex
-    if not dev and ifindex and name_of is not None:
+    own = own_netns_inode() if own_netns is None else own_netns
+    foreign = rec.netns if rec.netns and own and rec.netns != own else 0
+    if not dev and ifindex and name_of is not None and not foreign:
         dev = name_of(ifindex) or ""
-    if not ifindex and dev and ifindex_of is not None:
+    if not ifindex and dev and ifindex_of is not None and not foreign:
         ifindex = ifindex_of(dev) or 0
     reason: str | None = None
     if rec.flags & F_REASON:
@@ -347,6 +356,7 @@ def to_packet_trace(
         sample_max_per_s=rec.sample_max_per_s,
         flow=flow,
         owner=owner,
+        netns_inode=foreign,
     )
 
 

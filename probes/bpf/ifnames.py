@@ -8,6 +8,7 @@ of that name may appear.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -51,3 +52,10 @@ def own_netns() -> int:
         return os.stat("/proc/self/ns/net").st_ino
     except OSError:
         return 0
+
+
+@functools.cache
+def own_netns_inode() -> int:
+    """``own_netns()``, read once: the process keeps its namespace (the --netns reader
+    threads enter others, but /proc/self/ns/net is the main thread's)."""
+    return own_netns()

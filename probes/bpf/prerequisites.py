@@ -136,6 +136,25 @@ def identity_cflags(btf_path: Path | None = DEFAULT_BTF) -> Identity:
     return Identity(tuple(offsets.cflags()), offsets)
 
 
+NETNS_FIELDS = ("net_device.nd_net.net", "net.ns.inum")
+
+
+def netns_unknown(identity: Identity) -> str:
+    """Why the probes cannot tell a device's network namespace (its key's netns is then 0
+    and devices of other namespaces look like txtop's own: nothing is attributed to them),
+    or "" when they can."""
+    if identity.offsets is None:
+        why = identity.reason or "no usable BTF"
+        return f"devices of other namespaces not told apart: {why}"
+    missing = [f for f in NETNS_FIELDS if f not in identity.offsets.fields]
+    if missing:
+        return (
+            f"devices of other namespaces not told apart: no {', '.join(missing)} in this "
+            "kernel's BTF (CONFIG_NET_NS off?)"
+        )
+    return ""
+
+
 def tracefs_root() -> Path | None:
     """The mounted tracefs (events/ present), or None."""
     for p in TRACEFS_CANDIDATES:

@@ -52,6 +52,26 @@ def check_ifindexes(ifindexes: Sequence[int] | None) -> tuple[int, ...]:
     return tuple(sorted({check_int("ifindex", i, 1, 2**31 - 1) for i in ifindexes or ()}))
 
 
+MAX_NETNS_INODE = 2**32 - 1  # net->ns.inum is an unsigned int
+
+
+def check_devices(devices: Sequence[tuple[int, int]] | None) -> tuple[tuple[int, int], ...]:
+    """Devices of other network namespaces: (namespace inode, ifindex) pairs, validated."""
+    out = set()
+    for pair in devices or ():
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise ValueError(f"a device of another namespace is (netns inode, ifindex): {pair!r}")
+        ns, ifindex = pair
+        ns = check_int("netns inode", ns, 1, MAX_NETNS_INODE)
+        out.add((ns, check_int("ifindex", ifindex, 1, 2**31 - 1)))
+    return tuple(sorted(out))
+
+
+def check_namespaces(namespaces: Sequence[int] | None) -> tuple[int, ...]:
+    checked = {check_int("netns inode", n, 1, MAX_NETNS_INODE) for n in namespaces or ()}
+    return tuple(sorted(checked))
+
+
 def check_pids(pids: Sequence[int] | None) -> tuple[int, ...]:
     return tuple(sorted({check_int("pid", p, 1, 2**22) for p in pids or ()}))
 
@@ -116,6 +136,8 @@ class Settings:
         max_samples_per_s: int,
         ringbuf_pages: int,
         track_timeout_s: float,
+        devices: Sequence[tuple[int, int]] | None = None,
+        namespaces: Sequence[int] | None = None,
     ) -> None:
         check_int("sample_every", sample_every, 1, MAX_SAMPLE_EVERY)
         check_int("max_samples_per_s", max_samples_per_s, 0, MAX_SAMPLES_PER_S)
@@ -125,11 +147,21 @@ class Settings:
         if not 0.05 <= track_timeout_s <= 60:
             raise ValueError("track_timeout_s must be within 0.05..60")
         self.ifindexes, self.pids = check_filters(ifindexes, pids)
+        # Devices of other network namespaces, by (netns inode, ifindex): in the interface
+        # filter beside ``ifindexes`` (txtop's own); ``namespaces``: the other namespaces whose
+        # devices' per-queue counters are read (those of ``devices`` always are).
+        self.devices = check_devices(devices)
+        self.namespaces = check_namespaces(namespaces)
         self.flow: FlowFilter | None = None  # set_filters(flow=...), checked by check_flow
         self.every = sample_every
         self.max_per_s = max_samples_per_s
         self.pages = ringbuf_pages
         self.timeout_ns = int(track_timeout_s * 1e9)
+
+    def other_namespaces(self) -> set[int]:
+        """The other namespaces whose devices are counted: ``namespaces`` and those of
+        ``devices`` (their inodes)."""
+        return {*self.namespaces, *(ns for ns, _ in self.devices)}
 
     @staticmethod
     def check_sampling(every: int, max_per_s: int) -> None:
@@ -146,6 +178,8 @@ class Settings:
 
     def filters(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ifindexes": list(self.ifindexes), "pids": list(self.pids)}
+        if self.devices:  # only when set, as the flow keys below
+            out["netns_devices"] = [f"{ns}:{i}" for ns, i in self.devices]
         flow = self.flow
         if flow is not None:  # the keys only when set: the JSON stays as it was without
             if flow.l4 or flow.l3:
@@ -184,7 +218,7 @@ class ConfigMaps:
 
     @property
     def filter_dev(self) -> bool:
-        return bool(self._settings.ifindexes)
+        return bool(self._settings.ifindexes or self._settings.devices)
 
     def write(self) -> None:
         s = self._settings
@@ -196,7 +230,7 @@ class ConfigMaps:
         rate = window_rate(s.max_per_s, self._windows.sampling_duty())
         cfg.max_per_s = rate
         cfg.burst = burst(rate)
-        cfg.filter_dev = 1 if s.ifindexes else 0
+        cfg.filter_dev = 1 if self.filter_dev else 0
         cfg.filter_pid = 1 if s.pids else 0
         cfg.filter_flow = 1 if s.flow is not None else 0
         cfg.filter_gen = self.filter_gen & 0xFFFFFFFF
@@ -225,6 +259,12 @@ class ConfigMaps:
                 dk = idx.Key()
                 dk.netns, dk.ifindex = ns, i
                 idx[dk] = one
+        # Devices of other namespaces: by (namespace, ifindex) only. Not by name (the classic
+        # forms' key, which a device here may share), nor as namespace 0 (not known: ours).
+        for ns, i in self._settings.devices:
+            dk = idx.Key()
+            dk.netns, dk.ifindex = ns, i
+            idx[dk] = one
         pids = bpf[b"pid_filter"]
         pids.clear()
         for p in self._settings.pids:

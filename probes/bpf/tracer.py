@@ -54,6 +54,7 @@ from txtop.probes.bpf.prerequisites import (
     compiled,
     identity_cflags,
     mount_tracefs,
+    netns_unknown,
     probe_defines,
     probe_prerequisites,
 )
@@ -67,6 +68,7 @@ from txtop.probes.bpf.settings import (
     TRACK_TIMEOUT_S,
     ConfigMaps,
     Settings,
+    check_devices,
     check_filters,
     check_flow,
 )
@@ -120,10 +122,15 @@ class Tracer:
         trace_budget: float = DEFAULT_BUDGET,
         btf_path: Path | None = DEFAULT_BTF,
         flow: FlowFilter | None = None,
+        devices: Sequence[tuple[int, int]] | None = None,
+        namespaces: Sequence[int] | None = None,
     ) -> None:
+        # devices: of other network namespaces, (netns inode, ifindex), filtered beside our
+        # ifindexes; namespaces: other namespaces whose devices are counted (settings.py)
         self._settings = Settings(
-            ifindexes, pids, sample_every, max_samples_per_s, ringbuf_pages, track_timeout_s
-        )
+            ifindexes, pids, sample_every, max_samples_per_s, ringbuf_pages, track_timeout_s,
+            devices, namespaces,
+        )  # fmt: skip
         self._settings.flow = check_flow(flow)  # protocols, ports, hosts (see settings.py)
         self._header_cache = header_cache
         self._btf_path = btf_path  # kernel struct offsets (flow and owner identity) come from it
@@ -222,6 +229,10 @@ class Tracer:
                     self._unavailable.pop(p.feature, None)  # "identity" says it all
         elif "TXTOP_HAVE_SOCK_SEND" not in found.defines:
             self._unavailable[hooks.OWNER_SEND] = OWNER_FALLBACK
+        if self._settings.devices or self._settings.namespaces:
+            why = netns_unknown(identity)  # then every device looks like one of ours
+            if why:
+                self._unavailable["netns"] = why
         drop_reasons = parse_drop_reasons(found.formats.get("skb:kfree_skb", ""))
         # The send syscalls' entry: raw raw_syscalls:sys_enter or the classic sys_enter_*.
         offsets = identity.offsets if identity.offsets is not None else ()
@@ -270,7 +281,7 @@ class Tracer:
             name_of=self._names.name,
             resolve_cgroup=self._cgroups.resolve,
         )
-        counters = Counters(bpf, self._names, self._unavailable)
+        counters = Counters(bpf, self._names, self._unavailable, self._settings.other_namespaces)
         attach = Hooks(bpf, table, self._unavailable)
         driver = TraceWindowDriver(self._windows, attach, tracks, config, counters)
         return _Loaded(bpf, attach, tracks, counters, config, driver)
@@ -296,13 +307,18 @@ class Tracer:
         ifindexes: Sequence[int] | None = None,
         pids: Sequence[int] | None = None,
         flow: FlowFilter | None = None,
+        devices: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         """Replace the interface, pid and flow (protocol/port/host) filters (empty/None =
-        everything). The pid filter matches a packet's syscall tie or its socket's owner."""
+        everything). The pid filter matches a packet's syscall tie or its socket's owner.
+        ``devices`` (of other namespaces, (netns inode, ifindex)): None keeps them."""
         ifs, ps = check_filters(ifindexes, pids)
         checked = check_flow(flow)
+        devs = check_devices(devices) if devices is not None else None
         with self._lock:
             self._settings.ifindexes, self._settings.pids = ifs, ps
+            if devs is not None:
+                self._settings.devices = devs
             self._settings.flow = checked
             if self._loaded is not None:
                 # Filters first, then the flags that enable them, then the attach mode.
@@ -358,6 +374,7 @@ class Tracer:
                 packets = [p for p in packets if flow.matches(p)]
             stats = loaded.counters.stats()
             queues = loaded.counters.queues()
+            ns_queues = loaded.counters.ns_queues  # other namespaces' (--netns), by inode
             cpus = loaded.counters.softirq()
             status = loaded.counters.status(self.status, stats, loaded.tracks.counts)
             self.dql_stalls = stats[abi.S_DQL_STALL]
@@ -366,6 +383,7 @@ class Tracer:
             status=status,
             packets=tuple(packets),
             queues=queues,
+            ns_queues=ns_queues,
             cpus=cpus,
             traced_s=traced_s,
             traced_late_s=traced_late_s,

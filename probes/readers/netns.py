@@ -19,10 +19,10 @@ So each namespace gets one thread (``NetnsThread``) that entered it and runs the
 (the same parsers as txtop's own namespace: netdev.py, bql.py, qdisc.py). Root is needed
 (setns and mount need CAP_SYS_ADMIN).
 
-Not read there: BQL between refreshes (--bql-hz: one read per refresh, no peak), the device
-and queue configuration (ethtool, XPS...), and the BPF probes' per-packet data - the probes
-key devices by ifindex and name, which are unique only within a namespace, and their records
-carry no namespace, so nothing is attributed to these devices (ProbeStatus.unavailable["netns"]).
+Not read there: BQL between refreshes (--bql-hz: one read per refresh, no peak) and the
+device and queue configuration (ethtool, XPS...). The BPF probes' data comes from txtop's own
+tracer, which keys devices by (namespace inode, ifindex): ``NetnsReader.ino`` is the inode
+(core/nsprobes.py splits the tracer's reading by it).
 """
 
 from __future__ import annotations
@@ -66,10 +66,6 @@ NAME_MAX = 255
 CALL_TIMEOUT_S = 5.0
 # `ip netns` names: no '/', not "." or "..", printable; labels shown as "<label>/<dev>".
 _NAME_RE = re.compile(r"[A-Za-z0-9_.:@+=,-]{1,255}")
-NO_PROBES = (
-    "probes: not for devices in other namespaces yet (the probes key devices by ifindex and "
-    "name, unique only within a namespace, and their records carry no namespace)"
-)
 
 
 class NetnsError(ValueError):
@@ -265,6 +261,7 @@ class NetnsReader:
     def __init__(self, ref: NetnsRef, fd: int, interfaces: Sequence[str] = ()) -> None:
         self.ref = ref
         self.label = ref.label
+        self.ino = ref.ino  # the namespace's inode: net->ns.inum, how the probes key it
         self._thread = NetnsThread(ref, fd)
         self._wanted = list(interfaces)
         self._names: list[str] | None = None

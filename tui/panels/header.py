@@ -33,7 +33,9 @@ class HeaderState:
 
 # ---- line 2: the probes ---------------------------------------------------------------------
 
-NETNS_KEY = "netns"  # ProbeStatus.unavailable key of the devices of other namespaces (--netns)
+# ProbeStatus.unavailable key: the probes cannot tell the devices of other namespaces (--netns)
+# apart from txtop's own (no BTF offset for net->ns.inum); the help has the reason
+NETNS_KEY = "netns"
 MAX_LISTED = 3  # unavailable probes named on the line; the help lists them all
 NOTE_CHARS = 40
 
@@ -68,8 +70,8 @@ def _running_frags(p: ProbeStatus) -> Line:
         names = ", ".join(missing[:MAX_LISTED])
         more = f" +{len(missing) - MAX_LISTED}" if len(missing) > MAX_LISTED else ""
         out.append((f"  partial: {names}{more} unavailable", "warn"))
-    if NETNS_KEY in p.unavailable:
-        out.append(("  not for devices in other namespaces yet", "warn"))
+    if NETNS_KEY in p.unavailable:  # no namespace in the probes' keys (no BTF for it)
+        out.append(("  other namespaces not told apart", "warn"))
     return out
 
 
