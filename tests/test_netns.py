@@ -1,16 +1,21 @@
 """--netns (issue 17): devices of another network namespace, read there (sysfs through a
 private sysfs mount in a thread that entered it, netlink from a socket made there), shown as
-NS/DEV without probe data; bad namespaces are one line and exit 2.
+NS/DEV, with the BPF probes' data keyed by (namespace inode, ifindex); bad namespaces are one
+line and exit 2.
 
-Unit tests on the argument forms; root tests against a lab's peer inside its namespace,
-checked against `ip -n NS -s link` and `tc -n NS qdisc`."""
+Unit tests on the argument forms (the key mapping: tests/test_netns_keys.py); root tests
+against a lab's peer inside its namespace, checked against `ip -n NS -s link` and
+`tc -n NS qdisc`, beside a device of ours with the peer's name and ifindex."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from test_cli import TXTOP, txtop
@@ -112,7 +117,7 @@ def test_a_lab_device_inside_its_namespace(lab) -> None:
     assert unknown.returncode == 2 and "unknown interface" in unknown.stderr  # not ours
     send_from_peer(lab, 50)
     before = peer_tx_packets(lab)
-    snap = once("--netns", lab.ns, "-i", lab.peer)  # no device of ours: no probes compiled
+    snap = once("--no-probes", "--netns", lab.ns, "-i", lab.peer)  # the probes: below
     after = peer_tx_packets(lab)
     name = f"{lab.ns}/{lab.peer}"
     assert snap["interfaces"] == [name]
@@ -134,8 +139,7 @@ def test_a_lab_device_inside_its_namespace(lab) -> None:
         assert q["tx"]["source"] == "qdisc" and q["tx"]["packets_unit"] == "segment"
     assert sum(q["qdisc"]["packets"] for q in queues) >= 50
     probes = snap["probes"]
-    assert probes["state"] == "off" and "other namespaces" in probes["reason"]
-    assert "netns" in probes["unavailable"]
+    assert probes["state"] == "off" and "netns" not in probes["unavailable"]
     # By the namespace file and by a PID inside it: the same devices.
     assert (
         once("--netns", f"/run/netns/{lab.ns}", "-i", lab.peer)["devices"][0]["ifindex"]
@@ -154,19 +158,144 @@ def test_a_lab_device_inside_its_namespace(lab) -> None:
     )
 
 
+@contextlib.contextmanager
+def twin_of_peer(lab):
+    """A device of ours with the peer's name and, where free here, its ifindex: a veth pair
+    left down (it sends nothing), removed afterwards."""
+    index = ip_json("-n", lab.ns, "link", "show", "dev", lab.peer)[0]["ifindex"]
+    other = f"{lab.peer[:11]}tw"
+    base = ["ip", "link", "add", lab.peer]
+    tail = ["type", "veth", "peer", "name", other]
+    made = subprocess.run([*base, "index", str(index), *tail], capture_output=True)
+    if made.returncode != 0:  # that ifindex is taken here: the same name only
+        subprocess.run([*base, *tail], check=True)
+    try:
+        yield ip_json("link", "show", "dev", lab.peer)[0]["ifindex"]
+    finally:
+        subprocess.run(["ip", "link", "del", lab.peer], check=False)
+
+
+def tc_queue_packets(lab) -> dict[int, int]:
+    """The peer's mq children's packets per TX queue, from `tc -n NS -s qdisc`."""
+    out = subprocess.run(["tc", "-n", lab.ns, "-j", "-s", "qdisc", "show", "dev", lab.peer],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return {
+        int(q["parent"].split(":")[1]) - 1: int(q["packets"])
+        for q in json.loads(out)
+        if q["kind"] != "mq" and q.get("parent", "").startswith("1:")
+    }
+
+
 @pytest.mark.root
-def test_own_devices_beside_a_namespace_keep_their_probes(lab) -> None:
-    """-i OURS --netns NS -i PEER: the probes run for our device, never for the peer (its
-    ifindex may equal one of ours), and the JSON and probe line say so."""
-    snap = once("-i", lab.dev, "--netns", lab.ns, "-i", lab.peer)
+def test_probe_data_for_a_device_inside_its_namespace(lab) -> None:
+    """The probes count and sample the peer's packets by (namespace, ifindex): its queues'
+    probe counters match the namespace's `tc -s` and `ip -s link`, its sampled packets are
+    NS/PEER, and our device with the peer's name (and ifindex) gets none of them."""
+    from txtop.probes.bpf.tracer import Tracer
+    from txtop.probes.collector import Collector
+    from txtop.probes.readers.netns import open_readers
+
+    subprocess.run(["tc", "-n", lab.ns, "qdisc", "replace", "dev", lab.peer, "root", "handle",
+                    "1:", "mq"], check=True)  # fmt: skip
+    name = f"{lab.ns}/{lab.peer}"
+    with twin_of_peer(lab) as twin_index:
+        readers = open_readers([lab.ns], [(lab.ns, lab.peer)]).readers
+        (reader,) = readers
+        (peer_dev,) = reader.read().devices
+        # Ours: the twin (the peer's name), and the device with the peer's ifindex when the
+        # twin could not take it (read and traced only; nothing is sent on it).
+        same_index = [x["ifname"] for x in ip_json("link", "show")
+                      if x["ifindex"] == peer_dev.ifindex and x["ifname"] != lab.peer]  # fmt: skip
+        ours = [lab.peer, *same_index]
+        tracer = Tracer(
+            sorted({twin_index, peer_dev.ifindex}),
+            sample_every=1,
+            max_samples_per_s=100_000,
+            trace_duty=1.0,  # exact counts: attached all the time
+            devices=[(reader.ino, peer_dev.ifindex)],
+        )
+        collector = Collector(ours, tracer=tracer, namespaces=readers)
+        try:
+            if not collector.start_tracer():
+                pytest.skip(f"probes unavailable: {collector.probe_status.reason}")
+            collector.collect()
+            tc0, link0 = tc_queue_packets(lab), peer_tx_packets(lab)
+            send_from_peer(lab, 400)
+            packets: list = []
+            deadline = time.monotonic() + 20
+            while True:
+                collector.poll(0.2)
+                snap = collector.collect()
+                packets += snap.packets
+                rows = {(q.dev, q.queue): q for q in snap.queues}
+                probed = sum(probe_packets(q) for (dev, _), q in rows.items() if dev == name)
+                if probed >= 400 or time.monotonic() > deadline:
+                    break
+            tc1, link1 = tc_queue_packets(lab), peer_tx_packets(lab)
+        finally:
+            collector.close()
+    assert "netns" not in snap.probes.unavailable, snap.probes.unavailable
+    assert snap.interfaces == (*ours, name)
+    for q in range(4):
+        row = rows[name, q]
+        assert row.netns == lab.ns and row.tx is not None and row.tx.skbs_per_s is not None, row
+        sent = tc1.get(q, 0) - tc0.get(q, 0)  # UDP of 200 bytes: a segment is an skb
+        assert abs(probe_packets(row) - sent) <= 3, (q, row.tx, sent)
+    assert abs(probed - (link1 - link0)) <= 3, (probed, link1 - link0)
+    assert sum(tc1.values()) - sum(tc0.values()) >= 400
+    twin = [q for (dev, _), q in rows.items() if dev == lab.peer]
+    assert twin and all(probe_packets(q) == 0 and q.latency_ns == {} for q in twin)
+    mine = [p for p in packets if p.dev == name]
+    assert len(mine) >= 300, len(packets)
+    assert all(p.netns == lab.ns and p.ifindex == peer_dev.ifindex for p in mine)
+    assert all(p.netns_inode == reader.ino for p in mine)
+    # The peer's datagrams (to our end, port 9) are never one of our devices' packets.
+    for p in packets:
+        if p.flow is not None and p.flow.daddr == lab.local_ip and p.flow.dport == 9:
+            assert p.dev == name, p
+        assert p.dev != lab.peer, p
+    assert any(rows[name, q].latency_ns for q in range(4))
+
+
+def probe_packets(row) -> int:
+    """A queue row's packets as the probes counted them (skbs; between trace windows an mq
+    child's exact counters replace the rates, and the probes' count is kept as gso_segs: for
+    these UDP datagrams one segment each)."""
+    tx = row.tx
+    if tx is None or tx.skbs_per_s is None:
+        return 0
+    return tx.packets if tx.source == "probe" else tx.gso_segs
+
+
+@pytest.mark.root
+def test_own_devices_beside_a_namespace_both_probed(lab) -> None:
+    """-i OURS --netns NS -i PEER on the command line: the probes run for both, the JSON
+    says nothing is missing for the namespace and its rows carry probe data."""
+    stop = threading.Event()
+
+    def keep_sending() -> None:
+        while not stop.is_set():
+            send_from_peer(lab, 200)
+            stop.wait(0.1)
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    sender.start()
+    try:
+        snap = once("--trace-duty", "100", "-i", lab.dev, "--netns", lab.ns, "-i", lab.peer)
+    finally:
+        stop.set()
+        sender.join(30)
     assert snap["interfaces"] == [lab.dev, f"{lab.ns}/{lab.peer}"]
     probes = snap["probes"]
-    assert probes["state"] in ("running", "unavailable"), probes
-    assert "other namespaces" in probes["unavailable"]["netns"]
-    for q in snap["queues"]:
-        if q["netns"] is not None:
-            assert q["tx"] is None or q["tx"]["source"] == "qdisc"
-            assert q["bypass"] is None and q["latency_ns"] == {}
+    if probes["state"] != "running":
+        pytest.skip(f"probes: {probes['reason']}")
+    assert "netns" not in probes["unavailable"]
+    ns_rows = [q for q in snap["queues"] if q["netns"] is not None]
+    assert ns_rows and all(q["tx"]["source"] == "probe" for q in ns_rows), ns_rows
+    assert sum(q["tx"]["packets"] for q in ns_rows) > 0
+    for p in snap["packets"]:
+        assert p["dev"] in (lab.dev, f"{lab.ns}/{lab.peer}"), p
+        assert (p["netns"] is None) == (p["dev"] == lab.dev)
 
 
 def test_a_netns_that_is_txtops_own_shows_its_own_devices() -> None:
