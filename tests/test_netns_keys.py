@@ -97,3 +97,10 @@ def test_a_reading_split_by_namespace() -> None:
     with pytest.raises(ValueError):
         namespace_reading(reading, 0)
     assert own_reading(own) is own  # nothing to drop: the same reading
+
+
+def test_without_btf_the_namespaces_cannot_be_told_apart_and_that_is_said() -> None:
+    from txtop.probes.bpf.prerequisites import Identity, netns_unknown
+
+    why = netns_unknown(Identity(reason="identity unavailable: no BTF"))
+    assert why.startswith("devices of other namespaces not told apart") and "no BTF" in why
