@@ -431,14 +431,19 @@ def test_tiny_ring_buffer_reports_losses(lab: Lab) -> None:
         assert t.running, t.status.reason
         with Sink(lab.ns_argv([]), PORT):
             warm_up(lab)
-            # Nobody drains while 2000 records arrive: a 4 KiB buffer holds about 20.
+            # 2000 datagrams (~4000 records) into a 4 KiB ring (16 records): its drain thread
+            # (probes/bpf/ringbuf.py) keeps part of them (measured: lost 683 to 3055 records),
+            # nobody decodes meanwhile.
             run_sender("udp", lab.peer_ip, str(PORT), "--count", "2000", "--size", "64")
         reading = t.read()
         st = reading.status
         assert st.state == "running"
-        assert st.lost_events > 1000, st.breakdown
+        assert st.lost_events > 100, st.breakdown
         assert any(k.startswith("ringbuf_full:") for k in st.breakdown), st.breakdown
-        assert 0 < len(reading.packets) < 200
+        # A track record refused is a packet never reported (on veth tracks end at xmit);
+        # + a few others: warm_up's 2, ARP, IPv6 neighbour discovery.
+        lost_tracks = st.breakdown.get("ringbuf_full:net_dev_xmit", 0)
+        assert 0 < len(reading.packets) <= 2000 + 10 - lost_tracks
     finally:
         t.close()
 
