@@ -160,3 +160,16 @@ def test_sampling_duty_follows_windows_that_run_over() -> None:
         w.step(t, live_tracks=0)  # the next one opens
     assert w.sampling_duty() == pytest.approx(0.1, rel=0.05)
     assert TraceWindows(1.0).sampling_duty() == 1.0
+
+
+def test_the_shortest_raw_window_still_measures_and_returns_to_continuous() -> None:
+    # The CI failure this guards: windows of exactly MIN_MEASURE_S measured 0.039 s and were
+    # ignored, so auto stayed at the minimum duty after the traffic stopped.
+    window, _ = window_geometry(duty.MIN_DUTY, duty.RAW_DETACH)  # type: ignore[misc]
+    assert window >= 2 * duty.MIN_MEASURE_S
+    w = TraceWindows(None)
+    w.detach = duty.RAW_DETACH
+    w.measured(5_000_000, 5_000_000, 0.1)
+    assert w.duty == duty.MIN_DUTY
+    w.measured(0, 0, window * 0.95)  # a window cut a little short by the step timing
+    assert w.duty == 1.0

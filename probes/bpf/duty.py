@@ -51,8 +51,10 @@ MAX_LONG_WINDOW_S = 2.0
 # When a window ends, the later-stage probes stay attached until the tracks begun in it end
 # (or this long), so a sampled packet is seen to its free and not cut off at the window edge.
 DRAIN_GRACE_S = 0.5
-# Auto: a packet rate measured over less than this is not trusted to change the duty.
-MIN_MEASURE_S = 0.04
+# Auto: a packet rate measured over less than this is not trusted to change the duty. (A
+# flood shows thousands of packets in it; a quiet link few, and the duty then goes up: the
+# safe direction.) Windows are never shorter than twice this, so each one measures.
+MIN_MEASURE_S = 0.02
 CONTINUOUS_MEASURE_S = 0.05  # continuous tracing re-checks the rate this often
 
 OPEN, DRAINING, CLOSED = "open", "draining", "closed"
@@ -74,7 +76,7 @@ class Detach:
 
 
 CLASSIC_DETACH = Detach(MIN_CLOSED_S, DETACH_TAIL_S)
-RAW_DETACH = Detach(0.2, 0.0, window_per_duty_s=1.0, min_window_s=MIN_MEASURE_S)
+RAW_DETACH = Detach(0.2, 0.0, window_per_duty_s=1.0, min_window_s=2 * MIN_MEASURE_S)
 
 
 def window_geometry(duty: float, detach: Detach = CLASSIC_DETACH) -> tuple[float, float] | None:
