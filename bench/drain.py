@@ -95,16 +95,16 @@ def default_pages() -> int:
 
 
 def run_drain(traffic: Traffic, quick: bool, seconds: float) -> dict[str, Any]:
-    pages = default_pages()
+    default = default_pages()
     # Each traced packet of the flood is two records on veth (the track, and the sendto()'s
     # late return), so a cap of C traces/s gives at least 2C records/s (here 1.0-1.7 C traces/s
     # were delivered at caps of 20k-50k). 20k-25k is about 50k records/s.
     if quick:
-        plan = [(c, pages) for c in (2_000, 10_000, 20_000, 25_000, 50_000)]
+        plan = [(c, default) for c in (2_000, 10_000, 20_000, 25_000, 50_000)]
     else:
         caps = (2_000, 5_000, 10_000, 20_000, 25_000, 50_000, 1_000_000)
-        plan = [(c, pages) for c in caps]
-        plan += [(c, p) for p in (64, 256, 1024) if p != pages for c in (25_000, 50_000)]
+        plan = [(c, default) for c in caps]
+        plan += [(c, p) for p in (64, 256, 1024) if p != default for c in (25_000, 50_000)]
     rows = []
     for cap, pages in plan:
         row = drain_one(traffic, cap, seconds, pages)
@@ -121,11 +121,11 @@ def run_drain(traffic: Traffic, quick: bool, seconds: float) -> dict[str, Any]:
                  and r["ringbuf_lost"] == 0]  # fmt: skip
         return max(clean, default=0)
 
-    default_rows = [r for r in rows if r["ringbuf_pages"] == pages]
+    default_rows = [r for r in rows if r["ringbuf_pages"] == default]
     out: dict[str, Any] = {
         "sweep": rows,
-        "capacity_records_per_s": best(pages),
-        "default_ringbuf_pages": pages,
+        "capacity_records_per_s": best(default),
+        "default_ringbuf_pages": default,
         "capacity_records_per_s_1024_pages": best(1024) if not quick else None,
         # When even the highest cap lost nothing, the sender (not the worker) was the limit.
         "limited_by": "sender" if default_rows[-1]["ringbuf_lost"] == 0 else "worker",
