@@ -421,7 +421,7 @@ def test_no_lost_events_at_a_moderate_rate(fresh: Tracer, lab: Lab) -> None:
 
 
 @root
-def test_tiny_ring_buffer_reports_losses(lab: Lab) -> None:
+def test_tiny_ring_buffer_parks_or_counts_every_record(lab: Lab) -> None:
     _skip_unless_probes()
     t = Tracer(
         [lab.ifindex], sample_every=1, max_samples_per_s=1_000_000, ringbuf_pages=1, trace_duty=1.0
@@ -434,16 +434,24 @@ def test_tiny_ring_buffer_reports_losses(lab: Lab) -> None:
             # 2000 datagrams (~4000 records) into a 4 KiB ring (16 records): its drain thread
             # (probes/bpf/ringbuf.py) keeps part of them (measured: lost 683 to 3055 records),
             # nobody decodes meanwhile.
-            run_sender("udp", lab.peer_ip, str(PORT), "--count", "2000", "--size", "64")
-        reading = t.read()
+            pid = run_sender("udp", lab.peer_ip, str(PORT), "--count", "2000", "--size", "64")
+            # A record the ring refuses is parked in its map (txtop.bpf.c end_track), reported
+            # by a later touch or the scan, or counted lost when the next datagram reuses its
+            # skb address first (ringbuf_full:net_dev_queue): every one is accounted for.
+            packets: list[PacketTrace] = []
+            reading = t.read()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                packets.extend(reading.packets)
+                replaced = reading.status.breakdown.get("ringbuf_full:net_dev_queue", 0)
+                if len(udp_of(packets, lab, pid)) + replaced >= 2000:
+                    break
+                t.poll(0.05)
+                reading = t.read()
         st = reading.status
         assert st.state == "running"
-        assert st.lost_events > 100, st.breakdown
-        assert any(k.startswith("ringbuf_full:") for k in st.breakdown), st.breakdown
-        # A track record refused is a packet never reported (on veth tracks end at xmit);
-        # + a few others: warm_up's 2, ARP, IPv6 neighbour discovery.
-        lost_tracks = st.breakdown.get("ringbuf_full:net_dev_xmit", 0)
-        assert 0 < len(reading.packets) <= 2000 + 10 - lost_tracks
+        assert st.sampling.get("ringbuf_retried", 0) > 100, st.sampling
+        assert len(udp_of(packets, lab, pid)) + replaced == 2000, st.breakdown
     finally:
         t.close()
 

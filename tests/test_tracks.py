@@ -205,12 +205,43 @@ def test_a_window_cut_ends_every_live_track_and_is_not_a_loss(kernel: FakeKernel
 
 def test_syscalls_that_never_return_are_dropped_from_pending(kernel: FakeKernel) -> None:
     t = kernel.tracker()
-    kernel.pending[77] = abi.PENDING.pack(0x9, T0 - TIMEOUT - 1)
-    kernel.pending[78] = abi.PENDING.pack(0x8, T0)
+    kernel.pending[77] = abi.PENDING.pack(0x9, T0 - TIMEOUT - 1, 0)
+    kernel.pending[78] = abi.PENDING.pack(0x8, T0, 0)
     kernel.created += 2
     assert t.collect() == []  # not a packet of its own
     assert set(kernel.pending) == {78}
     assert (t.counts.exit_missed, t.counts.ended, t.live()) == (1, 1, 1)
+
+
+def test_a_track_the_ring_refused_is_reported_from_the_map_not_lost(kernel: FakeKernel) -> None:
+    # The kernel side ended it (xmit), the ring buffer refused the record: parked in the map
+    # with its end, found by the next scan and reported as it ended, not as aged.
+    t = kernel.tracker()
+    kernel.start(0xB, ts=stages(dev_queue=T0, start_xmit=T0 + 1, xmit=T0 + 2))
+    parked = abi.RECORD.unpack(kernel.tracks[0xB])
+    kernel.tracks[0xB] = record(
+        skbaddr=0xB, first_ns=T0, dev=b"veth0", ts=stages(dev_queue=T0, start_xmit=T0 + 1,
+        xmit=T0 + 2), flags=abi.F_PARKED | abi.F_RC, end=0,
+    )  # fmt: skip
+    assert parked[1] == T0
+    kernel.now += MS  # young: it would not age yet
+    (p,) = t.collect()
+    assert p.track == "complete" and list(p.stages) == ["dev_queue", "start_xmit", "xmit"]
+    assert kernel.tracks == {} and t.counts.parked == 1 and t.counts.aged == 0
+    assert t.live() == 0 and kernel.published[-1] == 1
+
+
+def test_a_send_end_the_ring_refused_joins_its_record(kernel: FakeKernel) -> None:
+    t = kernel.tracker()
+    kernel.start(0xC, syscall=abi.SYS_SENDTO, ts=stages(sendto=T0 - 5, dev_queue=T0))
+    t.add(kernel.end(0xC, syscall=abi.SYS_SENDTO))  # no sys_exit_ns: waits for its exit
+    assert t.collect() == []
+    kernel.pending[55] = abi.PENDING.pack(0xC, T0, T0 + 9)  # parked exit
+    kernel.created += 1
+    kernel.now += 2 * AGE_SCAN_INTERVAL_S * S
+    (p,) = t.collect()
+    assert p.syscall_exit_ns == T0 + 9 and kernel.pending == {}
+    assert t.counts.parked == 1 and t.counts.exit_missed == 0
 
 
 def test_an_eviction_is_counted_once_it_persists(kernel: FakeKernel) -> None:

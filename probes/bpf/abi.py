@@ -53,6 +53,7 @@ F_TXQ_STATE = 0x4  # txq_state set (qdisc_dequeue seen)
 F_REASON = 0x8  # drop_reason set (kfree_skb with a reason field)
 F_HANDED_ON = 0x10  # the skb went on to another dev_queue (stacked device)
 F_QMAP = 0x20  # queue set at net_dev_queue from skb->queue_mapping (before the qdisc)
+F_PARKED = 0x40  # the ring refused its record: left in tracks, ended (end), for a retry
 
 # txtop_record.via (enum VIA_*): how the owner fields were found. "" = none recorded (no BTF:
 # only a syscall tie can name a sender, and an untied packet's owner is unknown).
@@ -110,8 +111,9 @@ N_PROBES = len(PROBE_IDS)
     S_XMIT_PACKETS,  # net_dev_start_xmit runs, all devices (auto duty's packet rate)
     S_NO_FLOW,  # sampled, but its network header could not be read
     S_FLOW_FILTERED,  # refused at the sampling decision by the flow filter
-    S_RB_FULL,  # + probe id: ring-buffer reservation failed in that probe
-) = range(12)
+    S_RB_PARKED,  # a record the ring refused, kept in its map for a retry (not a loss)
+    S_RB_FULL,  # + probe id: ring-buffer reservation failed in that probe (a loss)
+) = range(13)
 N_STATS = S_RB_FULL + N_PROBES
 
 # ---- byte layouts (little endian, explicit padding: no implicit padding on either side) ------
@@ -168,6 +170,7 @@ EXIT_RECORD_FIELDS: tuple[tuple[str, str], ...] = (  # struct txtop_exit_record
 PENDING_FIELDS: tuple[tuple[str, str], ...] = (  # struct txtop_pending (map sys_pending)
     ("skbaddr", "Q"),
     ("first_ns", "Q"),
+    ("exit_ns", "Q"),  # the send ended, its exit record refused by the ring: report it
 )
 GATE_FIELDS: tuple[tuple[str, str], ...] = (  # struct txtop_gate (map gate)
     ("created", "Q"),
@@ -227,6 +230,7 @@ VALUES: dict[str, int] = {
     "F_REASON": F_REASON,
     "F_HANDED_ON": F_HANDED_ON,
     "F_QMAP": F_QMAP,
+    "F_PARKED": F_PARKED,
     **{f"VIA_{(via or 'none').upper()}": i for i, via in enumerate(VIAS)},
     "FL_L3": FL_L3,
     "FL_PORTS": FL_PORTS,
@@ -259,6 +263,7 @@ VALUES: dict[str, int] = {
     "S_XMIT_PACKETS": S_XMIT_PACKETS,
     "S_NO_FLOW": S_NO_FLOW,
     "S_FLOW_FILTERED": S_FLOW_FILTERED,
+    "S_RB_PARKED": S_RB_PARKED,
     "S_RB_FULL": S_RB_FULL,
     "N_STATS": N_STATS,
     "SLOT_QUEUES": SLOT_QUEUES,

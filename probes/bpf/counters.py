@@ -25,6 +25,7 @@ from txtop.probes.bpf.abi import (
     S_NO_FLOW,
     S_RATE_LIMITED,
     S_RB_FULL,
+    S_RB_PARKED,
     S_SAMPLED,
     S_TRACK_AGED,
     S_TRACK_FULL,
@@ -124,7 +125,13 @@ def probe_status(
     breakdown.update({k: v for k, v in extra.items() if v})
     lost = sum(breakdown.values())
     breakdown.update(skipped)
-    flow_counts = {"flow_filtered": stats[S_FLOW_FILTERED], "no_flow": stats[S_NO_FLOW]}
+    flow_counts = {
+        "flow_filtered": stats[S_FLOW_FILTERED],
+        "no_flow": stats[S_NO_FLOW],
+        # records the ring refused at first (full, or busy on that CPU) and kept in their map
+        # for a retry or user space's scan: delayed, not lost
+        "ringbuf_retried": stats[S_RB_PARKED],
+    }
     return dataclasses.replace(
         base,
         state="running",

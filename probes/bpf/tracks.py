@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from txtop.core.model import PacketTrace
-from txtop.probes.bpf.abi import END_AGED, GATE, PENDING
+from txtop.probes.bpf.abi import END_AGED, F_PARKED, GATE, PENDING
 from txtop.probes.bpf.decode import (
     DecodeError,
     ExitRecord,
@@ -79,6 +79,7 @@ class TrackCounts:
     exit_missed: int = 0  # a tied thread never returned (or its return was missed)
     evicted: int = 0
     decode_errors: int = 0
+    parked: int = 0  # records the ring refused that the scan found parked in their maps
 
 
 @contextlib.contextmanager
@@ -160,6 +161,9 @@ class Tracks:
         if self._last_scan is None or now - self._last_scan >= AGE_SCAN_INTERVAL_S:
             self._last_scan = now
             packets.extend(self.scan())
+        # After the scan: it may have found exits the ring refused (parked in sys_pending)
+        # for records that would otherwise stop waiting now.
+        packets.extend(self._join_exits(now))
         packets.extend(self._cut_out)
         self._cut_out = []
         return packets
@@ -183,7 +187,8 @@ class Tracks:
         )
 
     def _decode_pending(self) -> list[PacketTrace]:
-        """Decode what the ring buffer delivered; join records with late syscall returns."""
+        """Decode what the ring buffer delivered (collect joins records with late syscall
+        returns after its scan)."""
         records, self._records = self._records, []
         now = self._now_s()
         out = []
@@ -203,7 +208,6 @@ class Tracks:
                     waiting.append((now, rec))
                 else:
                     out.append(self._trace(rec))
-        out.extend(self._join_exits(now))
         return out
 
     def _join_exits(self, now: float) -> list[PacketTrace]:
@@ -242,6 +246,19 @@ class Tracks:
             except DecodeError:
                 counts.decode_errors += 1
                 continue
+            if rec.flags & F_PARKED:  # ended, its record refused by the ring: report it now
+                try:
+                    del tracks[key]
+                except KeyError:
+                    continue  # the kernel's retry got it through meanwhile
+                counts.ended += 1
+                counts.parked += 1
+                rec = rec._replace(flags=rec.flags & ~F_PARKED)
+                if rec.syscall and not rec.sys_exit_ns:
+                    self._waiting.append((self._now_s(), rec))
+                else:
+                    out.append(self._trace(rec))
+                continue
             if not cut and now_ns - rec.first_ns <= self._timeout_ns:
                 live += 1
                 continue
@@ -261,8 +278,8 @@ class Tracks:
                 out.append(self._trace(rec, end="aged"))
         pending = self._maps.pending
         for key, leaf in list(pending.items()):
-            _skbaddr, first_ns = PENDING.unpack(bytes(leaf))
-            if now_ns - first_ns <= self._timeout_ns:
+            skbaddr, first_ns, exit_ns = PENDING.unpack(bytes(leaf))
+            if not exit_ns and now_ns - first_ns <= self._timeout_ns:
                 live += 1
                 continue
             try:
@@ -270,7 +287,11 @@ class Tracks:
             except KeyError:
                 continue
             counts.ended += 1
-            counts.exit_missed += 1  # the thread never returned (or we missed it)
+            if exit_ns:  # the send ended, the ring refused its exit record: join it here
+                counts.parked += 1
+                self._exits[(skbaddr, first_ns)] = (exit_ns, self._now_s())
+            else:
+                counts.exit_missed += 1  # the thread never returned (or we missed it)
         unexplained = created - ended - counts.ended - live
         # Concurrent ends make one scan overestimate; an eviction persists. Take the smaller.
         evicted = min(unexplained, self._evict_suspect)

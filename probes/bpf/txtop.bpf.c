@@ -76,6 +76,8 @@ enum { SYS_NONE, SYS_SENDTO, SYS_SENDMSG, SYS_SENDMMSG };
 #define F_HANDED_ON 0x10 /* the skb went on to another dev_queue (stacked device) */
 #define F_QMAP 0x20     /* queue set at net_dev_queue from skb->queue_mapping (the TX queue
 			 * picked before the qdisc: a packet dropped there still has one) */
+#define F_PARKED 0x40   /* ended, but the ring buffer refused its record: left in tracks for
+			 * the next touch of its address or user space's scan (end says how) */
 /* record.via: how the owner (tgid, tid, comm, cgroup_id) was found */
 enum { VIA_NONE, VIA_SYSCALL, VIA_SOCKET, VIA_KERNEL };
 /* record.flow_flags: what the packet headers read at net_dev_queue gave */
@@ -113,6 +115,7 @@ enum {
 	S_XMIT_PACKETS,   /* net_dev_start_xmit runs, all devices: the rate auto duty reads */
 	S_NO_FLOW,        /* sampled, but its network header could not be read */
 	S_FLOW_FILTERED,  /* refused at the sampling decision by the flow (protocol/port/host) filter */
+	S_RB_PARKED,      /* a record the ring refused, kept in its map for a retry (not lost) */
 	S_RB_FULL,        /* + probe id: ring buffer reservation failed in that probe */
 	N_STATS = S_RB_FULL + N_PROBES,
 };
@@ -345,6 +348,8 @@ struct txtop_softirq {
 struct txtop_pending {
 	u64 skbaddr;
 	u64 first_ns;
+	u64 exit_ns;           /* the send ended but the ring refused its exit record: user
+				* space's scan reports it (0 = still inside the send) */
 };
 
 /* What user space decodes (probes/bpf/abi.py) is checked here, where the compiler knows the
@@ -534,33 +539,46 @@ static __always_inline int picked(struct txtop_config *c, struct txtop_cpu *pc, 
 	return 1;
 }
 
-/* End a track: copy it to the ring buffer, then delete it. Whoever deletes it owns the end,
- * so a track racing on two CPUs is reported once. */
-static __always_inline void end_track(struct txtop_record *t, u8 end, u32 probe)
+/* The accounting of a track leaving the map (the kernel side deleted it). */
+static __always_inline void track_gone(u64 key, u8 end)
 {
-	u64 key = t->skbaddr;
-	struct txtop_record *r = events.ringbuf_reserve(sizeof(struct txtop_record));
-	if (r) {
-		__builtin_memcpy(r, t, sizeof(struct txtop_record));
-		r->end = end;
-	}
-	if (tracks.delete(&key) != 0) {
-		if (r)
-			events.ringbuf_discard(r, 0);
-		return;
-	}
 	gate_add(0);
 	track_bloom_add(key, -1);
 	if (end == END_AGED)
 		stat_inc(S_TRACK_AGED);
 	else if (end == END_LOST)
 		stat_inc(S_TRACK_LOST);
+}
+
+/* End a track: copy it to the ring buffer, then delete it. Whoever deletes it owns the end,
+ * so a track racing on two CPUs is reported once. When the ring refuses the record (full,
+ * or busy on this CPU: a program in an interrupt nested on one holding the ring's lock,
+ * which the kernel refuses rather than spin on), the track is parked instead: marked ended
+ * and left in the map, to be reported at the next touch of its address or by user space's
+ * scan (tracks.py) within a second. Returns 0 when it parked it. */
+static __always_inline int end_track(struct txtop_record *t, u8 end, u32 probe)
+{
+	u64 key = t->skbaddr;
+	struct txtop_record *r = events.ringbuf_reserve(sizeof(struct txtop_record));
 	if (!r) {
-		stat_inc(S_RB_FULL + probe);
-		return;
+		if (!(t->flags & F_PARKED)) {
+			t->end = end;
+			t->flags |= F_PARKED;
+			stat_inc(S_RB_PARKED);
+		}
+		return 0;
 	}
+	__builtin_memcpy(r, t, sizeof(struct txtop_record));
+	r->end = end;
+	r->flags &= ~F_PARKED;
+	if (tracks.delete(&key) != 0) {
+		events.ringbuf_discard(r, 0);
+		return 1;
+	}
+	track_gone(key, end);
 	events.ringbuf_submit(r, 0);
 	stat_inc(S_EMITTED);
+	return 1;
 }
 
 /* The live track of skb, or NULL. A track older than the timeout is ended as aged. */
@@ -572,6 +590,10 @@ static __always_inline struct txtop_record *track_of(struct txtop_config *c, u64
 	struct txtop_record *t = tracks.lookup(&skb);
 	if (!t)
 		return 0;
+	if (t->flags & F_PARKED) { /* ended already: try its record again, touch nothing */
+		end_track(t, t->end, probe);
+		return 0;
+	}
 	if (now - t->first_ns > c->track_timeout_ns) {
 		end_track(t, END_AGED, probe);
 		return 0;
@@ -1019,21 +1041,31 @@ static __always_inline void on_sys_exit(void)
 	if (!p)
 		return;
 	u64 skb = p->skbaddr, first = p->first_ns;
-	if (sys_pending.delete(&tid) != 0)
-		return;
-	gate_add(0);
-	pending_bloom_add(tid, -1);
+	if (p->exit_ns)
+		return; /* parked: user space reports it */
 	u64 now = bpf_ktime_get_ns();
 	struct txtop_record *t = tracks.lookup(&skb);
-	if (t && t->first_ns == first) {
-		t->sys_exit_ns = now; /* still in flight: the record will carry it */
+	struct txtop_exit_record *r = 0;
+	if (!t || t->first_ns != first) {
+		/* Its track ended already (or the address now belongs to another packet): the
+		 * return goes on its own record; if the ring refuses it, the pending entry keeps
+		 * it for user space's scan. */
+		r = events.ringbuf_reserve(sizeof(struct txtop_exit_record));
+		if (!r) {
+			p->exit_ns = now;
+			stat_inc(S_RB_PARKED);
+			return;
+		}
+	}
+	if (sys_pending.delete(&tid) != 0) {
+		if (r)
+			events.ringbuf_discard(r, 0);
 		return;
 	}
-	/* Its track ended already (or the address now belongs to another packet): report the
-	 * return on its own. */
-	struct txtop_exit_record *r = events.ringbuf_reserve(sizeof(struct txtop_exit_record));
+	gate_add(0);
+	pending_bloom_add(tid, -1);
 	if (!r) {
-		stat_inc(S_RB_FULL + P_SYS_EXIT);
+		t->sys_exit_ns = now; /* still in flight: the record will carry it */
 		return;
 	}
 	r->skbaddr = skb;
@@ -1144,11 +1176,17 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 		 * track either way: two packets are never spliced into one. */
 		struct txtop_record *old = tracks.lookup(&skb);
 		if (old) {
-			if (old->ts[ST_XMIT]) {
+			u8 how = END_LOST;
+			if (old->flags & F_PARKED) {
+				how = old->end;
+			} else if (old->ts[ST_XMIT]) {
 				old->flags |= F_HANDED_ON;
-				end_track(old, END_COMPLETE, P_DEV_QUEUE);
-			} else {
-				end_track(old, END_LOST, P_DEV_QUEUE);
+				how = END_COMPLETE;
+			}
+			if (!end_track(old, how, P_DEV_QUEUE)) {
+				/* Parked and refused again: the new track takes its place. */
+				track_gone(skb, how);
+				stat_inc(S_RB_FULL + P_DEV_QUEUE);
 			}
 		}
 	}
