@@ -15,16 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from txtop.core.cpu_shares import SoftirqShares, consistent_shares, share
 from txtop.core.merge import (
     MergedTick,
-    SoftirqShares,
     Spans,
     TickState,
-    consistent_shares,
     current_queues,
     merge_tick,
     probe_status,
-    share,
     tick_packets,
     tick_spans,
 )

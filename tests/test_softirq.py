@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from txtop.core.config import parse_cpu_list
-from txtop.core.merge import softirq_time_pct
+from txtop.core.cpu_shares import softirq_time_pct
 from txtop.core.readings import CpuTimes, SoftnetRow
 from txtop.probes.readers.softirq import (
     parse_proc_softirqs,

@@ -12,7 +12,8 @@
 
 Parsers raise ValueError on input they cannot make sense of (never anything else); lines they
 do not need are ignored. The readings (``SoftnetRow``, ``CpuTimes``) are core types
-(core/readings.py); the softirq share of CPU time is computed in the merge (core/merge.py).
+(core/readings.py); the softirq share of CPU time is computed in core/cpu_shares.py, for
+the merge.
 """
 
 from __future__ import annotations
