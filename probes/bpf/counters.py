@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ from txtop.probes.readers.softirq import read_online_cpus
 
 TC_H_ROOT = 0xFFFFFFFF  # include/uapi/linux/pkt_sched.h
 SYS_CLASS_NET = Path("/sys/class/net")
+
+
+QUEUE_COUNT_TTL_S = 5.0
 
 
 def tx_queue_count(name: str) -> int:
@@ -171,6 +175,7 @@ class Counters:
         # per-queue counters as of the last ``queues()``: (inode, ifindex, queue) -> counters.
         self._namespaces = namespaces
         self.ns_queues: dict[tuple[int, int, int], QueueCounters] = {}
+        self._queue_counts: dict[str, tuple[float, int]] = {}  # name -> (read at, TX queues)
         try:  # the per-queue counters by slot (raw net_dev_start_xmit: BTF offsets only)
             self._slots: tuple[Any, Any] | None = (bpf[b"dev_slots"], bpf[b"txq_counts"])
         except Exception:  # bcc raises a plain Exception for a map the program lacks
@@ -191,6 +196,18 @@ class Counters:
             for v in self._bpf[b"softirq"].getvalue(ctypes.c_int(0)):
                 runs += int(v.runs[0]) + int(v.runs[1])
         return packets, runs
+
+    def _tx_queues(self, name: str) -> int:
+        """``tx_queue_count`` of a device, re-read from sysfs at most every
+        QUEUE_COUNT_TTL_S (queues() runs every tick; the count changes only with ethtool -L)."""
+        now = time.monotonic()
+        seen = self._queue_counts.get(name)
+        if seen is None or now - seen[0] >= QUEUE_COUNT_TTL_S:
+            if len(self._queue_counts) > 4 * SLOT_QUEUES:  # devices come and go: stay bounded
+                self._queue_counts.clear()
+            seen = (now, tx_queue_count(name))
+            self._queue_counts[name] = seen
+        return seen[1]
 
     def queues(self) -> dict[tuple[int, int], QueueCounters]:
         """Per (ifindex, TX queue) of this network namespace; those of the other namespaces
@@ -219,7 +236,7 @@ class Counters:
                     n_queues = SLOT_QUEUES
                 else:
                     name = self._names.name(key[1])
-                    n_queues = min(tx_queue_count(name), SLOT_QUEUES) if name else 0
+                    n_queues = min(self._tx_queues(name), SLOT_QUEUES) if name else 0
                 base = int(leaf.value) * SLOT_QUEUES
                 for q in range(n_queues):
                     per_cpu = counts.getvalue(ctypes.c_int(base + q))

@@ -638,6 +638,19 @@ static __always_inline u16 sender_dport(u32 nr, u64 uaddr)
 #define KREAD(dst, base, K) \
 	bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)(base) + TXTOP_OFF_##K)
 
+/* A net_device's network namespace, dev->nd_net.net->ns.inum; 0 where this kernel's BTF
+ * lacks the members (no CONFIG_NET_NS) or the reads fail. */
+static __always_inline u32 dev_netns(u64 dev)
+{
+	u32 inum = 0;
+#if TXTOP_HAS_NET_DEVICE_ND_NET_NET && TXTOP_HAS_NET_NS_INUM
+	u64 net = 0;
+	if (KREAD(net, dev, NET_DEVICE_ND_NET_NET) == 0 && net)
+		KREAD(inum, net, NET_NS_INUM);
+#endif
+	return inum;
+}
+
 /* The device's slot in txq_counts, handed out at its first packet (a race between two CPUs
  * costs a slot number, never a double: the insert is BPF_NOEXIST, the loser re-reads). */
 static __always_inline u32 dev_slot(struct txtop_devkey *k)
@@ -670,13 +683,8 @@ static __always_inline struct txtop_devcache *dev_info(struct txtop_config *c,
 	struct txtop_devcache *d = &pc->devs[way];
 	if (d->dev == dev && d->gen == c->filter_gen && ++d->uses < DEV_RECHECK_PACKETS)
 		return d;
-	struct txtop_devkey k = {};
+	struct txtop_devkey k = {.netns = dev_netns(dev)};
 	KREAD(k.ifindex, dev, NET_DEVICE_IFINDEX);
-#if TXTOP_HAS_NET_DEVICE_ND_NET_NET && TXTOP_HAS_NET_NS_INUM
-	u64 net = 0;
-	if (KREAD(net, dev, NET_DEVICE_ND_NET_NET) == 0 && net)
-		KREAD(k.netns, net, NET_NS_INUM);
-#endif
 	d->dev = dev;
 	d->key = k;
 	d->gen = c->filter_gen;
@@ -1258,11 +1266,7 @@ static __always_inline int on_dev_queue(u64 skb, const char *dev, u32 len)
 	u64 netdev = 0;
 	if (!t->ifindex && KREAD(netdev, skb, SK_BUFF_DEV) == 0 && netdev) {
 		KREAD(t->ifindex, netdev, NET_DEVICE_IFINDEX);
-#if TXTOP_HAS_NET_DEVICE_ND_NET_NET && TXTOP_HAS_NET_NS_INUM
-		u64 net = 0;
-		if (KREAD(net, netdev, NET_DEVICE_ND_NET_NET) == 0 && net)
-			KREAD(t->netns, net, NET_NS_INUM);
-#endif
+		t->netns = dev_netns(netdev);
 	}
 	/* The owner: the syscall tie when there is one, else whoever last sent on skb->sk. (A
 	 * tie wins over the map: the map may still hold the previous owner of a reused socket
@@ -1438,11 +1442,8 @@ int txtop_raw_qdisc_dequeue(struct bpf_raw_tracepoint_args *ctx)
 	struct txtop_skey k = {};
 	if (KREAD(dev, txq, NETDEV_QUEUE_DEV) == 0 && dev) {
 		KREAD(k.ifindex, dev, NET_DEVICE_IFINDEX);
-#if TXTOP_HAS_NET_DEVICE_ND_NET_NET && TXTOP_HAS_NET_NS_INUM
-		u64 net = 0;
-		if (state & TXQ_XOFF_MASK && KREAD(net, dev, NET_DEVICE_ND_NET_NET) == 0 && net)
-			KREAD(k.netns, net, NET_NS_INUM);
-#endif
+		if (state & TXQ_XOFF_MASK)
+			k.netns = dev_netns(dev);
 	}
 	if (state & TXQ_XOFF_MASK) {
 		KREAD(k.parent, ctx->args[0], QDISC_PARENT);
