@@ -25,6 +25,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from senders import ReadyProcess  # the tests' directory: beside this file
+
 HERE = Path(__file__).resolve()
 ALLOWED = (
     ipaddress.ip_network("127.0.0.0/8"),
@@ -102,33 +104,14 @@ def sink(port: int, seconds: float) -> None:
                 s.close()
 
 
-class Sink:
+class Sink(ReadyProcess):
     """The sink inside a lab namespace (``ns_argv``: Lab.ns_argv([])); always stopped."""
+
+    ready_timeout_s = 15.0
 
     def __init__(self, ns_argv: Sequence[str], port: int, seconds: float = 60) -> None:
         argv = [*ns_argv, *argv_for("sink", "any", str(port), "--seconds", str(seconds))]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)  # noqa: S603
-
-    def __enter__(self) -> Sink:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 15)
-        line = self.proc.stdout.readline() if ready else ""
-        if line.strip() != "ready":
-            self.stop()
-            raise RuntimeError(f"sink did not start (got {line!r})")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -98,20 +98,27 @@ def sink(port: int, seconds: float, read: bool) -> None:
                 s.close()
 
 
-class Sink:
-    """A sink process inside a lab's namespace; a context manager that always stops it."""
+def stop_process(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Terminate a child and reap it (killed if it does not go within 5 s)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
-    def __init__(self, ns_argv: Sequence[str], port: int, seconds: float = 60, read: bool = True):
-        argv = [sys.executable, str(HERE), "sink", str(port), "--seconds", str(seconds)]
-        if not read:
-            argv.append("--no-read")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv built from validated parts
-            list(ns_argv) + argv, stdout=subprocess.PIPE, text=True
-        )
 
-    def __enter__(self) -> Sink:
+class ReadyProcess:
+    """A child (``self.proc``, started by the subclass) that prints "ready" on its stdout once
+    it serves; a context manager that waits for that and always stops it."""
+
+    proc: subprocess.Popen  # type: ignore[type-arg]
+    ready_timeout_s = 10.0
+
+    def __enter__(self) -> ReadyProcess:
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.ready_timeout_s)
         line = self.proc.stdout.readline() if ready else ""
         if line.strip() != "ready":
             self.stop()
@@ -122,13 +129,19 @@ class Sink:
         self.stop()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
+
+
+class Sink(ReadyProcess):
+    """A sink process inside a lab's namespace; a context manager that always stops it."""
+
+    def __init__(self, ns_argv: Sequence[str], port: int, seconds: float = 60, read: bool = True):
+        argv = [sys.executable, str(HERE), "sink", str(port), "--seconds", str(seconds)]
+        if not read:
+            argv.append("--no-read")
+        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv built from validated parts
+            list(ns_argv) + argv, stdout=subprocess.PIPE, text=True
+        )
 
 
 def free_lab_subnet(candidates: range = range(200, 220)) -> int:

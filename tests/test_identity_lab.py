@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from identity_senders import Sink as DualSink
 from identity_senders import argv_for
-from senders import Sink, free_lab_subnet
+from senders import Sink, free_lab_subnet, stop_process
 from test_cli import TXTOP
 from test_tracer_lab import (
     PORT,
@@ -114,13 +114,7 @@ class Iperf3Server:
         self.stop()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 @dataclass
